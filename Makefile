@@ -1,0 +1,46 @@
+# NeuroStrat: `make demo` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo
+DEMO_SUBJECTS ?= 40
+DEMO_SITES ?= 3
+NPROCS ?= 2
+
+.PHONY: install test demo lint clean
+
+install: $(STAMP)
+
+# Order matters: torch (the local CPU build) before anything that depends on it; pyradiomics
+# 3.0.1 built against the pinned numpy without build isolation (see requirements-build.txt).
+$(STAMP): requirements.lock requirements-build.txt pyproject.toml version
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-build.txt
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-build-isolation pyradiomics==3.0.1
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff check bids_app tests run.py
+	$(BIN)/ruff format --check bids_app tests run.py
+
+demo: $(STAMP)
+	@test -f $(DEMO_DIR)/bids/dataset_description.json || \
+	  $(BIN)/python -m bids_app.synthetic $(DEMO_DIR)/bids --n-subjects $(DEMO_SUBJECTS) \
+	    --n-sites $(DEMO_SITES) --seed 0 --voxel-size 2.0 --n-jobs $(NPROCS)
+	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant \
+	  -w $(DEMO_DIR)/work --nprocs $(NPROCS) --sloppy --seed 0
+	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group \
+	  -w $(DEMO_DIR)/work --seed 0
+	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,179 @@
+"""``run.py`` / ``neurostrat`` / ``python -m bids_app``: parse, configure, run, exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from bids_app import __version__
+from bids_app.cli.parser import build_parser
+from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
+from bids_app.errors import ExitCode, NeuroStratError, OutputError, UsageError
+from bids_app.utils.logs import setup_logging
+
+
+class UnknownLevelError(UsageError):
+    """The analysis level is neither participant nor group."""
+
+    exit_code = ExitCode.UNKNOWN_LEVEL
+
+
+def _detect_container() -> str | None:
+    """Tell whether we run in a Docker or Singularity/Apptainer container."""
+    if os.environ.get("SINGULARITY_CONTAINER") or os.environ.get("APPTAINER_CONTAINER"):
+        return "singularity"
+    if os.environ.get("NEUROSTRAT_CONTAINER") == "docker" or Path("/.dockerenv").exists():
+        return "docker"
+    return None
+
+
+def parse_config(argv: Sequence[str] | None) -> Config:
+    """Turn the command line (and the ``--config`` file) into the run's frozen Config.
+
+    Parameters
+    ----------
+    argv : sequence of str or None
+        Arguments without the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    Config
+        The configuration.
+
+    Raises
+    ------
+    UsageError
+        For bad options (exit 64) or an unknown analysis level (exit 17).
+    """
+    options = vars(build_parser(prog=Path(sys.argv[0]).name).parse_args(argv))
+    level = options["analysis_level"]
+    if level not in ANALYSIS_LEVELS:
+        raise UnknownLevelError(
+            f"unknown analysis level {level!r}: use one of {', '.join(ANALYSIS_LEVELS)}"
+        )
+    config_file = options.pop("config_file", None)
+    file_options = read_config_file(Path(config_file)) if config_file else {}
+    options["verbosity"] = options.pop("verbose", 0) - options.pop("quiet", 0)
+    options["bids_dir"] = Path(options["bids_dir"]).expanduser().resolve()
+    options["output_dir"] = Path(options["output_dir"]).expanduser().resolve()
+    if options["output_dir"] == options["bids_dir"]:
+        raise UsageError("output_dir must differ from bids_dir (use e.g. bids_dir/derivatives)")
+    file_options.setdefault("work_dir", Path.cwd() / "work")
+    options["container"] = _detect_container()
+    if config_file:
+        options["config_file"] = Path(config_file).resolve()
+    return build_config(options, file_options)
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    """Create ``output_dir`` and check that it is writable (exit 73 otherwise)."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create or write output folder {output_dir}: {exc.strerror or exc}; "
+            "choose a writable folder"
+        ) from exc
+
+
+def run(config: Config, run_id: str) -> int:
+    """Run one analysis level; the imports are here so ``--version`` and errors stay fast.
+
+    Parameters
+    ----------
+    config : Config
+        The run configuration.
+    run_id : str
+        Identifier of this run (names the log files).
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    from bids_app.derivatives.writer import DerivativesWriter
+    from bids_app.inputs.inventory import build_inventory, inventory_table
+    from bids_app.inputs.layout import check_dataset_root, load_layout, validate_dataset
+    from bids_app.inputs.participants import read_participants
+
+    logger = logging.getLogger("bids_app")
+    check_dataset_root(config.bids_dir)
+    _check_output_dir(config.output_dir)
+    writer = DerivativesWriter(
+        output_dir=config.output_dir,
+        bids_dir=config.bids_dir,
+        settings_hash=config.processing_hash(),
+        force=config.force,
+        container=config.container,
+    )
+    writer.initialise()
+    log_file = writer.log_file(run_id, "log", ".txt")
+    logger = setup_logging(config.verbosity, log_file)
+    logger.info("NeuroStrat %s, %s level, run %s", __version__, config.analysis_level, run_id)
+    logger.debug("configuration: %s", config.to_dict())
+    if config.skip_bids_validation:
+        logger.info("BIDS validation skipped (--skip-bids-validation)")
+    else:
+        validate_dataset(config.bids_dir)
+    layout = load_layout(config.bids_dir)
+    inventory = build_inventory(layout, config.participant_label, config.session_label)
+    table = inventory_table(inventory)
+    writer.write_table(table, writer.log_file(run_id, "inventory", ".tsv"))
+    logger.info("inventory (%d subject/session):\n%s", len(table), table.to_string(index=False))
+    participants = read_participants(config.bids_dir)
+
+    if config.analysis_level == "participant":
+        from bids_app.workflows.participant import run_participant_level
+
+        outcomes = run_participant_level(inventory, config, writer)
+        failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+        counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        lines = [f"participant level: {summary}"] + [
+            f"  FAILED {o.key}: {o.reason}" for o in failed
+        ]
+        writer.write_text(writer.log_file(run_id, "summary", ".txt"), "\n".join(lines) + "\n")
+        (logger.error if failed else logger.info)("\n".join(lines))
+        logger.info("log: %s", log_file)
+        return int(ExitCode.SUBJECTS_FAILED) if failed else int(ExitCode.OK)
+
+    from bids_app.workflows.group import run_group_level
+
+    report = run_group_level(inventory, participants, config, writer)
+    print(f"Group report: {report}")
+    return int(ExitCode.OK)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run NeuroStrat from the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit code (see :class:`bids_app.errors.ExitCode`).
+    """
+    run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
+    try:
+        config = parse_config(argv)
+        setup_logging(config.verbosity)
+        return run(config, run_id)
+    except NeuroStratError as exc:
+        print(f"neurostrat: error: {exc}", file=sys.stderr)
+        logging.getLogger("bids_app").debug("error details", exc_info=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("neurostrat: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130

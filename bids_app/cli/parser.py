@@ -1,0 +1,122 @@
+"""The argument parser of ``run.py`` (BIDS-Apps convention, option groups as in fMRIPrep)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from bids_app import __version__
+from bids_app.config import ANALYSIS_LEVELS, DEVICES
+from bids_app.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` (exit 64) instead of exiting with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
+    """Build the command-line parser.
+
+    Options the user does not type are absent from the parsed namespace
+    (``argument_default=SUPPRESS``), so that a configuration file can fill them and the command
+    line still wins.
+
+    Parameters
+    ----------
+    prog : str
+        Program name shown in help and errors.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser.
+
+    Examples
+    --------
+    >>> args = ["in", "out", "participant", "--participant_label", "sub-01"]
+    >>> ns = build_parser().parse_args(args)
+    >>> ns.participant_label
+    ['sub-01']
+    >>> "nprocs" in vars(ns)
+    False
+    """
+    parser = _Parser(
+        prog=prog,
+        description="NeuroStrat: patient stratification from structural brain MRI (a BIDS App).",
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("bids_dir", help="root folder of the input BIDS dataset")
+    parser.add_argument("output_dir", help="folder for the BIDS-Derivatives outputs")
+    parser.add_argument(
+        "analysis_level",
+        metavar="{" + ",".join(ANALYSIS_LEVELS) + "}",
+        help="participant: per subject and session; group: across participants",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+
+    filters = parser.add_argument_group("Options for filtering the BIDS queries")
+    filters.add_argument(
+        "--participant-label",
+        "--participant_label",
+        dest="participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="subjects to process, with or without 'sub-' (default: all)",
+    )
+    filters.add_argument(
+        "--session-label",
+        "--session_label",
+        dest="session_label",
+        nargs="+",
+        metavar="LABEL",
+        help="sessions to process, with or without 'ses-' (default: all)",
+    )
+    filters.add_argument(
+        "--skip-bids-validation",
+        "--skip_bids_validation",
+        "--skip_bids_validator",
+        dest="skip_bids_validation",
+        action="store_true",
+        help="do not validate the input dataset against the BIDS specification",
+    )
+
+    group = parser.add_argument_group("Options for the group level")
+    group.add_argument(
+        "--group-column",
+        metavar="COLUMN",
+        help="participants.tsv column with the diagnostic group (default diagnosis)",
+    )
+
+    perf = parser.add_argument_group("Options to handle performance")
+    perf.add_argument("--nprocs", "--n_cpus", type=int, metavar="N", help="processes (default 1)")
+    perf.add_argument(
+        "--omp-nthreads", type=int, metavar="N", help="threads per process (default 1)"
+    )
+    perf.add_argument("--mem-gb", "--mem_gb", type=float, metavar="GB", help="memory limit")
+    perf.add_argument(
+        "--device", choices=DEVICES, help="where deep-learning code runs (default auto)"
+    )
+    perf.add_argument(
+        "--sloppy",
+        action="store_true",
+        help="fast low-resolution processing, for tests and demonstrations only",
+    )
+
+    other = parser.add_argument_group("Other options")
+    other.add_argument("-w", "--work-dir", dest="work_dir", metavar="DIR", help="work folder")
+    other.add_argument("--seed", type=int, help="random seed that makes results repeatable")
+    other.add_argument(
+        "--config", dest="config_file", metavar="FILE", help="TOML or YAML file of options"
+    )
+    other.add_argument("--force", action="store_true", help="recompute outputs that exist already")
+    other.add_argument(
+        "-v", "--verbose", dest="verbose", action="count", help="more messages (repeatable)"
+    )
+    other.add_argument(
+        "-q", "--quiet", dest="quiet", action="count", help="fewer messages (repeatable)"
+    )
+    return parser

@@ -1,0 +1,257 @@
+"""The one frozen configuration object of a run.
+
+The CLI builds a :class:`Config` from the command line and an optional TOML or YAML file (the
+command line wins) and passes it down; nothing below the CLI reads ``sys.argv`` or globals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bids_app.errors import UsageError
+
+ANALYSIS_LEVELS = ("participant", "group")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs to know, fixed once at start-up.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        Root of the input BIDS dataset.
+    output_dir : Path
+        Root of the output BIDS-Derivatives dataset.
+    analysis_level : {"participant", "group"}
+        Which level to run.
+    participant_label : tuple of str
+        Subject labels without the ``sub-`` prefix; empty means all subjects.
+    session_label : tuple of str
+        Session labels without the ``ses-`` prefix; empty means all sessions.
+    skip_bids_validation : bool
+        Do not validate the input dataset.
+    work_dir : Path
+        Folder for intermediate results (nipype's cache); the CLI's default is ``./work``, as in
+        fMRIPrep.
+    nprocs : int
+        Processes for the participant workflow.
+    omp_nthreads : int
+        Threads per process for multi-threaded tools (ITK, BLAS, torch).
+    mem_gb : float or None
+        Memory the run may use; ``None`` means no limit is set.
+    device : {"auto", "cpu", "cuda"}
+        Where torch runs.
+    seed : int
+        Seed for every random choice of the run.
+    sloppy : bool
+        Fast, low-resolution processing for tests and demonstrations.
+    force : bool
+        Recompute outputs that already exist for the same configuration.
+    verbosity : int
+        Logging verbosity: 0 is INFO, positive is more (DEBUG), negative is less.
+    group_column : str
+        Column of ``participants.tsv`` that holds the diagnostic group.
+    container : str or None
+        ``"docker"`` or ``"singularity"`` when the run is in a container (set by the CLI).
+    config_file : Path or None
+        The configuration file the values came from, if any.
+    """
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: str
+    participant_label: tuple[str, ...] = ()
+    session_label: tuple[str, ...] = ()
+    skip_bids_validation: bool = False
+    work_dir: Path = Path("work")
+    nprocs: int = 1
+    omp_nthreads: int = 1
+    mem_gb: float | None = None
+    device: str = "auto"
+    seed: int = 42
+    sloppy: bool = False
+    force: bool = False
+    verbosity: int = 0
+    group_column: str = "diagnosis"
+    container: str | None = None
+    config_file: Path | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as JSON-serialisable values.
+
+        Returns
+        -------
+        dict
+            Field name to value; paths become strings and tuples lists.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def processing_hash(self) -> str:
+        """Hash of the settings that change what the processing computes.
+
+        Paths, verbosity and resources are left out: moving a dataset or running with more
+        processes must not invalidate finished outputs.
+
+        Returns
+        -------
+        str
+            The first 12 hexadecimal digits of a SHA-256 digest.
+        """
+        relevant = {"seed": self.seed, "sloppy": self.sloppy}
+        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+        return digest[:12]
+
+
+def strip_prefix(labels: list[str] | tuple[str, ...] | str | None, prefix: str) -> tuple[str, ...]:
+    """Remove a BIDS entity prefix such as ``sub-`` from labels.
+
+    Parameters
+    ----------
+    labels : list of str, str or None
+        Labels as a user typed them.
+    prefix : str
+        The prefix to remove, e.g. ``"sub-"``.
+
+    Returns
+    -------
+    tuple of str
+        Unique labels without prefix, in the order given.
+
+    Examples
+    --------
+    >>> strip_prefix(["sub-01", "02", "sub-01"], "sub-")
+    ('01', '02')
+    """
+    if labels is None:
+        return ()
+    if isinstance(labels, str):
+        labels = [labels]
+    cleaned = [label.removeprefix(prefix).strip() for label in labels]
+    bad = [label for label in cleaned if not label or not label.isalnum()]
+    if bad:
+        raise UsageError(
+            f"invalid label(s) {bad!r} for {prefix!r}: BIDS labels are alphanumeric "
+            f"(e.g. {prefix}01)"
+        )
+    return tuple(dict.fromkeys(cleaned))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML configuration file (safe-loaded).
+
+    Keys may be written with ``-`` or ``_`` (``participant-label`` or ``participant_label``).
+
+    Parameters
+    ----------
+    path : Path
+        A ``.toml``, ``.yaml`` or ``.yml`` file whose top level is a table of options.
+
+    Returns
+    -------
+    dict
+        Option name (with ``_``) to value.
+
+    Raises
+    ------
+    UsageError
+        If the file is missing, unparsable, not a table, or names an unknown option.
+    """
+    if not path.is_file():
+        raise UsageError(f"configuration file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise UsageError(f"configuration file {path}: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"configuration file {path} cannot be parsed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"configuration file {path}: the top level must be a table of options")
+    options = {str(key).replace("-", "_"): value for key, value in data.items()}
+    known = {f.name for f in dataclasses.fields(Config)} - {
+        "bids_dir",
+        "output_dir",
+        "analysis_level",
+        "config_file",
+        "container",
+    }
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(
+            f"configuration file {path}: unknown option(s) {unknown}; known: {sorted(known)}"
+        )
+    return options
+
+
+_COERCE = {
+    "participant_label": lambda v: strip_prefix(v, "sub-"),
+    "session_label": lambda v: strip_prefix(v, "ses-"),
+    "work_dir": lambda v: Path(v).expanduser().resolve(),
+    "nprocs": int,
+    "omp_nthreads": int,
+    "mem_gb": lambda v: None if v is None else float(v),
+    "seed": int,
+    "verbosity": int,
+}
+
+
+def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> Config:
+    """Merge file options and command-line options (the command line wins) into a Config.
+
+    Parameters
+    ----------
+    cli_options : dict
+        Options given on the command line (only those the user typed).
+    file_options : dict
+        Options read from a configuration file.
+
+    Returns
+    -------
+    Config
+        The frozen configuration.
+
+    Raises
+    ------
+    UsageError
+        If a value has the wrong type or is out of range.
+    """
+    merged = {**file_options, **cli_options}
+    values: dict[str, Any] = {}
+    for name, value in merged.items():
+        coerce = _COERCE.get(name)
+        try:
+            values[name] = coerce(value) if coerce else value
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"option {name!r}: invalid value {value!r} ({exc})") from exc
+    for name in ("skip_bids_validation", "sloppy", "force"):
+        if name in values and not isinstance(values[name], bool):
+            raise UsageError(f"option {name!r} must be true or false, not {values[name]!r}")
+    if values.get("device", "auto") not in DEVICES:
+        raise UsageError(f"option 'device' must be one of {DEVICES}, not {values['device']!r}")
+    for name in ("nprocs", "omp_nthreads"):
+        if values.get(name, 1) < 1:
+            raise UsageError(f"option {name!r} must be at least 1, not {values[name]}")
+    if values.get("mem_gb") is not None and values["mem_gb"] <= 0:
+        raise UsageError(f"option 'mem_gb' must be positive, not {values['mem_gb']}")
+    return Config(**values)

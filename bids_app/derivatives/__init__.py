@@ -1,0 +1,1 @@
+"""BIDS-Derivatives output: the only place that decides file names and writes outputs."""

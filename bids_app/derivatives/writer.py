@@ -1,0 +1,348 @@
+"""Write derivatives: atomic files, JSON sidecars, ``dataset_description.json``, resumption.
+
+Every output of NeuroStrat goes through :class:`DerivativesWriter`. A data file is written first
+and its sidecar last, both atomically; the sidecar records a hash of the settings that produced
+the file, so a re-run with the same settings skips it (unless ``force``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import pandas as pd
+
+from bids_app import __version__
+from bids_app.derivatives.naming import (
+    bidsignore_lines,
+    group_path,
+    log_path,
+    output_path,
+    sidecar_path,
+)
+from bids_app.errors import OutputError
+from bids_app.utils.atomic import atomic_path, write_text_atomic
+
+PIPELINE_NAME = "NeuroStrat"
+CODE_URL = "https://github.com/neurostrat/neurostrat"
+BIDS_VERSION = "1.9.0"
+_VERSIONED_PACKAGES = ("nibabel", "numpy", "scipy", "pandas", "pybids", "nipype")
+
+
+def software_versions() -> dict[str, str]:
+    """Return the versions of NeuroStrat, Python and the main packages.
+
+    Returns
+    -------
+    dict
+        Package name to version string (packages that are not installed are left out).
+    """
+    versions = {"neurostrat": __version__, "python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """Return a short, stable hash of JSON-serialisable parameters.
+
+    Parameters
+    ----------
+    params : mapping
+        The settings that determine an output.
+
+    Returns
+    -------
+    str
+        12 hexadecimal digits.
+
+    Examples
+    --------
+    >>> params_hash({"b": 1, "a": [1, 2]}) == params_hash({"a": [1, 2], "b": 1})
+    True
+    """
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def bids_uri(bids_dir: Path, path: Path, dataset: str = "raw") -> str:
+    """Return the BIDS URI of an input file, e.g. ``bids:raw:sub-01/anat/sub-01_T1w.nii.gz``.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        Root of the dataset that holds ``path``.
+    path : Path
+        The file.
+    dataset : str
+        The dataset's name in ``DatasetLinks``.
+
+    Returns
+    -------
+    str
+        The URI.
+
+    Examples
+    --------
+    >>> bids_uri(Path("/data/bids"), Path("/data/bids/sub-01/anat/sub-01_T1w.nii.gz"))
+    'bids:raw:sub-01/anat/sub-01_T1w.nii.gz'
+    """
+    return f"bids:{dataset}:{Path(path).relative_to(bids_dir).as_posix()}"
+
+
+@dataclass(frozen=True)
+class DerivativesWriter:
+    """Owner of the output dataset: its file names, sidecars and description.
+
+    Parameters
+    ----------
+    output_dir : Path
+        Root of the derivatives dataset.
+    bids_dir : Path
+        Root of the raw input dataset (linked as ``raw`` in ``DatasetLinks``).
+    settings_hash : str
+        Hash of the run settings that change results (see ``Config.processing_hash``).
+    force : bool
+        Overwrite outputs that exist for the same settings.
+    container : str or None
+        ``"docker"`` or ``"singularity"`` when running in a container.
+    """
+
+    output_dir: Path
+    bids_dir: Path
+    settings_hash: str
+    force: bool = False
+    container: str | None = None
+
+    def initialise(self) -> None:
+        """Create the dataset folder, ``dataset_description.json`` and ``.bidsignore``.
+
+        Raises
+        ------
+        OutputError
+            If the folder cannot be created or written.
+        """
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            generated_by: dict[str, Any] = {
+                "Name": PIPELINE_NAME,
+                "Version": __version__,
+                "CodeURL": CODE_URL,
+            }
+            if self.container:
+                generated_by["Container"] = {
+                    "Type": self.container,
+                    "Tag": f"neurostrat/neurostrat:{__version__}",
+                }
+            description = {
+                "Name": f"{PIPELINE_NAME} derivatives",
+                "BIDSVersion": BIDS_VERSION,
+                "DatasetType": "derivative",
+                "GeneratedBy": [generated_by],
+                "SourceDatasets": [{"URL": self.bids_dir.as_uri()}],
+                "DatasetLinks": {"raw": self.bids_dir.as_uri()},
+            }
+            write_text_atomic(
+                self.output_dir / "dataset_description.json", json.dumps(description, indent=2)
+            )
+            write_text_atomic(self.output_dir / ".bidsignore", "\n".join(bidsignore_lines()) + "\n")
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the output folder {self.output_dir}: {exc.strerror or exc}; "
+                "choose a writable output_dir"
+            ) from exc
+
+    def path(self, output: str, entities: Mapping[str, Any]) -> Path:
+        """Return the absolute path of a named output for a subject/session.
+
+        Parameters
+        ----------
+        output : str
+            A key of :data:`bids_app.derivatives.naming.OUTPUTS`, e.g. ``"t1w_conform"``.
+        entities : mapping
+            Subject/session entities.
+
+        Returns
+        -------
+        Path
+            The path under ``output_dir``.
+        """
+        return self.output_dir / output_path(output, entities)
+
+    def _step_hash(self, params: Mapping[str, Any]) -> str:
+        return params_hash({"settings": self.settings_hash, "params": dict(params)})
+
+    def is_done(self, path: Path, params: Mapping[str, Any]) -> bool:
+        """Tell whether ``path`` exists from a run with the same settings and parameters.
+
+        Parameters
+        ----------
+        path : Path
+            The data file.
+        params : mapping
+            The step's parameters.
+
+        Returns
+        -------
+        bool
+            True when the file and its sidecar exist and the sidecar's hash matches, and
+            ``force`` is off.
+        """
+        sidecar = sidecar_path(path)
+        if self.force or not (path.exists() and sidecar.exists()):
+            return False
+        try:
+            recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return False
+        return recorded.get("NeuroStrat", {}).get("ParametersHash") == self._step_hash(params)
+
+    def _sidecar(
+        self, sources: Sequence[Path], params: Mapping[str, Any], extra: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            **extra,
+            "Sources": [bids_uri(self.bids_dir, source) for source in sources],
+            "Parameters": dict(params),
+            "SoftwareVersions": software_versions(),
+            "NeuroStrat": {"Version": __version__, "ParametersHash": self._step_hash(params)},
+        }
+
+    def _finish(self, path: Path, sidecar: dict[str, Any]) -> Path:
+        write_text_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, default=str))
+        return path
+
+    def write_image(
+        self,
+        img: nib.spatialimages.SpatialImage,
+        output: str,
+        entities: Mapping[str, Any],
+        *,
+        sources: Sequence[Path],
+        params: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write an image and its sidecar atomically.
+
+        Parameters
+        ----------
+        img : nibabel image
+            The image.
+        output : str
+            Name of the output (a key of ``naming.OUTPUTS``).
+        entities : mapping
+            Subject/session entities.
+        sources : sequence of Path
+            Input files (inside ``bids_dir``) the image was made from.
+        params : mapping
+            Parameters of the step (recorded and hashed for resumption).
+        metadata : mapping, optional
+            Further sidecar fields, e.g. ``SkullStripped`` and ``SpatialReference``.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = self.path(output, entities)
+        sidecar = self._sidecar(sources, params, metadata or {})
+        with atomic_path(path) as part:
+            nib.save(img, part)
+        return self._finish(path, sidecar)
+
+    def write_table(
+        self,
+        table: pd.DataFrame,
+        path: Path,
+        *,
+        sources: Sequence[Path] = (),
+        params: Mapping[str, Any] | None = None,
+        columns: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Path:
+        """Write a TSV table (``n/a`` for missing values) and its JSON data dictionary.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            The table; its index is not written.
+        path : Path
+            Absolute path under ``output_dir`` (from :meth:`path` or :meth:`group_file`).
+        sources : sequence of Path
+            Input files inside ``bids_dir``.
+        params : mapping, optional
+            Parameters of the step.
+        columns : mapping, optional
+            Column name to its description (``Description``, ``Units``, ``Levels``).
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        sidecar = self._sidecar(sources, params or {}, dict(columns or {}))
+        with atomic_path(path) as part:
+            table.to_csv(part, sep="\t", index=False, na_rep="n/a")
+        return self._finish(path, sidecar)
+
+    def group_file(self, name: str, extension: str) -> Path:
+        """Return the absolute path of a group-level output.
+
+        Parameters
+        ----------
+        name : str
+            What the file holds.
+        extension : str
+            Extension with the leading dot.
+
+        Returns
+        -------
+        Path
+            The path under ``output_dir/group``.
+        """
+        return self.output_dir / group_path(name, extension)
+
+    def log_file(self, run_id: str, kind: str, extension: str) -> Path:
+        """Return the absolute path of a run's log, inventory or summary file.
+
+        Parameters
+        ----------
+        run_id : str
+            The run identifier.
+        kind : str
+            What the file holds.
+        extension : str
+            Extension with the leading dot.
+
+        Returns
+        -------
+        Path
+            The path under ``output_dir/logs``.
+        """
+        return self.output_dir / log_path(run_id, kind, extension)
+
+    def write_text(self, path: Path, text: str) -> Path:
+        """Write a text file (report, log summary) atomically.
+
+        Parameters
+        ----------
+        path : Path
+            Absolute path under ``output_dir``.
+        text : str
+            Content.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        return write_text_atomic(path, text)

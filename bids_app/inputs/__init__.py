@@ -1,0 +1,1 @@
+"""BIDS input: the dataset's layout, validation, participants table and inventory."""

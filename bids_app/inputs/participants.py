@@ -1,0 +1,131 @@
+"""Read ``participants.tsv`` and ``participants.json`` with type checks and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bids_app.errors import DataError
+
+#: Columns that must be numeric whenever they are present (``n/a`` allowed).
+NUMERIC_COLUMNS = (
+    "age",
+    "edss",
+    "alsfrs_r",
+    "disease_duration",
+    "survival_months",
+    "event",
+)
+
+#: Accepted spellings of ``sex`` (BIDS recommends M/F/O), mapped to one letter.
+SEX_LEVELS = {
+    "m": "M",
+    "male": "M",
+    "f": "F",
+    "female": "F",
+    "o": "O",
+    "other": "O",
+}
+
+
+def read_participants(bids_dir: Path) -> pd.DataFrame:
+    """Read and check ``participants.tsv`` (and its data dictionary when present).
+
+    Checks: a ``participant_id`` column of unique ``sub-<label>`` values; numeric columns
+    (:data:`NUMERIC_COLUMNS`, and any column that ``participants.json`` gives ``Units`` without
+    ``Levels``) hold numbers or ``n/a``; columns with ``Levels`` hold only those levels;
+    ``sex`` holds M/F/O in any common spelling (normalised to one letter).
+
+    Parameters
+    ----------
+    bids_dir : Path
+        The dataset root.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant, indexed by the label without ``sub-``; numeric columns are
+        floats, missing values NaN. An empty frame when the file does not exist.
+
+    Raises
+    ------
+    DataError
+        Naming the file, the column and the offending rows.
+    """
+    path = bids_dir / "participants.tsv"
+    if not path.is_file():
+        return pd.DataFrame(index=pd.Index([], name="participant_id"))
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a", ""], keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as a tab-separated table: {exc}") from exc
+    dictionary = _read_dictionary(bids_dir / "participants.json")
+    if "participant_id" not in table.columns:
+        raise DataError(
+            f"{path}: column 'participant_id' is missing (found {list(table.columns)}); "
+            "the first column must be participant_id"
+        )
+    ids = table["participant_id"].str.strip()
+    bad = ids[ids.isna() | ~ids.fillna("").str.fullmatch(r"sub-[A-Za-z0-9]+")]
+    if len(bad):
+        rows = ", ".join(str(i + 2) for i in bad.index[:5])
+        raise DataError(f"{path}: participant_id must look like 'sub-<label>' (line(s) {rows})")
+    duplicated = sorted(set(ids[ids.duplicated()]))
+    if duplicated:
+        raise DataError(f"{path}: duplicate participant_id {duplicated}; each must appear once")
+    table["participant_id"] = ids
+    for column in table.columns.drop("participant_id"):
+        spec = dictionary.get(column, {})
+        levels = spec.get("Levels") if isinstance(spec, dict) else None
+        if column == "sex":
+            table[column] = _normalise_sex(table[column], path)
+        elif levels:
+            _check_levels(table, column, [str(level) for level in levels], path)
+        elif column in NUMERIC_COLUMNS or (isinstance(spec, dict) and "Units" in spec):
+            table[column] = _to_numeric(table, column, path)
+    return table.set_index(table["participant_id"].str.removeprefix("sub-")).rename_axis("subject")
+
+
+def _read_dictionary(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: the top level must be an object of column descriptions")
+    return data
+
+
+def _to_numeric(table: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = table.loc[values.isna() & table[column].notna(), ["participant_id", column]]
+    if len(bad):
+        examples = ", ".join(f"{pid}: {value!r}" for pid, value in bad.head(3).to_numpy())
+        raise DataError(
+            f"{path}: column {column!r} must be numeric or n/a; non-numeric values ({examples})"
+        )
+    return values.astype(float)
+
+
+def _normalise_sex(values: pd.Series, path: Path) -> pd.Series:
+    mapped = values.str.strip().str.lower().map(SEX_LEVELS)
+    bad = values[mapped.isna() & values.notna()]
+    if len(bad):
+        raise DataError(
+            f"{path}: column 'sex' has unknown values {sorted(set(bad))[:5]}; use M, F, O or n/a"
+        )
+    return mapped
+
+
+def _check_levels(table: pd.DataFrame, column: str, levels: list[str], path: Path) -> None:
+    present = table[column].dropna().str.strip()
+    bad = sorted(set(present) - set(levels))
+    if bad:
+        raise DataError(
+            f"{path}: column {column!r} has values {bad[:5]} that participants.json does not "
+            f"list in its Levels {levels}"
+        )

@@ -1,0 +1,1 @@
+"""Anatomical preprocessing steps: pure functions on nibabel images, no file naming."""

@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (inline CSS and figures, no external files)."""

@@ -1,0 +1,70 @@
+"""The group-level HTML report."""
+
+from __future__ import annotations
+
+import html
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from bids_app import __version__
+from bids_app.reports.html import figure_html, page, table_html
+
+
+def _age_figure(table: pd.DataFrame, group_column: str) -> str:
+    figure, axis = plt.subplots(figsize=(6, 3))
+    for group, part in table.dropna(subset=[group_column]).groupby(group_column):
+        axis.hist(part["age"].dropna(), bins=15, alpha=0.6, label=str(group))
+    axis.set_xlabel("age (years)")
+    axis.set_ylabel("subjects")
+    axis.legend(title=group_column)
+    return figure_html(figure, "age distribution by group")
+
+
+def render_group_report(
+    participants: pd.DataFrame,
+    demographics: pd.DataFrame,
+    tests: pd.DataFrame,
+    exclusions: pd.DataFrame,
+    group_column: str,
+) -> str:
+    """Render the group report.
+
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        The assembled group table, one row per subject.
+    demographics : pandas.DataFrame
+        From :func:`bids_app.statistics.demographics.demographics_by_group`.
+    tests : pandas.DataFrame
+        From :func:`bids_app.statistics.demographics.demographic_tests`.
+    exclusions : pandas.DataFrame
+        Subjects left out, with the reason (columns ``subject, reason``).
+    group_column : str
+        The grouping column.
+
+    Returns
+    -------
+    str
+        A self-contained HTML document.
+    """
+    n_sessions = int(participants["n_sessions"].sum()) if "n_sessions" in participants else 0
+    overview = (
+        f"<p>{len(participants)} subjects ({n_sessions} sessions) in the analysis; "
+        f"{len(exclusions)} left out. Groups from column <code>{html.escape(group_column)}"
+        "</code>.</p>"
+    )
+    sections = [("Overview", overview), ("Demographics by group", table_html(demographics))]
+    if "age" in participants:
+        sections.append(("Age by group", _age_figure(participants, group_column)))
+    sections.append(
+        (
+            "Group differences (Kolmogorov-Smirnov for age, Pearson's χ² for sex)",
+            table_html(tests) if len(tests) else "<p>Not enough data for the tests.</p>",
+        )
+    )
+    if len(exclusions):
+        sections.append(("Left out", table_html(exclusions)))
+    columns = [c for c in participants.columns if c != "participant_id"]
+    sections.append(("Participants", table_html(participants[["participant_id", *columns]])))
+    return page("NeuroStrat group report", sections, f"NeuroStrat {__version__}")

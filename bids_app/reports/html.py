@@ -1,0 +1,96 @@
+"""Building blocks of self-contained HTML reports."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { border-bottom: 2px solid #3a6ea5; padding-bottom: .3em; }
+h2 { color: #3a6ea5; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
+th { background: #eef3f8; }
+.note { color: #555; font-size: .9em; }
+.fail { color: #b00020; }
+"""
+
+
+def table_html(table: pd.DataFrame, float_format: str = "{:.3g}") -> str:
+    """Render a table as HTML (missing values as ``n/a``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table.
+    float_format : str
+        Format of floating-point numbers.
+
+    Returns
+    -------
+    str
+        An HTML ``<table>``.
+    """
+    return table.to_html(
+        index=False, na_rep="n/a", float_format=float_format.format, border=0, escape=True
+    )
+
+
+def figure_html(figure: plt.Figure, alt: str) -> str:
+    """Embed a matplotlib figure as an inline PNG and close it.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure.
+    alt : str
+        Alternative text.
+
+    Returns
+    -------
+    str
+        An ``<img>`` element with a data URI.
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"/>'
+
+
+def page(title: str, sections: Sequence[tuple[str, str]], footer: str) -> str:
+    """Assemble a complete HTML document.
+
+    Parameters
+    ----------
+    title : str
+        Page title (escaped).
+    sections : sequence of (str, str)
+        Heading (escaped) and body (HTML, inserted as is) of each section.
+    footer : str
+        A note at the end (escaped).
+
+    Returns
+    -------
+    str
+        The document.
+    """
+    body = "\n".join(
+        f"<section><h2>{html.escape(heading)}</h2>\n{content}</section>"
+        for heading, content in sections
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n{body}\n"
+        f'<p class="note">{html.escape(footer)}</p></body></html>\n'
+    )

@@ -1,0 +1,1 @@
+"""Statistics on tables: pure functions of pandas objects, no file names."""

@@ -1,0 +1,1 @@
+"""The participant and group levels: nipype graphs and orchestration around the science."""

@@ -1,0 +1,167 @@
+"""The group level: assemble the participants table, describe the groups, write the report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from bids_app.config import Config
+from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.errors import DataError
+from bids_app.inputs.inventory import SessionInputs
+from bids_app.reports.group import render_group_report
+from bids_app.statistics.demographics import demographic_tests, demographics_by_group
+
+LOGGER = logging.getLogger("bids_app.group")
+
+_TABLE_COLUMNS = {
+    "n_sessions": {"Description": "sessions with a T1w in the input dataset"},
+    "n_processed": {"Description": "sessions with participant-level outputs"},
+    "has_flair": {"Description": "at least one session has a FLAIR image"},
+    "has_lesion_mask": {"Description": "at least one session has a lesion mask"},
+}
+_DEMOGRAPHICS_COLUMNS = {
+    "group": {"Description": "diagnostic group"},
+    "n": {"Description": "subjects"},
+    "age_mean": {"Description": "mean age", "Units": "years"},
+    "age_sd": {"Description": "standard deviation of age (ddof=1)", "Units": "years"},
+    "age_median": {"Description": "median age", "Units": "years"},
+    "age_min": {"Description": "youngest", "Units": "years"},
+    "age_max": {"Description": "oldest", "Units": "years"},
+    "n_male": {"Description": "subjects with sex M"},
+    "n_female": {"Description": "subjects with sex F"},
+    "n_sex_other_or_missing": {"Description": "subjects with sex O or n/a"},
+}
+_TESTS_COLUMNS = {
+    "variable": {"Description": "compared variable"},
+    "groups": {"Description": "compared groups"},
+    "test": {"Description": "two-sample Kolmogorov-Smirnov (age) or Pearson's chi2 (sex)"},
+    "statistic": {"Description": "test statistic"},
+    "p_value": {"Description": "two-sided p-value"},
+    "n": {"Description": "subjects in the test"},
+}
+
+
+def assemble_group_table(
+    participants: pd.DataFrame,
+    inventory: Sequence[SessionInputs],
+    processed: set[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join participants.tsv with the inventory: one row per subject with imaging data.
+
+    Parameters
+    ----------
+    participants : pandas.DataFrame
+        From :func:`bids_app.inputs.participants.read_participants`, indexed by subject label.
+    inventory : sequence of SessionInputs
+        The selected subjects and sessions.
+    processed : set of str
+        Keys (``sub-X[_ses-Y]``) of sessions whose participant-level outputs exist.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id``, the participants.tsv columns and the inventory counts.
+    exclusions : pandas.DataFrame
+        Subjects left out (``subject, reason``): in participants.tsv without images, or with
+        images but no participant-level output.
+    """
+    rows: dict[str, dict] = {}
+    for item in inventory:
+        row = rows.setdefault(
+            item.subject,
+            {"n_sessions": 0, "n_processed": 0, "has_flair": False, "has_lesion_mask": False},
+        )
+        row["n_sessions"] += int(item.usable)
+        row["n_processed"] += int(item.key in processed)
+        row["has_flair"] |= bool(item.flair)
+        row["has_lesion_mask"] |= bool(item.lesion_masks)
+    imaging = pd.DataFrame.from_dict(rows, orient="index").rename_axis("subject")
+    table = imaging.join(participants.drop(columns="participant_id", errors="ignore"), how="left")
+    table.insert(0, "participant_id", "sub-" + table.index.to_series())
+    exclusions = [
+        {"subject": f"sub-{s}", "reason": "in participants.tsv but no images selected"}
+        for s in participants.index.difference(table.index)
+    ]
+    unprocessed = table.index[table["n_processed"] == 0]
+    exclusions += [
+        {"subject": f"sub-{s}", "reason": "no participant-level outputs (run participant first)"}
+        for s in unprocessed
+    ]
+    table = table.drop(index=unprocessed)
+    return table.reset_index(drop=True), pd.DataFrame(exclusions, columns=["subject", "reason"])
+
+
+def run_group_level(
+    inventory: Sequence[SessionInputs],
+    participants: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
+) -> Path:
+    """Write the group table, the demographics and their tests, and the group report.
+
+    Parameters
+    ----------
+    inventory : sequence of SessionInputs
+        The selected subjects and sessions.
+    participants : pandas.DataFrame
+        The checked participants table.
+    config : Config
+        The run configuration.
+    writer : DerivativesWriter
+        The output dataset.
+
+    Returns
+    -------
+    Path
+        The HTML report.
+
+    Raises
+    ------
+    DataError
+        If the group column is absent or no subject has participant-level outputs.
+    """
+    if config.group_column not in participants.columns:
+        raise DataError(
+            f"{config.bids_dir / 'participants.tsv'}: no column {config.group_column!r} "
+            f"(columns: {list(participants.columns)}); choose one with --group-column"
+        )
+    processed = {
+        item.key for item in inventory if writer.path("t1w_conform", item.entities).exists()
+    }
+    table, exclusions = assemble_group_table(participants, inventory, processed)
+    if table.empty:
+        raise DataError(
+            f"{config.output_dir}: no subject has participant-level outputs; "
+            "run the participant level first"
+        )
+    for _, row in exclusions.iterrows():
+        LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
+    sources = [config.bids_dir / "participants.tsv"] if len(participants) else []
+    writer.write_table(
+        table, writer.group_file("participants", ".tsv"), sources=sources, columns=_TABLE_COLUMNS
+    )
+    demographics = demographics_by_group(table, config.group_column)
+    tests = demographic_tests(table, config.group_column)
+    params = {"group_column": config.group_column}
+    writer.write_table(
+        demographics,
+        writer.group_file("demographics", ".tsv"),
+        sources=sources,
+        params=params,
+        columns=_DEMOGRAPHICS_COLUMNS,
+    )
+    writer.write_table(
+        tests,
+        writer.group_file("demographics_tests", ".tsv"),
+        sources=sources,
+        params=params,
+        columns=_TESTS_COLUMNS,
+    )
+    report = render_group_report(table, demographics, tests, exclusions, config.group_column)
+    path = writer.write_text(writer.group_file("report", ".html"), report)
+    LOGGER.info("group report: %s", path)
+    return path
