@@ -1,0 +1,130 @@
+"""Exit codes of the BIDS-Apps execution-spec draft, and failures that spare other subjects."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bids_app.cli.main import main
+from bids_app.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_prints_the_version_file():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "version").read_text()
+
+
+def test_module_entry_point(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bids_app", str(tmp_path / "missing"), str(tmp_path / "o"),
+         "participant"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == ExitCode.NO_INPUT
+    assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr
+
+
+def test_missing_bids_dir(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "participant"]) == 66
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_bids(tmp_path, make_bids):
+    bids = make_bids(subjects=["01"])
+    (bids / "dataset_description.json").unlink()
+    assert main([str(bids), str(tmp_path / "out"), "participant"]) == ExitCode.INVALID_BIDS
+
+
+def test_invalid_bids_from_validator(tmp_path, make_bids, capsys):
+    bids = make_bids(subjects=["01"])
+    (bids / "sub-01" / "anat" / "sub-01_T1x.nii.gz").write_bytes(b"")
+    code = main([str(bids), str(tmp_path / "out"), "participant"])
+    assert code == ExitCode.INVALID_BIDS
+    assert "--skip-bids-validation" in capsys.readouterr().err
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--skip_bids_validator"])
+    assert code == ExitCode.OK
+
+
+def test_unmatched_participant_label(tmp_path, make_bids, capsys):
+    bids = make_bids(subjects=["01", "02"])
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--participant-label", "09"])
+    assert code == ExitCode.NO_MATCH
+    assert "['09']" in capsys.readouterr().err
+
+
+def test_unmatched_session_label(tmp_path, make_bids):
+    bids = make_bids(subjects=["01"], sessions=["1"])
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--session-label", "2"])
+    assert code == ExitCode.NO_MATCH
+
+
+def test_unknown_level(tmp_path, make_bids):
+    assert main([str(make_bids()), str(tmp_path / "out"), "both"]) == ExitCode.UNKNOWN_LEVEL
+
+
+def test_unwritable_output(tmp_path, make_bids, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = main([str(make_bids()), str(blocker / "out"), "participant"])
+    assert code == ExitCode.CANT_CREATE
+    assert "output folder" in capsys.readouterr().err
+
+
+def test_bad_participants_table(tmp_path, make_bids, capsys):
+    bids = make_bids()
+    table = bids / "participants.tsv"
+    table.write_text(table.read_text().replace("\t51\t", "\tfifty-one\t"))
+    assert main([str(bids), str(tmp_path / "out"), "participant"]) == ExitCode.DATA
+    assert "fifty-one" in capsys.readouterr().err
+
+
+def test_corrupt_image_spares_other_subjects(tmp_path, make_bids, capsys):
+    bids = make_bids(subjects=["01", "02", "03"])
+    broken = bids / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
+    broken.write_bytes(broken.read_bytes()[:200])  # a truncated gzip
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work")])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "FAILED sub-02" in err and "sub-02_T1w.nii.gz" in err
+    for subject in ("01", "03"):
+        assert (out / f"sub-{subject}/anat/sub-{subject}_desc-conform_T1w.nii.gz").exists()
+    assert not list(out.glob("sub-02/**/*.nii.gz"))
+    assert not [p for p in out.rglob("*") if ".part-" in p.name]
+    summary = next((out / "logs").glob("summary_*.txt")).read_text()
+    assert "2 done" in summary and "1 failed" in summary and "sub-02" in summary
+
+
+def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
+    bids = make_bids(subjects=["01", "02"], sessions=["1", "2"])
+    missing = bids / "sub-01" / "ses-2" / "anat" / "sub-01_ses-2_T1w.nii.gz"
+    missing.unlink()
+    missing.with_name("sub-01_ses-2_T1w.json").unlink()
+    (missing.parent / "sub-01_ses-2_FLAIR.nii.gz").write_bytes(
+        (bids / "sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz").read_bytes()
+    )
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "w")])
+    assert code == ExitCode.SUBJECTS_FAILED
+    assert "FAILED sub-01_ses-2: no T1w" in capsys.readouterr().err
+    inventory = next((out / "logs").glob("inventory_*.tsv")).read_text()
+    assert "T1w (required)" in inventory
+    assert len(list(out.rglob("*_desc-conform_T1w.nii.gz"))) == 3
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+
+
+@pytest.mark.parametrize("level", ["participant", "group"])
+def test_group_without_group_column(tmp_path, make_bids, level):
+    bids = make_bids(subjects=["01", "02"])
+    out = tmp_path / "out"
+    assert main([str(bids), str(out), "participant", "-w", str(tmp_path / "w")]) == 0
+    code = main([str(bids), str(out), level, "--group-column", "cohort", "-w", str(tmp_path / "w")])
+    assert code == (ExitCode.DATA if level == "group" else ExitCode.OK)
