@@ -68,10 +68,21 @@ def _node_results(result_graph) -> dict:
     return {node.name: node.result.outputs for node in result_graph.nodes()}
 
 
-def _plugin(config: Config) -> tuple[str, dict]:
+def _plugin(config: Config, key: str) -> tuple[str, dict]:
+    """Return nipype's plugin and its arguments, with a callback that logs each step."""
+
+    def status(node, event: str) -> None:
+        if event == "end":
+            LOGGER.info("%s: step %s finished", key, node.name)
+        elif event == "start":
+            LOGGER.debug("%s: step %s started", key, node.name)
+
     if config.nprocs > 1:
-        return "MultiProc", {"n_procs": config.nprocs, "raise_insufficient": False}
-    return "Linear", {}
+        args = {"n_procs": config.nprocs, "raise_insufficient": False}
+        if config.mem_gb:
+            args["memory_gb"] = config.mem_gb
+        return "MultiProc", {**args, "status_callback": status}
+    return "Linear", {"status_callback": status}
 
 
 def process_session(
@@ -104,7 +115,7 @@ def process_session(
         LOGGER.info("%s: outputs exist for these settings, skipped", inputs.key)
         return SessionOutcome(inputs.key, "skipped")
     workflow = init_participant_wf(inputs, work_dir)
-    plugin, plugin_args = _plugin(config)
+    plugin, plugin_args = _plugin(config, inputs.key)
     try:
         outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
     except Exception as exc:  # a node failed: nipype wraps the cause, keep it for the summary
