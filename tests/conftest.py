@@ -59,8 +59,10 @@ def make_bids(tmp_path: Path) -> Callable[..., Path]:
         (root / ".bidsignore").write_text("*_roi.*\n")
         lines = ["participant_id\tdiagnosis\tage\tsex"]
         for index, subject in enumerate(subjects):
-            lines.append(f"sub-{subject}\t{'ALS' if index % 2 else 'CN'}\t{50 + index}\t"
-                         f"{'M' if index % 3 else 'F'}")
+            lines.append(
+                f"sub-{subject}\t{'ALS' if index % 2 else 'CN'}\t{50 + index}\t"
+                f"{'M' if index % 3 else 'F'}"
+            )
             for session in sessions or [None]:
                 folder = root / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
                 stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
@@ -72,7 +74,10 @@ def make_bids(tmp_path: Path) -> Callable[..., Path]:
         (root / "participants.json").write_text(
             json.dumps(
                 {
-                    "diagnosis": {"Description": "group", "Levels": {"CN": "control", "ALS": "ALS"}},
+                    "diagnosis": {
+                        "Description": "group",
+                        "Levels": {"CN": "control", "ALS": "ALS"},
+                    },
                     "age": {"Description": "age at scan", "Units": "years"},
                     "sex": {"Description": "sex", "Levels": {"M": "male", "F": "female"}},
                 }

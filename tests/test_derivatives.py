@@ -44,7 +44,11 @@ def test_container_recorded(tmp_path, make_bids):
 def test_image_and_sidecar(writer):
     source = writer.bids_dir / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
     path = writer.write_image(
-        _image(), "t1w_conform", {"sub": "01"}, sources=[source], params={"step": "conform"},
+        _image(),
+        "t1w_conform",
+        {"sub": "01"},
+        sources=[source],
+        params={"step": "conform"},
         metadata={"SkullStripped": False},
     )
     assert path == writer.output_dir / "sub-01/anat/sub-01_desc-conform_T1w.nii.gz"
@@ -83,7 +87,8 @@ def test_failed_write_leaves_nothing(writer, monkeypatch):
 
 def test_table_uses_na(writer):
     path = writer.write_table(
-        pd.DataFrame({"a": [1.0, np.nan]}), writer.group_file("t", ".tsv"),
+        pd.DataFrame({"a": [1.0, np.nan]}),
+        writer.group_file("t", ".tsv"),
         columns={"a": {"Description": "a"}},
     )
     assert path.read_text().splitlines() == ["a", "1.0", "n/a"]

@@ -23,9 +23,17 @@ def test_version_prints_the_version_file():
 
 def test_module_entry_point(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "bids_app", str(tmp_path / "missing"), str(tmp_path / "o"),
-         "participant"],
-        capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "bids_app",
+            str(tmp_path / "missing"),
+            str(tmp_path / "o"),
+            "participant",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == ExitCode.NO_INPUT
     assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr

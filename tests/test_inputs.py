@@ -47,7 +47,10 @@ def test_inventory_finds_optional_contrasts(make_bids):
     bids = make_bids(subjects=["01", "02"], sessions=["1", "2"], flair=["02"])
     inventory = build_inventory(load_layout(bids))
     assert [item.key for item in inventory] == [
-        "sub-01_ses-1", "sub-01_ses-2", "sub-02_ses-1", "sub-02_ses-2"
+        "sub-01_ses-1",
+        "sub-01_ses-2",
+        "sub-02_ses-1",
+        "sub-02_ses-2",
     ]
     second = inventory[2]
     assert second.flair and second.lesion_masks and not second.t2w

@@ -40,11 +40,27 @@ def test_skip_validation_aliases(tmp_path, flag):
 def test_all_options(tmp_path):
     config = _config(
         tmp_path,
-        "--session-label", "ses-1", "2",
-        "-w", str(tmp_path / "w"),
-        "--nprocs", "2", "--omp-nthreads", "3", "--mem-gb", "8",
-        "--device", "cpu", "--seed", "7", "--sloppy", "--force", "-vv", "-q",
-        "--group-column", "dx",
+        "--session-label",
+        "ses-1",
+        "2",
+        "-w",
+        str(tmp_path / "w"),
+        "--nprocs",
+        "2",
+        "--omp-nthreads",
+        "3",
+        "--mem-gb",
+        "8",
+        "--device",
+        "cpu",
+        "--seed",
+        "7",
+        "--sloppy",
+        "--force",
+        "-vv",
+        "-q",
+        "--group-column",
+        "dx",
     )
     assert config.session_label == ("1", "2")
     assert config.work_dir == (tmp_path / "w").resolve()

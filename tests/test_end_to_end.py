@@ -1,0 +1,81 @@
+"""End to end: participant then group on a 4-subject synthetic cohort at 3 mm."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from bids import BIDSLayout
+
+from bids_app.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    bids = tmp_path_factory.mktemp("e2e") / "bids"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bids_app.synthetic",
+            str(bids),
+            "--n-subjects",
+            "4",
+            "--n-sites",
+            "2",
+            "--voxel-size",
+            "3",
+            "--seed",
+            "1",
+        ],
+        check=True,
+    )
+    return bids
+
+
+@pytest.fixture(scope="module")
+def run_outputs(cohort, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e_out")
+    out, work = root / "derivatives", root / "work"
+    args = ["-w", str(work), "--sloppy", "--seed", "3"]
+    assert main([str(cohort), str(out), "participant", *args]) == 0
+    assert main([str(cohort), str(out), "group", *args]) == 0
+    return out, work
+
+
+def test_participant_outputs(cohort, run_outputs):
+    out, _ = run_outputs
+    raw = BIDSLayout(cohort, validate=False)
+    t1w = raw.get(suffix="T1w", extension=".nii.gz")
+    layout = BIDSLayout(cohort, derivatives=str(out), validate=False)
+    derived = layout.derivatives["NeuroStrat"].get(
+        desc="conform", suffix="T1w", extension=".nii.gz"
+    )
+    assert len(derived) == len(t1w) >= 4
+    sidecar = json.loads(Path(derived[0].path.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["Sources"][0].startswith("bids:raw:sub-")
+    assert sidecar["Conform"]["orientation"]
+
+
+def test_group_outputs(cohort, run_outputs):
+    out, _ = run_outputs
+    table = pd.read_csv(out / "group" / "participants.tsv", sep="\t")
+    assert len(table) == 4
+    demographics = pd.read_csv(out / "group" / "demographics.tsv", sep="\t")
+    assert demographics["n"].sum() == 4
+    assert (out / "group" / "demographics_tests.json").exists()
+    report = (out / "group" / "report.html").read_text()
+    assert "Demographics by group" in report and "data:image/png;base64" in report
+
+
+def test_rerun_skips_finished_subjects(cohort, run_outputs, capsys):
+    out, work = run_outputs
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*_desc-conform_T1w.nii.gz")}
+    assert (
+        main([str(cohort), str(out), "participant", "-w", str(work), "--sloppy", "--seed", "3"])
+        == 0
+    )
+    assert "skipped" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in before} == before
