@@ -33,6 +33,7 @@ def configure_nipype(work_dir: Path, verbosity: int) -> None:
                 "stop_on_first_crash": True,
                 "remove_unnecessary_outputs": False,
                 "check_version": False,
+                "poll_sleep_duration": 0.2,
             },
             "logging": {
                 "workflow_level": level,
