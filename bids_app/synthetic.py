@@ -1371,13 +1371,20 @@ def _plan_cohort(
             diagnosis[member] = names[j % len(names)]
     two_sessions = set(rng.permutation(n)[: round(spec.longitudinal_fraction * n)].tolist())
     flair_draw = set(rng.permutation(n)[: round(spec.flair_fraction * n)].tolist())
+    # sex balanced within each group, so that sex is never confounded with the diagnosis
+    sex_of = [""] * n
+    for name in names:
+        members = [i for i in range(n) if diagnosis[i] == name]
+        balanced = np.array(["M", "F"])[np.arange(len(members)) % 2]
+        for member, value in zip(members, rng.permutation(balanced), strict=True):
+            sex_of[member] = str(value)
     width = max(3, len(str(n)))
     plans = []
     for i in range(n):
         group = diagnosis[i]
         patient = group != control
         age = float(rng.uniform(*spec.age_range))
-        sex = "M" if rng.random() < 0.5 else "F"
+        sex = sex_of[i]
         severity = float(np.clip(1 + spec.severity_sd * rng.standard_normal(), 0.4, 1.8))
         row = {
             "participant_id": f"sub-{i + 1:0{width}d}",

@@ -79,3 +79,27 @@ def test_rerun_skips_finished_subjects(cohort, run_outputs, capsys):
     )
     assert "skipped" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_changed_input_is_reprocessed(cohort, run_outputs, capsys):
+    out, work = run_outputs
+    t1w = sorted(cohort.glob("sub-001/ses-01/anat/*_T1w.nii.gz"))[0]
+    t1w.touch()
+    code = main(
+        [
+            str(cohort),
+            str(out),
+            "participant",
+            "-w",
+            str(work),
+            "--sloppy",
+            "--seed",
+            "3",
+            "--participant-label",
+            "001",
+            "--session-label",
+            "01",
+        ]
+    )
+    assert code == 0
+    assert "sub-001_ses-01: done" in capsys.readouterr().err

@@ -109,7 +109,12 @@ def process_session(
     if not inputs.usable:
         return SessionOutcome(inputs.key, "failed", "no T1w image in this session")
     t1w = inputs.t1w[0]
-    params = {"step": "conform", "source": str(t1w.relative_to(config.bids_dir))}
+    stat = t1w.stat()
+    params = {
+        "step": "conform",
+        "source": str(t1w.relative_to(config.bids_dir)),
+        "source_size_mtime": [stat.st_size, stat.st_mtime_ns],  # a changed input is redone
+    }
     target = writer.path("t1w_conform", inputs.entities)
     if writer.is_done(target, params):
         LOGGER.info("%s: outputs exist for these settings, skipped", inputs.key)
