@@ -9,7 +9,7 @@ DEMO_SUBJECTS ?= 40
 DEMO_SITES ?= 3
 NPROCS ?= 2
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo bench lint clean
 
 install: $(STAMP)
 
@@ -28,9 +28,12 @@ $(STAMP): requirements.lock requirements-build.txt pyproject.toml version
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_foundation.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check bids_app tests run.py
-	$(BIN)/ruff format --check bids_app tests run.py
+	$(BIN)/ruff check bids_app tests benchmarks run.py
+	$(BIN)/ruff format --check bids_app tests benchmarks run.py
 
 demo: $(STAMP)
 	@test -f $(DEMO_DIR)/bids/dataset_description.json || \
