@@ -104,7 +104,6 @@ def run(config: Config, run_id: str) -> int:
     from bids_app.inputs.layout import check_dataset_root, load_layout, validate_dataset
     from bids_app.inputs.participants import read_participants
 
-    logger = logging.getLogger("bids_app")
     check_dataset_root(config.bids_dir)
     _check_output_dir(config.output_dir)
     writer = DerivativesWriter(
