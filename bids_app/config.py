@@ -20,6 +20,8 @@ from bids_app.errors import UsageError
 
 ANALYSIS_LEVELS = ("participant", "group")
 DEVICES = ("auto", "cpu", "cuda")
+SKULL_STRIP_MODES = ("auto", "hdbet", "template", "none")
+CNN_NORMALISATIONS = ("minmax", "zscore")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,17 @@ class Config:
         Logging verbosity: 0 is INFO, positive is more (DEBUG), negative is less.
     group_column : str
         Column of ``participants.tsv`` that holds the diagnostic group.
+    skull_strip : {"auto", "hdbet", "template", "none"}
+        Brain extraction: ``auto`` uses a mask found in ``derivatives``, else ``none`` for
+        skull-stripped input, else HD-BET when its weights are found, else the template method.
+    hdbet_weights : Path or None
+        Folder of HD-BET's model (default: HD-BET's own location).
+    derivatives : tuple of Path
+        Derivatives datasets searched for user-supplied ``desc-brain_mask`` files.
+    cnn_normalisation : {"minmax", "zscore"}
+        Intensity normalisation of the CNN-ready images (seed 001 uses min-max).
+    templateflow_home : Path or None
+        TemplateFlow's folder (the CLI takes ``TEMPLATEFLOW_HOME``); None uses nilearn's template.
     container : str or None
         ``"docker"`` or ``"singularity"`` when the run is in a container (set by the CLI).
     config_file : Path or None
@@ -83,6 +96,11 @@ class Config:
     force: bool = False
     verbosity: int = 0
     group_column: str = "diagnosis"
+    skull_strip: str = "auto"
+    hdbet_weights: Path | None = None
+    derivatives: tuple[Path, ...] = ()
+    cnn_normalisation: str = "minmax"
+    templateflow_home: Path | None = None
     container: str | None = None
     config_file: Path | None = field(default=None, compare=False)
 
@@ -115,7 +133,12 @@ class Config:
         str
             The first 12 hexadecimal digits of a SHA-256 digest.
         """
-        relevant = {"seed": self.seed, "sloppy": self.sloppy}
+        relevant = {
+            "seed": self.seed,
+            "sloppy": self.sloppy,
+            "skull_strip": self.skull_strip,
+            "cnn_normalisation": self.cnn_normalisation,
+        }
         digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 
@@ -195,6 +218,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         "analysis_level",
         "config_file",
         "container",
+        "templateflow_home",
     }
     unknown = sorted(set(options) - known)
     if unknown:
@@ -213,6 +237,11 @@ _COERCE = {
     "mem_gb": lambda v: None if v is None else float(v),
     "seed": int,
     "verbosity": int,
+    "hdbet_weights": lambda v: None if v is None else Path(v).expanduser().resolve(),
+    "derivatives": lambda v: tuple(
+        Path(p).expanduser().resolve() for p in ([v] if isinstance(v, str) else v)
+    ),
+    "templateflow_home": lambda v: None if not v else Path(v).expanduser().resolve(),
 }
 
 
@@ -247,6 +276,12 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     for name in ("skip_bids_validation", "sloppy", "force"):
         if name in values and not isinstance(values[name], bool):
             raise UsageError(f"option {name!r} must be true or false, not {values[name]!r}")
+    for name, choices in (
+        ("skull_strip", SKULL_STRIP_MODES),
+        ("cnn_normalisation", CNN_NORMALISATIONS),
+    ):
+        if name in values and values[name] not in choices:
+            raise UsageError(f"option {name!r} must be one of {choices}, not {values[name]!r}")
     if values.get("device", "auto") not in DEVICES:
         raise UsageError(f"option 'device' must be one of {DEVICES}, not {values['device']!r}")
     for name in ("nprocs", "omp_nthreads"):

@@ -45,7 +45,7 @@ def test_image_and_sidecar(writer):
     source = writer.bids_dir / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
     path = writer.write_image(
         _image(),
-        "t1w_conform",
+        "t1w_preproc",
         {"sub": "01"},
         sources=[source],
         params={"step": "conform"},
@@ -62,9 +62,9 @@ def test_image_and_sidecar(writer):
 
 def test_resumption_by_hash(writer):
     params = {"step": "conform"}
-    path = writer.path("t1w_conform", {"sub": "01"})
+    path = writer.path("t1w_preproc", {"sub": "01"})
     assert not writer.is_done(path, params)
-    writer.write_image(_image(), "t1w_conform", {"sub": "01"}, sources=[], params=params)
+    writer.write_image(_image(), "t1w_preproc", {"sub": "01"}, sources=[], params=params)
     assert writer.is_done(path, params)
     assert not writer.is_done(path, {"step": "conform", "other": 1})
     other_settings = DerivativesWriter(writer.output_dir, writer.bids_dir, settings_hash="xyz")
@@ -81,7 +81,7 @@ def test_failed_write_leaves_nothing(writer, monkeypatch):
 
     monkeypatch.setattr(nib, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        writer.write_image(_image(), "t1w_conform", {"sub": "01"}, sources=[], params={})
+        writer.write_image(_image(), "t1w_preproc", {"sub": "01"}, sources=[], params={})
     assert not [p for p in writer.output_dir.rglob("*") if p.is_file() and "sub-01" in p.name]
 
 
@@ -97,7 +97,7 @@ def test_table_uses_na(writer):
 
 def test_pybids_indexes_output_as_derivatives(writer):
     for subject_session in ({"sub": "01"}, {"sub": "01", "ses": "2"}):
-        writer.write_image(_image(), "t1w_conform", subject_session, sources=[], params={})
+        writer.write_image(_image(), "t1w_preproc", subject_session, sources=[], params={})
     layout = BIDSLayout(writer.bids_dir, derivatives=str(writer.output_dir))
     found = layout.derivatives["NeuroStrat"].get(desc="conform", suffix="T1w", extension=".nii.gz")
     assert len(found) == 2

@@ -65,6 +65,7 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         raise UsageError("output_dir must differ from bids_dir (use e.g. bids_dir/derivatives)")
     file_options.setdefault("work_dir", Path.cwd() / "work")
     options["container"] = _detect_container()
+    options["templateflow_home"] = os.environ.get("TEMPLATEFLOW_HOME") or None
     if config_file:
         options["config_file"] = Path(config_file).resolve()
     return build_config(options, file_options)

@@ -6,7 +6,7 @@ import argparse
 from typing import NoReturn
 
 from bids_app import __version__
-from bids_app.config import ANALYSIS_LEVELS, DEVICES
+from bids_app.config import ANALYSIS_LEVELS, CNN_NORMALISATIONS, DEVICES, SKULL_STRIP_MODES
 from bids_app.errors import UsageError
 
 
@@ -82,6 +82,30 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         dest="skip_bids_validation",
         action="store_true",
         help="do not validate the input dataset against the BIDS specification",
+    )
+
+    anat = parser.add_argument_group("Options for anatomical preprocessing (participant level)")
+    anat.add_argument(
+        "--skull-strip",
+        "--skull_strip",
+        dest="skull_strip",
+        choices=SKULL_STRIP_MODES,
+        help="brain extraction: auto picks a --derivatives mask, 'none' for skull-stripped "
+        "input, HD-BET when its weights are found, else the template method (default auto)",
+    )
+    anat.add_argument(
+        "--hdbet-weights", metavar="DIR", help="folder of HD-BET's model (plans.json, fold_all/)"
+    )
+    anat.add_argument(
+        "--derivatives",
+        nargs="+",
+        metavar="DIR",
+        help="derivatives datasets with precomputed desc-brain_mask files, used as they are",
+    )
+    anat.add_argument(
+        "--cnn-normalisation",
+        choices=CNN_NORMALISATIONS,
+        help="intensity normalisation of the CNN-ready crops (default minmax, as seed 001)",
     )
 
     group = parser.add_argument_group("Options for the group level")

@@ -32,11 +32,65 @@ ENTITY_ORDER = (
 )
 
 #: Suffixes of our own, not (yet) in the BIDS specification; listed in ``.bidsignore``.
-CUSTOM_SUFFIXES = ("morph", "features", "histogram", "relevance", "predictions", "qc")
+CUSTOM_SUFFIXES = (
+    "morph",
+    "features",
+    "histogram",
+    "relevance",
+    "predictions",
+    "qc",
+    "jacobian",
+)
+
+#: Template space of the standard-space outputs (nilearn's or TemplateFlow's copy).
+TEMPLATE_SPACE = "MNI152NLin2009aSym"
+
+#: Contrasts co-registered to the T1w.
+OTHER_CONTRASTS = ("FLAIR", "T2w")
+
+_MNI = {"space": TEMPLATE_SPACE}
 
 #: Every per-subject output of NeuroStrat by name: extra entities, suffix and extension.
+#: Standard names follow sMRIPrep (native T1w space carries no ``space`` entity).
 OUTPUTS: dict[str, tuple[dict[str, str], str, str]] = {
-    "t1w_conform": ({"desc": "conform"}, "T1w", ".nii.gz"),
+    "t1w_preproc": ({"desc": "preproc"}, "T1w", ".nii.gz"),
+    "brain_mask": ({"desc": "brain"}, "mask", ".nii.gz"),
+    "dseg": ({}, "dseg", ".nii.gz"),
+    **{
+        f"probseg_{tissue.lower()}": ({"label": tissue}, "probseg", ".nii.gz")
+        for tissue in ("CSF", "GM", "WM")
+    },
+    "xfm_t1w_to_template": (
+        {"from": "T1w", "to": TEMPLATE_SPACE, "mode": "image"},
+        "xfm",
+        ".nii.gz",
+    ),
+    "xfm_template_to_t1w": (
+        {"from": TEMPLATE_SPACE, "to": "T1w", "mode": "image"},
+        "xfm",
+        ".nii.gz",
+    ),
+    "t1w_mni": ({**_MNI, "desc": "preproc"}, "T1w", ".nii.gz"),
+    "brain_mask_mni": ({**_MNI, "desc": "brain"}, "mask", ".nii.gz"),
+    "dseg_mni": (_MNI, "dseg", ".nii.gz"),
+    "logjacobian_mni": ({**_MNI, "desc": "log"}, "jacobian", ".nii.gz"),
+    "lesion_mni": ({**_MNI, "label": "lesion"}, "roi", ".nii.gz"),
+    "t1w_cnn": ({**_MNI, "desc": "cnn"}, "T1w", ".nii.gz"),
+    "qc_metrics": ({"desc": "preproc"}, "qc", ".json"),
+    **{
+        name: spec
+        for contrast in OTHER_CONTRASTS
+        for name, spec in {
+            f"{contrast.lower()}_t1w": ({"space": "T1w", "desc": "preproc"}, contrast, ".nii.gz"),
+            f"{contrast.lower()}_mni": ({**_MNI, "desc": "preproc"}, contrast, ".nii.gz"),
+            f"{contrast.lower()}_cnn": ({**_MNI, "desc": "cnn"}, contrast, ".nii.gz"),
+            f"xfm_{contrast.lower()}_to_t1w": (
+                {"from": contrast, "to": "T1w", "mode": "image"},
+                "xfm",
+                ".mat",
+            ),
+        }.items()
+    },
 }
 
 #: Folders of the output dataset that are not BIDS data.
@@ -151,11 +205,37 @@ def output_path(name: str, entities: Mapping[str, str | int]) -> Path:
 
     Examples
     --------
-    >>> output_path("t1w_conform", {"sub": "01", "ses": "1"}).as_posix()
-    'sub-01/ses-1/anat/sub-01_ses-1_desc-conform_T1w.nii.gz'
+    >>> output_path("t1w_preproc", {"sub": "01", "ses": "1"}).as_posix()
+    'sub-01/ses-1/anat/sub-01_ses-1_desc-preproc_T1w.nii.gz'
+    >>> output_path("flair_mni", {"sub": "01"}).name
+    'sub-01_space-MNI152NLin2009aSym_desc-preproc_FLAIR.nii.gz'
     """
     extra, suffix, extension = OUTPUTS[name]
     return build_path({**entities, **extra}, suffix, extension)
+
+
+def report_path(entities: Mapping[str, str | int]) -> Path:
+    """Return the path of the HTML QC report of a subject/session (at the root, as fMRIPrep).
+
+    Parameters
+    ----------
+    entities : mapping
+        The subject/session entities.
+
+    Returns
+    -------
+    Path
+        ``sub-<label>[_ses-<label>].html``.
+
+    Examples
+    --------
+    >>> report_path({"sub": "01", "ses": "2"}).as_posix()
+    'sub-01_ses-2.html'
+    """
+    name = f"sub-{entities['sub']}"
+    if entities.get("ses") is not None:
+        name += f"_ses-{entities['ses']}"
+    return Path(name + ".html")
 
 
 def sidecar_path(path: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,6 +26,7 @@ from bids_app.derivatives.naming import (
     group_path,
     log_path,
     output_path,
+    report_path,
     sidecar_path,
 )
 from bids_app.errors import OutputError
@@ -168,7 +170,7 @@ class DerivativesWriter:
         Parameters
         ----------
         output : str
-            A key of :data:`bids_app.derivatives.naming.OUTPUTS`, e.g. ``"t1w_conform"``.
+            A key of :data:`bids_app.derivatives.naming.OUTPUTS`, e.g. ``"t1w_preproc"``.
         entities : mapping
             Subject/session entities.
 
@@ -293,6 +295,92 @@ class DerivativesWriter:
         with atomic_path(path) as part:
             table.to_csv(part, sep="\t", index=False, na_rep="n/a")
         return self._finish(path, sidecar)
+
+    def copy_file(
+        self,
+        source_file: Path,
+        output: str,
+        entities: Mapping[str, Any],
+        *,
+        sources: Sequence[Path],
+        params: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Copy a computed file (a transform) into the dataset atomically, with its sidecar.
+
+        Parameters
+        ----------
+        source_file : Path
+            The file in the work folder.
+        output : str
+            Name of the output (a key of ``naming.OUTPUTS``).
+        entities : mapping
+            Subject/session entities.
+        sources : sequence of Path
+            Input files inside ``bids_dir``.
+        params : mapping
+            Parameters of the step.
+        metadata : mapping, optional
+            Further sidecar fields.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = self.path(output, entities)
+        sidecar = self._sidecar(sources, params, metadata or {})
+        with atomic_path(path) as part:
+            shutil.copyfile(source_file, part)
+        return self._finish(path, sidecar)
+
+    def write_json(
+        self,
+        data: Mapping[str, Any],
+        output: str,
+        entities: Mapping[str, Any],
+        *,
+        sources: Sequence[Path],
+        params: Mapping[str, Any],
+    ) -> Path:
+        """Write a JSON output (e.g. QC metrics) with provenance inside it.
+
+        Parameters
+        ----------
+        data : mapping
+            The content.
+        output : str
+            Name of the output (a key of ``naming.OUTPUTS``).
+        entities : mapping
+            Subject/session entities.
+        sources : sequence of Path
+            Input files inside ``bids_dir``.
+        params : mapping
+            Parameters of the step.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = self.path(output, entities)
+        content = {**data, **self._sidecar(sources, params, {})}
+        return write_text_atomic(path, json.dumps(content, indent=2, default=str))
+
+    def report(self, entities: Mapping[str, Any]) -> Path:
+        """Return the absolute path of a subject/session's HTML QC report.
+
+        Parameters
+        ----------
+        entities : mapping
+            Subject/session entities.
+
+        Returns
+        -------
+        Path
+            ``output_dir/sub-<label>[_ses-<label>].html``.
+        """
+        return self.output_dir / report_path(entities)
 
     def group_file(self, name: str, extension: str) -> Path:
         """Return the absolute path of a group-level output.

@@ -130,7 +130,7 @@ def run_group_level(
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
     processed = {
-        item.key for item in inventory if writer.path("t1w_conform", item.entities).exists()
+        item.key for item in inventory if writer.path("t1w_preproc", item.entities).exists()
     }
     table, exclusions = assemble_group_table(participants, inventory, processed)
     if table.empty:
