@@ -48,7 +48,8 @@ class Config:
     nprocs : int
         Processes for the participant workflow.
     omp_nthreads : int
-        Threads per process for multi-threaded tools (ITK, BLAS, torch).
+        Threads per process for multi-threaded tools (ITK, BLAS, torch); the CLI's default is
+        ``nprocs``.
     mem_gb : float or None
         Memory the run may use; ``None`` means no limit is set.
     device : {"auto", "cpu", "cuda"}
@@ -276,6 +277,7 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     for name in ("skip_bids_validation", "sloppy", "force"):
         if name in values and not isinstance(values[name], bool):
             raise UsageError(f"option {name!r} must be true or false, not {values[name]!r}")
+    values.setdefault("omp_nthreads", values.get("nprocs", 1))
     for name, choices in (
         ("skull_strip", SKULL_STRIP_MODES),
         ("cnn_normalisation", CNN_NORMALISATIONS),

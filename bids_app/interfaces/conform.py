@@ -13,11 +13,14 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_app.preprocessing.conform import conform, load_image
+from bids_app.preprocessing.conform import MAX_ANISOTROPY, conform, load_image, resample_anisotropic
 
 
 class _ConformInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="anatomical image (NIfTI)")
+    max_anisotropy = traits.Float(
+        MAX_ANISOTROPY, usedefault=True, desc="resample to isotropic voxels above this ratio"
+    )
 
 
 class _ConformOutputSpec(TraitedSpec):
@@ -26,7 +29,7 @@ class _ConformOutputSpec(TraitedSpec):
 
 
 class Conform(SimpleInterface):
-    """Conform an anatomical image (RAS, float32, 3D, checked header)."""
+    """Conform an anatomical image (RAS, float32, 3D, checked header, not too anisotropic)."""
 
     input_spec = _ConformInputSpec
     output_spec = _ConformOutputSpec
@@ -34,6 +37,9 @@ class Conform(SimpleInterface):
     def _run_interface(self, runtime):
         source = Path(self.inputs.in_file)
         conformed, report = conform(load_image(source), source=str(source))
+        conformed, note = resample_anisotropic(conformed, self.inputs.max_anisotropy)
+        if note:
+            report["changes"].append(note)
         out_file = Path(runtime.cwd) / "conformed.nii.gz"
         nib.save(conformed, out_file)
         self._results["out_file"] = str(out_file)

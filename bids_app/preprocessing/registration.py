@@ -23,6 +23,13 @@ from bids_app.preprocessing.templates import Template
 #: 170 mm: the neck of sagittal MPRAGEs otherwise pulls the centre-of-mass initialisation down.
 HEAD_HEIGHT_MM = 180.0
 
+#: Thickness (mm) of scalp and skull removed by :func:`rough_brain_mask`.
+ROUGH_BRAIN_DEPTH_MM = 12.0
+
+#: Height (mm) below the top of the head kept by :func:`rough_brain_mask` (the face and neck
+#: lie lower).
+ROUGH_BRAIN_HEIGHT_MM = 110.0
+
 
 @dataclass(frozen=True)
 class RegistrationSettings:
@@ -106,7 +113,7 @@ def crop_to_head(image: nib.Nifti1Image, height_mm: float = HEAD_HEIGHT_MM) -> n
         The image, the neck set to 0; unchanged if it is shorter than ``height_mm``.
     """
     data = np.asarray(image.dataobj, dtype=np.float32)
-    foreground = data > _otsu(data)
+    foreground = head_mask(image)
     if not foreground.any():
         return image
     k = np.arange(data.shape[2])
@@ -118,6 +125,102 @@ def crop_to_head(image: nib.Nifti1Image, height_mm: float = HEAD_HEIGHT_MM) -> n
         return image
     cropped = data * keep[None, None, :]
     return nib.Nifti1Image(cropped, image.affine)
+
+
+def head_mask(image: nib.Nifti1Image) -> np.ndarray:
+    """Return the head: Otsu's threshold on log intensities, closed, holes filled, largest part.
+
+    Log intensities separate the dark background from a head whose brain is darker than its
+    scalp (plain Otsu then keeps only the bright fat).
+
+    Parameters
+    ----------
+    image : nibabel.Nifti1Image
+        A head image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask.
+    """
+    from scipy import ndimage as ndi
+
+    data = np.clip(np.asarray(image.dataobj, dtype=np.float32), 0, None)
+    threshold = np.expm1(_otsu(np.log1p(data)))
+    head = ndi.binary_fill_holes(ndi.binary_closing(data > threshold, iterations=2))
+    labels, count = ndi.label(head)
+    if count > 1:
+        head = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    return head
+
+
+def rough_brain_mask(
+    head: nib.Nifti1Image,
+    depth_mm: float = ROUGH_BRAIN_DEPTH_MM,
+    height_mm: float = ROUGH_BRAIN_HEIGHT_MM,
+) -> np.ndarray:
+    """Return a crude brain region: the head eroded by ``depth_mm``, top ``height_mm`` only.
+
+    Used to initialise the affine registration (centroid to the template brain's centroid) and
+    as its moving-image metric mask when the template has no skull, so that the template's
+    brain is not stretched onto the scalp, face or neck.
+
+    Parameters
+    ----------
+    head : nibabel.Nifti1Image
+        A RAS head image.
+    depth_mm : float
+        Scalp + skull thickness removed.
+    height_mm : float
+        Height kept below the top of the head.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask (the whole head if erosion would leave too little).
+    """
+    from scipy import ndimage as ndi
+
+    foreground = head_mask(head)
+    zooms = np.array(head.header.get_zooms()[:3], dtype=float)
+    radius = np.maximum(1, np.round(depth_mm / zooms)).astype(int)
+    grid = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
+    ball = sum((g * z / depth_mm) ** 2 for g, z in zip(grid, zooms, strict=True)) <= 1.0
+    inner = ndi.binary_erosion(foreground, structure=ball)
+    z = head.affine[2, 2] * np.arange(head.shape[2]) + head.affine[2, 3]
+    top = z[foreground.any(axis=(0, 1))].max()
+    inner &= (z >= top - height_mm)[None, None, :]
+    return inner if inner.sum() > 0.1 * foreground.sum() else foreground
+
+
+def initial_translation(rough: np.ndarray, affine: np.ndarray, template: Template) -> np.ndarray:
+    """Return the translation (RAS, mm) taking the template brain's top onto a rough brain.
+
+    Both centroids are taken over the same height below the top (the template's brain top
+    plus 10 mm of scalp stands for the vertex).
+
+    Parameters
+    ----------
+    rough : numpy.ndarray
+        Rough brain mask of the moving image (see :func:`rough_brain_mask`).
+    affine : numpy.ndarray
+        Its voxel-to-world affine.
+    template : Template
+        The template.
+
+    Returns
+    -------
+    numpy.ndarray
+        Moving centroid minus template centroid.
+    """
+    brain = np.asarray(template.brain_mask.dataobj) > 0
+    taffine = template.brain_mask.affine
+    z = taffine[2, 2] * np.arange(brain.shape[2]) + taffine[2, 3]
+    top = z[brain.any(axis=(0, 1))].max() + ROUGH_BRAIN_DEPTH_MM - 2.0
+    brain &= (z >= top - ROUGH_BRAIN_HEIGHT_MM)[None, None, :]
+    moving_centre = nib.affines.apply_affine(affine, np.argwhere(rough).mean(axis=0))
+    fixed_centre = nib.affines.apply_affine(taffine, np.argwhere(brain).mean(axis=0))
+    return moving_centre - fixed_centre
 
 
 def _otsu(data: np.ndarray) -> float:
@@ -154,7 +257,19 @@ def register_to_template(
     fixed = to_ants(template.t1w)
     dilation = max(1, round(settings.mask_dilation_mm / template.resolution))
     fixed_mask = ants.iMath(to_ants(template.brain_mask), "MD", dilation)
-    moving_ants = to_ants(crop_to_head(moving))
+    cropped = crop_to_head(moving)
+    moving_ants = to_ants(cropped)
+    rough = rough_brain_mask(cropped)
+    shift = initial_translation(rough, cropped.affine, template) * np.array([-1.0, -1.0, 1.0])
+    initial = ants.create_ants_transform(
+        transform_type="AffineTransform", dimension=3, translation=list(shift)  # ITK: LPS
+    )
+    initial_file = str(out_dir / "initial.mat")
+    ants.write_transform(initial, initial_file)
+    extra = {}
+    if not template.has_skull:
+        rough_image = nib.Nifti1Image(rough.astype(np.float32), cropped.affine)
+        extra["moving_mask"] = to_ants(rough_image)
     affine = ants.registration(
         fixed,
         moving_ants,
@@ -163,7 +278,9 @@ def register_to_template(
         aff_shrink_factors=settings.affine_shrink,
         aff_smoothing_sigmas=settings.affine_smoothing,
         mask=fixed_mask,
+        initial_transform=initial_file,
         outprefix=str(out_dir / "affine_"),
+        **extra,
     )
     affine_file = affine["fwdtransforms"][0]
     syn = ants.registration(
