@@ -15,13 +15,14 @@ install: $(STAMP)
 
 # Order matters: torch (the local CPU build) before anything that depends on it; pyradiomics
 # 3.0.1 built against the pinned numpy without build isolation (see requirements-build.txt).
-$(STAMP): requirements.lock requirements-build.txt pyproject.toml version
+$(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt pyproject.toml version
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements-build.txt
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --no-build-isolation pyradiomics==3.0.1
 	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -30,6 +31,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
+	$(BIN)/python benchmarks/bench_preprocessing.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bids_app tests benchmarks run.py

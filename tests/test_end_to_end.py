@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 from bids import BIDSLayout
 
 from bids_app.cli.main import main
+from bids_app.preprocessing.quality import dice
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +54,41 @@ def test_participant_outputs(cohort, run_outputs):
     t1w = raw.get(suffix="T1w", extension=".nii.gz")
     layout = BIDSLayout(cohort, derivatives=str(out), validate=False)
     derived = layout.derivatives["NeuroStrat"].get(
-        desc="conform", suffix="T1w", extension=".nii.gz"
+        desc="preproc", suffix="T1w", extension=".nii.gz", space=None
     )
     assert len(derived) == len(t1w) >= 4
     sidecar = json.loads(Path(derived[0].path.replace(".nii.gz", ".json")).read_text())
     assert sidecar["Sources"][0].startswith("bids:raw:sub-")
     assert sidecar["Conform"]["orientation"]
+    crops = layout.derivatives["NeuroStrat"].get(desc="cnn", suffix="T1w", extension=".nii.gz")
+    assert len(crops) == len(t1w)
+    assert nib.load(crops[0].path).shape == (72, 92, 76)  # 144 x 184 x 152 mm at 2 mm
+
+
+def test_brain_masks_match_the_ground_truth(cohort, run_outputs):
+    """The template fallback finds the planted brains (3 mm input, --sloppy)."""
+    out, _ = run_outputs
+    scores = []
+    for truth in sorted((cohort / "sourcedata" / "ground_truth").rglob("*_desc-brain_mask.nii.gz")):
+        ours = out / truth.relative_to(cohort / "sourcedata" / "ground_truth")
+        reference = nib.as_closest_canonical(nib.load(truth))
+        mask = nib.load(ours)
+        assert mask.shape == reference.shape
+        scores.append(dice(np.asarray(mask.dataobj) > 0, np.asarray(reference.dataobj) > 0))
+    assert len(scores) >= 4 and min(scores) >= 0.85, scores
+
+
+def test_reports_show_every_overlay(cohort, run_outputs):
+    out, _ = run_outputs
+    reports = sorted(out.glob("sub-*.html"))
+    assert len(reports) == len(list(cohort.rglob("*_T1w.nii.gz")))
+    for report in reports:
+        text = report.read_text()
+        for heading in ("Brain mask", "Spatial normalisation", "Tissue segmentation"):
+            assert heading in text
+        key = report.stem
+        if list(cohort.rglob(f"{key}_FLAIR.nii.gz")):
+            assert "FLAIR co-registration" in text and text.count("<img") == 4
 
 
 def test_group_outputs(cohort, run_outputs):
@@ -72,7 +104,7 @@ def test_group_outputs(cohort, run_outputs):
 
 def test_rerun_skips_finished_subjects(cohort, run_outputs, capsys):
     out, work = run_outputs
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("*_desc-conform_T1w.nii.gz")}
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*_desc-preproc_T1w.nii.gz")}
     assert (
         main([str(cohort), str(out), "participant", "-w", str(work), "--sloppy", "--seed", "3"])
         == 0

@@ -99,12 +99,12 @@ def test_corrupt_image_spares_other_subjects(tmp_path, make_bids, capsys):
     broken = bids / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
     broken.write_bytes(broken.read_bytes()[:200])  # a truncated gzip
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work")])
+    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--sloppy"])
     assert code != 0
     err = capsys.readouterr().err
     assert "FAILED sub-02" in err and "sub-02_T1w.nii.gz" in err
     for subject in ("01", "03"):
-        assert (out / f"sub-{subject}/anat/sub-{subject}_desc-conform_T1w.nii.gz").exists()
+        assert (out / f"sub-{subject}/anat/sub-{subject}_desc-preproc_T1w.nii.gz").exists()
     assert not list(out.glob("sub-02/**/*.nii.gz"))
     assert not [p for p in out.rglob("*") if ".part-" in p.name]
     summary = next((out / "logs").glob("summary_*.txt")).read_text()
@@ -120,12 +120,12 @@ def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
         (bids / "sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz").read_bytes()
     )
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "w")])
+    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--sloppy"])
     assert code == ExitCode.SUBJECTS_FAILED
     assert "FAILED sub-01_ses-2: no T1w" in capsys.readouterr().err
     inventory = next((out / "logs").glob("inventory_*.tsv")).read_text()
     assert "T1w (required)" in inventory
-    assert len(list(out.rglob("*_desc-conform_T1w.nii.gz"))) == 3
+    assert len(list(out.rglob("*_desc-preproc_T1w.nii.gz"))) == 3
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
 
 
@@ -133,6 +133,6 @@ def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
 def test_group_without_group_column(tmp_path, make_bids, level):
     bids = make_bids(subjects=["01", "02"])
     out = tmp_path / "out"
-    assert main([str(bids), str(out), "participant", "-w", str(tmp_path / "w")]) == 0
+    assert main([str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--sloppy"]) == 0
     code = main([str(bids), str(out), level, "--group-column", "cohort", "-w", str(tmp_path / "w")])
     assert code == (ExitCode.DATA if level == "group" else ExitCode.OK)
