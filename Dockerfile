@@ -30,11 +30,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/neurostrat
-COPY requirements-build.txt requirements.lock ./
+COPY requirements-build.txt requirements.lock requirements-nodeps.txt ./
 RUN pip install ${PIP_CERT:+--cert "$PIP_CERT"} -r requirements-build.txt \
  && pip install ${PIP_CERT:+--cert "$PIP_CERT"} torch==2.13.0 --index-url "$TORCH_INDEX_URL" \
  && pip install ${PIP_CERT:+--cert "$PIP_CERT"} --no-build-isolation pyradiomics==3.0.1 \
  && pip install ${PIP_CERT:+--cert "$PIP_CERT"} -r requirements.lock \
+ && pip install ${PIP_CERT:+--cert "$PIP_CERT"} --no-deps -r requirements-nodeps.txt \
  && apt-get purge -y gcc g++ && apt-get autoremove -y
 
 COPY version pyproject.toml README.md run.py ./

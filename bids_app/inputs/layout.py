@@ -79,7 +79,9 @@ def run_bids_validator(bids_dir: Path) -> list[str]:
         return [f"bids-validator failed: {(result.stderr or result.stdout).strip()[:500]}"]
     errors = []
     for issue in report.get("issues", {}).get("errors", []):
-        files = [(f.get("file") or {}).get("relativePath", "") for f in issue.get("files") or [] if f]
+        files = [
+            (f.get("file") or {}).get("relativePath", "") for f in issue.get("files") or [] if f
+        ]
         where = f" (e.g. {files[0]})" if files and files[0] else ""
         errors.append(f"[{issue.get('key', 'ERROR')}] {issue.get('reason', '')}{where}")
     return errors

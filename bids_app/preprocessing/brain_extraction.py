@@ -52,7 +52,9 @@ def detect_skull_stripped(image: nib.Nifti1Image) -> tuple[bool, str]:
     nonzero = data != 0
     zero_fraction = 1.0 - nonzero.mean()
     volume = float(ndi.binary_fill_holes(nonzero).sum()) * voxel_ml
-    stripped = bool(zero_fraction >= STRIPPED_MIN_ZERO_FRACTION and volume <= STRIPPED_MAX_VOLUME_ML)
+    stripped = bool(
+        zero_fraction >= STRIPPED_MIN_ZERO_FRACTION and volume <= STRIPPED_MAX_VOLUME_ML
+    )
     reason = (
         f"{zero_fraction:.0%} of the voxels are exactly 0; the non-zero part is {volume:.0f} mL"
     )

@@ -262,7 +262,9 @@ def register_to_template(
     rough = rough_brain_mask(cropped)
     shift = initial_translation(rough, cropped.affine, template) * np.array([-1.0, -1.0, 1.0])
     initial = ants.create_ants_transform(
-        transform_type="AffineTransform", dimension=3, translation=list(shift)  # ITK: LPS
+        transform_type="AffineTransform",
+        dimension=3,
+        translation=list(shift),  # ITK: LPS
     )
     initial_file = str(out_dir / "initial.mat")
     ants.write_transform(initial, initial_file)
