@@ -176,7 +176,11 @@ class RegisterToTemplate(SimpleInterface):
         template = _template(settings.template_resolution, self.inputs.templateflow_home)
         os.environ["ANTS_RANDOM_SEED"] = str(self.inputs.seed)  # read by antsRegistration
         result = registration.register_to_template(
-            moving, template, Path(runtime.cwd) / "transforms", settings
+            moving,
+            template,
+            Path(runtime.cwd) / "transforms",
+            settings,
+            moving_is_head=not isdefined(self.inputs.mask_file),
         )
         self._results["forward"] = str(result.forward)
         self._results["inverse"] = str(result.inverse)

@@ -156,5 +156,54 @@ def _load_nilearn(resolution: int) -> Template:
     )
 
 
+#: Synthetic head around a skull-stripped template, as (outer distance from the brain in mm,
+#: intensity relative to the template's white matter): CSF, skull, scalp. Typical adult
+#: thicknesses (skull 5-7 mm, scalp 5-7 mm); T1w intensities: skull dark, scalp fat bright.
+HEAD_SHELLS = ((2.5, 0.15), (8.5, 0.03), (14.5, 0.8))
+
+
+def with_head(template: Template) -> Template:
+    """Return the template with CSF, skull and scalp shells painted around its brain.
+
+    A head image registered to a brain-only template tends to scale the brain onto the scalp
+    (both are edges against a dark background); adding the shells lets heads be registered to
+    heads. Templates that already show the skull are returned unchanged.
+
+    Parameters
+    ----------
+    template : Template
+        A template.
+
+    Returns
+    -------
+    Template
+        The same template whose ``t1w`` shows a head (``has_skull`` True).
+    """
+    if template.has_skull:
+        return template
+    from scipy import ndimage as ndi
+
+    brain = np.asarray(template.brain_mask.dataobj) > 0
+    t1w = np.asarray(template.t1w.dataobj, dtype=np.float32)
+    zooms = template.t1w.header.get_zooms()[:3]
+    distance = ndi.distance_transform_edt(~brain, sampling=zooms)
+    white = float(np.percentile(t1w[brain], 95))
+    head = t1w.copy()
+    inner = 0.0
+    for outer, relative in HEAD_SHELLS:
+        shell = (distance > inner) & (distance <= outer)
+        head[shell] = relative * white
+        inner = outer
+    return Template(
+        name=template.name,
+        resolution=template.resolution,
+        t1w=_float_image(head, template.t1w.affine),
+        brain_mask=template.brain_mask,
+        probseg=template.probseg,
+        source=f"{template.source} + synthetic head",
+        has_skull=True,
+    )
+
+
 def _float_image(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
