@@ -105,6 +105,8 @@ class Measure:
         Largest summed resident set of the run's process tree (sampled every 0.2 s).
     load_start, load_end : tuple of float
         ``os.getloadavg()`` just before and just after the run.
+    code_start, code_end : dict
+        :func:`code_state` just before and just after the run.
     """
 
     returncode: int
@@ -114,6 +116,8 @@ class Measure:
     peak_tree_rss_mb: float
     load_start: tuple[float, float, float]
     load_end: tuple[float, float, float]
+    code_start: dict
+    code_end: dict
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -157,6 +161,7 @@ def measure(command: list[str], log: Path, env: dict[str, str]) -> Measure:
     Measure
         Exit status, wall seconds, peak RSS of the largest process and of the process tree.
     """
+    code_start = code_state()
     load_start = os.getloadavg()
     peak_tree = [0.0]
     with log.open("w") as out:
@@ -175,7 +180,7 @@ def measure(command: list[str], log: Path, env: dict[str, str]) -> Measure:
         done.set()
         sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measure(
+    result = Measure(
         returncode=proc.returncode,
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
@@ -183,7 +188,12 @@ def measure(command: list[str], log: Path, env: dict[str, str]) -> Measure:
         peak_tree_rss_mb=peak_tree[0],
         load_start=load_start,
         load_end=os.getloadavg(),
+        code_start=code_start,
+        code_end=code_state(),
     )
+    if result.code_start != result.code_end:
+        print(f"  warning: the code changed during this run ({result.code_end})", flush=True)
+    return result
 
 
 def dice(mask_path: Path, reference_path: Path) -> float:
@@ -414,10 +424,46 @@ def _row(
     }
 
 
+def code_state() -> dict:
+    """Describe the product's code: the commit, local changes and the newest source file.
+
+    Others may edit the repository while a long benchmark runs; recording this before and after
+    each run shows whether a run used one consistent version of the code.
+
+    Returns
+    -------
+    dict
+        ``commit`` (short hash, empty outside git), ``dirty`` (uncommitted changes under
+        ``bids_app``) and ``newest_source`` (modification time of the newest ``.py`` file).
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--", "bids_app"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+    except OSError:
+        commit, dirty = "", False
+    newest = max(path.stat().st_mtime for path in (REPO / "bids_app").rglob("*.py"))
+    return {
+        "commit": commit,
+        "dirty": dirty,
+        "newest_source": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest)),
+    }
+
+
 def _run_record(scan: str, pipeline: str, cost: Measure) -> dict:
     return {
         "scan": scan,
         "pipeline": pipeline,
+        "code_start": cost.code_start,
+        "code_end": cost.code_end,
         "returncode": cost.returncode,
         "wall_s": round(cost.wall_s, 1),
         "cpu_s": round(cost.cpu_s, 1),
@@ -549,12 +595,6 @@ def machine() -> dict:
         os_name += f" ({platform.platform()})"
     except (OSError, AttributeError):
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit = ""
     from bids_app import __version__
 
     return {
@@ -568,7 +608,7 @@ def machine() -> dict:
         "antspyx": metadata.version("antspyx"),
         "nipype": metadata.version("nipype"),
         "neurostrat": __version__,
-        "git_commit": commit,
+        "code": code_state(),
         "itk_threads": int(ITK_THREADS),
     }
 
@@ -608,6 +648,10 @@ def main(argv: list[str] | None = None) -> None:
                 new_rows, record = run()
                 rows.extend(new_rows)
                 info["runs"].append(record)
+                states = {
+                    json.dumps(r[k]) for r in info["runs"] for k in ("code_start", "code_end")
+                }
+                info["same_code_in_every_run"] = len(states) == 1
                 # written after every run, so that a long benchmark keeps what it measured
                 pd.DataFrame(rows).to_csv(RESULTS / "preprocessing.tsv", sep="\t", index=False)
                 (RESULTS / "preprocessing_machine.json").write_text(

@@ -70,11 +70,12 @@ class RegistrationSettings:
 #: ``precise`` is the default; ``sloppy`` is for tests and demonstrations (``--sloppy``).
 REGISTRATION_PRESETS = {
     "precise": RegistrationSettings(),
+    # On a 3 mm synthetic head: 5.4 s and Dice 0.90 of the warped template mask with the true
+    # intracranial mask, against 22 s and 0.92 for ``precise``; without the coarsest affine
+    # level, 34 s and 0.66.
     "sloppy": RegistrationSettings(
-        affine_iterations=(200, 100),
-        affine_shrink=(2, 1),
-        affine_smoothing=(1, 0),
-        syn_iterations=(30, 10),
+        affine_iterations=(200, 100, 0),
+        syn_iterations=(40, 10, 0),
     ),
 }
 

@@ -110,6 +110,11 @@ class AnatomicalOptions:
         return 2 if self.sloppy else 1
 
     @property
+    def n4_preset(self) -> str:
+        """Name of the N4 preset."""
+        return "sloppy" if self.sloppy else "fast"
+
+    @property
     def registration_preset(self) -> str:
         """Name of the registration preset."""
         return "sloppy" if self.sloppy else "precise"
@@ -120,7 +125,7 @@ class AnatomicalOptions:
             "skull_strip": self.skull_strip,
             "user_mask": str(self.user_mask) if self.user_mask else None,
             "registration": REGISTRATION_PRESETS[self.registration_preset].to_dict(),
-            "n4": dataclasses.asdict(N4_PRESETS["fast"]),
+            "n4": dataclasses.asdict(N4_PRESETS[self.n4_preset]),
             "template_resolution_mm": self.resolution,
             "template_source": "templateflow" if self.templateflow_home else "nilearn",
             "cnn_normalisation": self.cnn_normalisation,
@@ -159,7 +164,7 @@ def init_participant_wf(
         "templateflow_home": str(options.templateflow_home or ""),
     }
     conform_t1w = pe.Node(Conform(in_file=str(inputs.t1w[0])), name="conform_t1w", mem_gb=0.5)
-    n4_head = pe.Node(N4(), name="n4_head", mem_gb=1.0)
+    n4_head = pe.Node(N4(preset=options.n4_preset), name="n4_head", mem_gb=1.0)
     register = pe.Node(
         RegisterToTemplate(
             preset=options.registration_preset,
@@ -170,7 +175,7 @@ def init_participant_wf(
         mem_gb=2.0,
     )
     warp_mask = pe.Node(WarpTemplateMask(**template), name="warp_template_mask", mem_gb=1.0)
-    n4_brain = pe.Node(N4(), name="n4_brain", mem_gb=1.0)
+    n4_brain = pe.Node(N4(preset=options.n4_preset), name="n4_brain", mem_gb=1.0)
     segment = pe.Node(SegmentTissues(**template), name="segment", mem_gb=2.0)
     to_template = pe.Node(ResampleToTemplate(**template), name="to_template", mem_gb=1.5)
     cnn_t1w = pe.Node(
@@ -242,7 +247,9 @@ def init_participant_wf(
     for index, (contrast, path) in enumerate(others, start=1):
         name = contrast.lower()
         other = pe.Node(
-            OtherContrast(in_file=str(path), contrast=contrast, **template),
+            OtherContrast(
+                in_file=str(path), contrast=contrast, preset=options.n4_preset, **template
+            ),
             name=f"{name}_coregister",
             mem_gb=1.5,
         )
