@@ -71,7 +71,9 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def track(items: Iterable[T], description: str, logger: logging.Logger) -> Iterator[T]:
+def track(
+    items: Iterable[T], description: str, logger: logging.Logger, total: int | None = None
+) -> Iterator[T]:
     """Iterate with progress: a tqdm bar with ETA on a terminal, log lines with ETA otherwise.
 
     Parameters
@@ -82,13 +84,16 @@ def track(items: Iterable[T], description: str, logger: logging.Logger) -> Itera
         What is being done, e.g. ``"participant"``.
     logger : logging.Logger
         Where plain progress lines go when stderr is not a terminal.
+    total : int or None
+        Number of items when ``items`` has no length (a generator).
 
     Yields
     ------
     object
         The items, unchanged.
     """
-    total = len(items) if isinstance(items, Sized) else None
+    if total is None and isinstance(items, Sized):
+        total = len(items)
     if sys.stderr.isatty():
         yield from tqdm(items, desc=description, total=total, unit="item", file=sys.stderr)
         return

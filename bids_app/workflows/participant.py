@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -564,8 +566,8 @@ def run_participant_level(
             "--skull-strip template"
         )
     outcomes = []
-    for inputs in track(inventory, "participant", LOGGER):
-        outcome = process_session(inputs, config, writer, work_dir)
+    sessions = _session_outcomes(inventory, config, writer, work_dir)
+    for outcome in track(sessions, "participant", LOGGER, total=len(inventory)):
         log = LOGGER.error if outcome.status == "failed" else LOGGER.info
         log(
             "%s: %s%s",
@@ -574,4 +576,32 @@ def run_participant_level(
             f" ({outcome.reason})" if outcome.reason else "",
         )
         outcomes.append(outcome)
-    return outcomes
+    order = {inputs.key: index for index, inputs in enumerate(inventory)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.key])
+
+
+def _session_outcomes(
+    inventory: Sequence[SessionInputs], config: Config, writer: DerivativesWriter, work_dir: Path
+) -> Iterator[SessionOutcome]:
+    """Process the sessions, ``nprocs`` at a time (each one's steps then run one by one).
+
+    The steps of one session mostly wait for each other, so running sessions side by side uses
+    the cores better than running one session's graph with MultiProc.
+    """
+    if config.nprocs == 1 or len(inventory) < 2:
+        for inputs in inventory:
+            yield process_session(inputs, config, writer, work_dir)
+        return
+    session_config = dataclasses.replace(config, nprocs=1)
+    context = multiprocessing.get_context("fork")
+    workers = min(config.nprocs, len(inventory))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(process_session, inputs, session_config, writer, work_dir): inputs
+            for inputs in inventory
+        }
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # a crashed worker: this session fails, not the run
+                yield SessionOutcome(futures[future].key, "failed", f"{type(exc).__name__}: {exc}")
