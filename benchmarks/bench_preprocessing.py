@@ -105,8 +105,6 @@ class Measure:
         Largest summed resident set of the run's process tree (sampled every 0.2 s).
     load_start, load_end : tuple of float
         ``os.getloadavg()`` just before and just after the run.
-    code_start, code_end : dict
-        :func:`code_state` just before and just after the run.
     """
 
     returncode: int
@@ -116,8 +114,6 @@ class Measure:
     peak_tree_rss_mb: float
     load_start: tuple[float, float, float]
     load_end: tuple[float, float, float]
-    code_start: dict
-    code_end: dict
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -144,7 +140,7 @@ def _tree_rss_mb(root: int) -> float:
     return total / 2**20
 
 
-def measure(command: list[str], log: Path, env: dict[str, str]) -> Measure:
+def measure(command: list[str], log: Path, env: dict[str, str], cwd: Path) -> Measure:
     """Run a command in a fresh subprocess and measure its wall time and memory.
 
     Parameters
@@ -155,18 +151,19 @@ def measure(command: list[str], log: Path, env: dict[str, str]) -> Measure:
         File receiving its stdout and stderr.
     env : dict of str to str
         Its environment.
+    cwd : Path
+        Its working folder.
 
     Returns
     -------
     Measure
         Exit status, wall seconds, peak RSS of the largest process and of the process tree.
     """
-    code_start = code_state()
     load_start = os.getloadavg()
     peak_tree = [0.0]
     with log.open("w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         done = threading.Event()
 
         def sample() -> None:
@@ -188,11 +185,7 @@ def measure(command: list[str], log: Path, env: dict[str, str]) -> Measure:
         peak_tree_rss_mb=peak_tree[0],
         load_start=load_start,
         load_end=os.getloadavg(),
-        code_start=code_start,
-        code_end=code_state(),
     )
-    if result.code_start != result.code_end:
-        print(f"  warning: the code changed during this run ({result.code_end})", flush=True)
     return result
 
 
@@ -256,15 +249,54 @@ def node_durations(work: Path) -> dict[str, float]:
     return durations
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": ITK_THREADS}
+def _env(code: Path) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, (str(code), os.environ.get("PYTHONPATH"))))
+    return {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": ITK_THREADS, "PYTHONPATH": path}
+
+
+def snapshot_code(dest: Path) -> Path:
+    """Copy the product's package, so that every run uses the code as it was at the start.
+
+    Others may edit the repository during a benchmark that takes most of an hour; the runs
+    import ``bids_app`` from this copy (``PYTHONPATH``, working folder) instead of the checkout.
+
+    Parameters
+    ----------
+    dest : Path
+        An empty folder.
+
+    Returns
+    -------
+    Path
+        ``dest``, holding ``bids_app/`` and the ``version`` file.
+
+    Raises
+    ------
+    RuntimeError
+        When a child process would not import ``bids_app`` from the copy.
+    """
+    shutil.copytree(
+        REPO / "bids_app", dest / "bids_app", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(REPO / "version", dest / "version")
+    where = subprocess.run(
+        [sys.executable, "-c", "import bids_app; print(bids_app.__file__)"],
+        cwd=dest,
+        env=_env(dest),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(dest.resolve()):
+        raise RuntimeError(f"the runs would import bids_app from {where}, not from {dest}")
+    return dest
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def run_ours(scan: Scan, tmp: Path, sloppy: bool) -> tuple[list[dict], dict]:
+def run_ours(scan: Scan, tmp: Path, code: Path, sloppy: bool) -> tuple[list[dict], dict]:
     """Run our participant level on one scan through the CLI and collect its costs.
 
     Parameters
@@ -273,6 +305,8 @@ def run_ours(scan: Scan, tmp: Path, sloppy: bool) -> tuple[list[dict], dict]:
         The scan.
     tmp : Path
         A scratch folder (the BIDS dataset, outputs and work folder go in a new subfolder).
+    code : Path
+        The copy of the product's code (:func:`snapshot_code`).
     sloppy : bool
         Add ``--sloppy``.
 
@@ -298,7 +332,7 @@ def run_ours(scan: Scan, tmp: Path, sloppy: bool) -> tuple[list[dict], dict]:
         *(["--sloppy"] if sloppy else []),
     ]
     print(f"[{time.strftime('%H:%M:%S')}] {scan.name}: {pipeline} ...", flush=True)
-    cost = measure(command, root / "log.txt", _env())
+    cost = measure(command, root / "log.txt", _env(code), code)
     mask = out / f"sub-{scan.name}" / "anat" / f"sub-{scan.name}_desc-brain_mask.nii.gz"
     ok = cost.returncode == 0 and mask.is_file()
     if not ok:
@@ -339,7 +373,7 @@ def run_ours(scan: Scan, tmp: Path, sloppy: bool) -> tuple[list[dict], dict]:
     return rows, _run_record(scan.name, pipeline, cost)
 
 
-def run_baseline(scan: Scan, tmp: Path) -> tuple[list[dict], dict]:
+def run_baseline(scan: Scan, tmp: Path, code: Path) -> tuple[list[dict], dict]:
     """Run the ANTsPy-defaults baseline on one scan in a child process.
 
     Parameters
@@ -348,6 +382,8 @@ def run_baseline(scan: Scan, tmp: Path) -> tuple[list[dict], dict]:
         The scan.
     tmp : Path
         A scratch folder.
+    code : Path
+        The copy of the product's code (:func:`snapshot_code`).
 
     Returns
     -------
@@ -364,7 +400,7 @@ def run_baseline(scan: Scan, tmp: Path) -> tuple[list[dict], dict]:
         *(str(scan.path), str(timings), str(mask)),
     ]
     print(f"[{time.strftime('%H:%M:%S')}] {scan.name}: {pipeline} ...", flush=True)
-    cost = measure(command, root / "log.txt", _env())
+    cost = measure(command, root / "log.txt", _env(code), code)
     ok = cost.returncode == 0 and timings.is_file()
     if not ok:
         print(f"  failed (exit {cost.returncode}); log tail:", flush=True)
@@ -427,8 +463,7 @@ def _row(
 def code_state() -> dict:
     """Describe the product's code: the commit, local changes and the newest source file.
 
-    Others may edit the repository while a long benchmark runs; recording this before and after
-    each run shows whether a run used one consistent version of the code.
+    Recorded when the code is copied for the benchmark (see :func:`snapshot_code`).
 
     Returns
     -------
@@ -462,8 +497,6 @@ def _run_record(scan: str, pipeline: str, cost: Measure) -> dict:
     return {
         "scan": scan,
         "pipeline": pipeline,
-        "code_start": cost.code_start,
-        "code_end": cost.code_end,
         "returncode": cost.returncode,
         "wall_s": round(cost.wall_s, 1),
         "cpu_s": round(cost.cpu_s, 1),
@@ -608,7 +641,6 @@ def machine() -> dict:
         "antspyx": metadata.version("antspyx"),
         "nipype": metadata.version("nipype"),
         "neurostrat": __version__,
-        "code": code_state(),
         "itk_threads": int(ITK_THREADS),
     }
 
@@ -638,20 +670,18 @@ def main(argv: list[str] | None = None) -> None:
     info = {**machine(), "runs": []}
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench_preprocessing_") as tmp:
+        info["code"] = {**code_state(), "snapshot": True}
+        code = snapshot_code(Path(tmp) / "code")
         for scan in scans:
-            runs = [lambda s=scan: run_ours(s, Path(tmp), sloppy=False)]
+            runs = [lambda s=scan: run_ours(s, Path(tmp), code, sloppy=False)]
             if scan.sloppy:
-                runs.append(lambda s=scan: run_ours(s, Path(tmp), sloppy=True))
+                runs.append(lambda s=scan: run_ours(s, Path(tmp), code, sloppy=True))
             if not args.no_baseline:
-                runs.append(lambda s=scan: run_baseline(s, Path(tmp)))
+                runs.append(lambda s=scan: run_baseline(s, Path(tmp), code))
             for run in runs:
                 new_rows, record = run()
                 rows.extend(new_rows)
                 info["runs"].append(record)
-                states = {
-                    json.dumps(r[k]) for r in info["runs"] for k in ("code_start", "code_end")
-                }
-                info["same_code_in_every_run"] = len(states) == 1
                 # written after every run, so that a long benchmark keeps what it measured
                 pd.DataFrame(rows).to_csv(RESULTS / "preprocessing.tsv", sep="\t", index=False)
                 (RESULTS / "preprocessing_machine.json").write_text(

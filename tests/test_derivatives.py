@@ -51,8 +51,8 @@ def test_image_and_sidecar(writer):
         params={"step": "conform"},
         metadata={"SkullStripped": False},
     )
-    assert path == writer.output_dir / "sub-01/anat/sub-01_desc-conform_T1w.nii.gz"
-    sidecar = json.loads(path.with_name("sub-01_desc-conform_T1w.json").read_text())
+    assert path == writer.output_dir / "sub-01/anat/sub-01_desc-preproc_T1w.nii.gz"
+    sidecar = json.loads(path.with_name("sub-01_desc-preproc_T1w.json").read_text())
     assert sidecar["Sources"] == ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz"]
     assert sidecar["SkullStripped"] is False
     assert sidecar["Parameters"] == {"step": "conform"}
@@ -99,7 +99,7 @@ def test_pybids_indexes_output_as_derivatives(writer):
     for subject_session in ({"sub": "01"}, {"sub": "01", "ses": "2"}):
         writer.write_image(_image(), "t1w_preproc", subject_session, sources=[], params={})
     layout = BIDSLayout(writer.bids_dir, derivatives=str(writer.output_dir))
-    found = layout.derivatives["NeuroStrat"].get(desc="conform", suffix="T1w", extension=".nii.gz")
+    found = layout.derivatives["NeuroStrat"].get(desc="preproc", suffix="T1w", extension=".nii.gz")
     assert len(found) == 2
     assert {f.entities.get("session") for f in found} == {None, "2"}
 

@@ -41,11 +41,12 @@ class N4Settings:
 
 
 #: Named settings: ``fast`` is ours (measured above); ``sloppy`` (``--sloppy``) stops earlier:
-#: 0.5 s instead of 19 s on a 3 mm synthetic head, whose noise kept ``fast`` from converging;
+#: 1.2 s instead of 18 s on a 3 mm synthetic head, whose noise kept ``fast`` from converging
+#: (two fitting levels instead of three left a bias that broke its registration);
 #: ``antspy-default`` is ANTsPy's, for the benchmark's baseline (shrink factor 4 at 1 mm).
 N4_PRESETS = {
     "fast": N4Settings(),
-    "sloppy": N4Settings(iterations=(30, 20), tolerance=1e-3),
+    "sloppy": N4Settings(tolerance=1e-3),
     "antspy-default": N4Settings(
         shrink_mm=4.0, iterations=(50, 50, 50, 50), tolerance=1e-7, spline_distance_mm=200.0
     ),
