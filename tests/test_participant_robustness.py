@@ -112,7 +112,9 @@ def test_bad_inputs_fail_alone_with_clear_errors(synthetic, tmp_path, capsys):
     assert "FLAIR co-registration" in (out / "sub-good.html").read_text()
     stripped = json.loads((out / "sub-stripped/anat/sub-stripped_desc-preproc_qc.json").read_text())
     assert stripped["SkullStrip"] == "none"
-    assert "already skull-stripped" in err
+    assert "already skull-stripped" in stripped["SkullStripReason"]
+    log = next((out / "logs").glob("log_*.txt")).read_text()  # sessions ran in worker processes
+    assert "sub-stripped: brain extraction none (the input is already skull-stripped" in log
     conform = json.loads((out / "sub-thick/anat/sub-thick_desc-preproc_T1w.json").read_text())
     assert any("resampled to 3 mm isotropic" in change for change in conform["Conform"]["changes"])
 

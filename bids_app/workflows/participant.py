@@ -530,7 +530,12 @@ def write_session_outputs(
     qc = outputs["qc"]
     writer.write_text(writer.report(entities), Path(qc.report).read_text(encoding="utf-8"))
     writer.write_json(
-        {"Metrics": qc.metrics, "Flags": qc.flags, "SkullStrip": options.skull_strip},
+        {
+            "Metrics": qc.metrics,
+            "Flags": qc.flags,
+            "SkullStrip": options.skull_strip,
+            "SkullStripReason": options.skull_strip_reason,
+        },
         "qc_metrics",
         entities,
         sources=sources,
