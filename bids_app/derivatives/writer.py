@@ -11,7 +11,7 @@ import hashlib
 import json
 import platform
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -224,6 +224,22 @@ class DerivativesWriter:
         write_text_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, default=str))
         return path
 
+    def _write(
+        self,
+        save: Callable[[Path], Any],
+        output: str,
+        entities: Mapping[str, Any],
+        sources: Sequence[Path],
+        params: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+    ) -> Path:
+        """Save a named output under a temporary name, rename it, then write its sidecar."""
+        path = self.path(output, entities)
+        sidecar = self._sidecar(sources, params, metadata or {})
+        with atomic_path(path) as part:
+            save(part)
+        return self._finish(path, sidecar)
+
     def write_image(
         self,
         img: nib.spatialimages.SpatialImage,
@@ -256,11 +272,9 @@ class DerivativesWriter:
         Path
             The written file.
         """
-        path = self.path(output, entities)
-        sidecar = self._sidecar(sources, params, metadata or {})
-        with atomic_path(path) as part:
-            nib.save(img, part)
-        return self._finish(path, sidecar)
+        return self._write(
+            lambda part: nib.save(img, part), output, entities, sources, params, metadata
+        )
 
     def write_table(
         self,
@@ -328,11 +342,14 @@ class DerivativesWriter:
         Path
             The written file.
         """
-        path = self.path(output, entities)
-        sidecar = self._sidecar(sources, params, metadata or {})
-        with atomic_path(path) as part:
-            shutil.copyfile(source_file, part)
-        return self._finish(path, sidecar)
+        return self._write(
+            lambda part: shutil.copyfile(source_file, part),
+            output,
+            entities,
+            sources,
+            params,
+            metadata,
+        )
 
     def write_json(
         self,

@@ -74,7 +74,7 @@ def mask_from_nonzero(image: nib.Nifti1Image) -> nib.Nifti1Image:
     nibabel.Nifti1Image
         uint8 mask of the largest connected non-zero object.
     """
-    return _as_mask(_largest_component(np.asarray(image.dataobj) != 0), image)
+    return _as_mask(_largest_filled(np.asarray(image.dataobj) != 0), image)
 
 
 def template_brain_mask(
@@ -114,7 +114,7 @@ def template_brain_mask(
         inner = ndi.binary_erosion(mask, iterations=width)
         tissue = np.asarray(tissue_probability.dataobj) > 0.5
         mask = inner | (mask & tissue)
-    return _as_mask(_largest_component(mask), warped_probability)
+    return _as_mask(_largest_filled(mask), warped_probability)
 
 
 def resample_mask(mask: nib.Nifti1Image, reference: nib.Nifti1Image) -> nib.Nifti1Image:
@@ -149,13 +149,29 @@ def resample_mask(mask: nib.Nifti1Image, reference: nib.Nifti1Image) -> nib.Nift
     return _as_mask(data, reference)
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Return the largest connected component of a boolean mask (the mask if it has one).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask of the largest component.
+    """
     labels, count = ndi.label(mask)
     if count > 1:
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         mask = labels == np.argmax(sizes)
-    return ndi.binary_fill_holes(mask)
+    return mask
+
+
+def _largest_filled(mask: np.ndarray) -> np.ndarray:
+    return ndi.binary_fill_holes(largest_component(mask))
 
 
 def _as_mask(data: np.ndarray, like: nib.Nifti1Image) -> nib.Nifti1Image:

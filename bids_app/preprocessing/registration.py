@@ -17,6 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.preprocessing.antsio import to_ants, to_nibabel
+from bids_app.preprocessing.brain_extraction import largest_component
 from bids_app.preprocessing.templates import Template, with_head
 
 #: Height (mm) of the head kept below its top before registration, as FSL's robustfov keeps
@@ -155,11 +156,9 @@ def head_mask(image: nib.Nifti1Image) -> np.ndarray:
 
     data = np.clip(np.asarray(image.dataobj, dtype=np.float32), 0, None)
     threshold = np.expm1(_otsu(np.log1p(data)))
-    head = ndi.binary_fill_holes(ndi.binary_closing(data > threshold, iterations=2))
-    labels, count = ndi.label(head)
-    if count > 1:
-        head = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
-    return head
+    return largest_component(
+        ndi.binary_fill_holes(ndi.binary_closing(data > threshold, iterations=2))
+    )
 
 
 def rough_brain_mask(

@@ -68,7 +68,12 @@ def figure_html(figure: plt.Figure, alt: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return _png_img(buffer.getvalue(), alt)
+
+
+def _png_img(png: bytes, alt: str) -> str:
+    """Return an ``<img>`` element showing PNG bytes through a data URI."""
+    encoded = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"/>'
 
 
@@ -101,8 +106,7 @@ def compact_figure_html(figure: plt.Figure, alt: str, dpi: int = 80, colors: int
     plt.close(figure)
     output = io.BytesIO()
     rendered.quantize(colors=colors).save(output, format="PNG", compress_level=9)
-    encoded = base64.b64encode(output.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"/>'
+    return _png_img(output.getvalue(), alt)
 
 
 def page(title: str, sections: Sequence[tuple[str, str]], footer: str) -> str:

@@ -397,10 +397,9 @@ def resolve_options(
 
 
 def _sources(inputs: SessionInputs) -> list[Path]:
-    firsts = [inputs.t1w[0]] + [
-        files[0] for files in (inputs.flair, inputs.t2w, inputs.lesion_masks) if files
-    ]
-    return firsts
+    """Return the input files a session uses: the first T1w, FLAIR, T2w and lesion mask."""
+    others = (inputs.flair, inputs.t2w, inputs.lesion_masks)
+    return [inputs.t1w[0]] + [files[0] for files in others if files]
 
 
 def process_session(
