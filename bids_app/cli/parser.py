@@ -6,7 +6,15 @@ import argparse
 from typing import NoReturn
 
 from bids_app import __version__
-from bids_app.config import ANALYSIS_LEVELS, CNN_NORMALISATIONS, DEVICES, SKULL_STRIP_MODES
+from bids_app.config import (
+    ANALYSIS_LEVELS,
+    ATLASES,
+    CNN_NORMALISATIONS,
+    DEVICES,
+    FEATURE_FAMILIES,
+    RADIOMICS_ROIS,
+    SKULL_STRIP_MODES,
+)
 from bids_app.errors import UsageError
 
 
@@ -106,6 +114,28 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         "--cnn-normalisation",
         choices=CNN_NORMALISATIONS,
         help="intensity normalisation of the CNN-ready crops (default minmax, as seed 001)",
+    )
+
+    feats = parser.add_argument_group("Options for the features (participant level)")
+    feats.add_argument(
+        "--features",
+        nargs="+",
+        choices=FEATURE_FAMILIES,
+        metavar="FAMILY",
+        help=f"feature families to compute: {', '.join(FEATURE_FAMILIES)} (default all)",
+    )
+    feats.add_argument(
+        "--atlas",
+        choices=ATLASES,
+        help="atlas of the regional grey-matter volumes (default desikan-killiany)",
+    )
+    feats.add_argument(
+        "--radiomics-rois",
+        nargs="+",
+        choices=RADIOMICS_ROIS,
+        metavar="ROI",
+        help=f"regions described by PyRadiomics: {', '.join(RADIOMICS_ROIS)} (default all; "
+        "'lesion' needs a lesion mask)",
     )
 
     group = parser.add_argument_group("Options for the group level")

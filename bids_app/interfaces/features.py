@@ -1,0 +1,290 @@
+"""Nipype interfaces of the feature families (volumes, thickness, radiomics, histogram).
+
+Thin wrappers around :mod:`bids_app.features`: each reads the session's files, calls the pure
+functions and saves a one-row table (or the histogram) in the node's folder, with the data
+dictionary and the reasons for missing values that the derivatives writer puts in the sidecar.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    Str,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from bids_app.features import histogram, radiomics, thickness, volumes
+from bids_app.features.atlases import load_atlas
+from bids_app.features.brainstem import brainstem_atlas
+from bids_app.interfaces.anatomical import _load, _save
+from bids_app.preprocessing.registration import apply_transform
+
+#: Desikan-Killiany brain-stem codes used as the radiomics ``brainstem`` ROI.
+_BRAINSTEM_CODES = volumes.STRUCTURES["brainstem"].labels
+#: Desikan-Killiany precentral gyrus, left and right (002).
+_PRECENTRAL_CODES = (1024, 2024)
+
+
+def _save_table(values: dict[str, float], cwd: str, name: str) -> str:
+    path = Path(cwd) / name
+    pd.DataFrame([values]).to_csv(path, sep="\t", index=False, na_rep="n/a")
+    return str(path)
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Slices of the bounding box of a non-empty mask, grown by ``margin`` voxels."""
+    where = np.argwhere(mask)
+    low = np.maximum(where.min(axis=0) - margin, 0)
+    high = np.minimum(where.max(axis=0) + 1 + margin, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
+def _labels(img: nib.Nifti1Image) -> nib.Nifti1Image:
+    return nib.Nifti1Image(np.rint(np.asarray(img.dataobj)).astype(np.int16), img.affine)
+
+
+class _AtlasInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="T1w (grid of the results)")
+    inverse = File(exists=True, mandatory=True, desc="template-to-T1w displacement field")
+    atlas = Str("desikan-killiany", usedefault=True, desc="atlas of the regional GM volumes")
+
+
+class _AtlasOutputSpec(TraitedSpec):
+    aparcaseg = File(exists=True, desc="Desikan-Killiany with the brain stem split, T1w grid")
+    atlas_labels = File(exists=True, desc="the chosen atlas on the T1w grid")
+
+
+class AtlasToT1w(SimpleInterface):
+    """Warp Desikan-Killiany (brain stem split) and the chosen atlas to the T1w."""
+
+    input_spec = _AtlasInputSpec
+    output_spec = _AtlasOutputSpec
+
+    def _run_interface(self, runtime):
+        t1w = _load(self.inputs.t1w)
+        inverse = [Path(self.inputs.inverse)]
+        dk = brainstem_atlas()
+        aparcaseg = _labels(apply_transform(dk, t1w, inverse, "nearestNeighbor"))
+        self._results["aparcaseg"] = _save(aparcaseg, runtime.cwd, "aparcaseg.nii.gz")
+        if self.inputs.atlas == "desikan-killiany":
+            self._results["atlas_labels"] = self._results["aparcaseg"]
+        else:
+            atlas = load_atlas(self.inputs.atlas).image
+            labels = _labels(apply_transform(atlas, t1w, inverse, "nearestNeighbor"))
+            self._results["atlas_labels"] = _save(labels, runtime.cwd, "atlas.nii.gz")
+        return runtime
+
+
+class _TableOutputSpec(TraitedSpec):
+    table = File(exists=True, desc="TSV table")
+    sidecar = traits.Dict(desc="data dictionary and provenance of the table")
+
+
+class _VolumesInputSpec(BaseInterfaceInputSpec):
+    probseg = InputMultiObject(File(exists=True), mandatory=True, desc="CSF, GM, WM posteriors")
+    brain_mask = File(exists=True, mandatory=True)
+    dseg = File(exists=True, mandatory=True, desc="tissue labels (1 CSF, 2 GM, 3 WM)")
+    aparcaseg = File(exists=True, mandatory=True, desc="Desikan-Killiany on the T1w grid")
+    atlas_labels = File(exists=True, mandatory=True)
+    atlas = Str(mandatory=True, desc="name of the atlas")
+    lesion = File(exists=True, desc="lesion mask on the T1w grid")
+
+
+class Volumes(SimpleInterface):
+    """Tissue, structure, regional grey-matter and lesion volumes (mL)."""
+
+    input_spec = _VolumesInputSpec
+    output_spec = _TableOutputSpec
+
+    def _run_interface(self, runtime):
+        probseg = dict(zip(("CSF", "GM", "WM"), map(_load, self.inputs.probseg), strict=True))
+        values = volumes.tissue_volumes(probseg, _load(self.inputs.brain_mask))
+        columns = {
+            name: {"Description": text, "Units": "mL"}
+            for name, text in volumes.TISSUE_VOLUMES.items()
+        }
+        dseg = _load(self.inputs.dseg)
+        structures, reasons = volumes.structure_volumes(_load(self.inputs.aparcaseg), dseg)
+        values.update(structures)
+        for name, structure in volumes.STRUCTURES.items():
+            columns[name] = {
+                "Description": f"{structure.description} (Desikan-Killiany labels "
+                f"{list(structure.labels)})",
+                "Units": "mL",
+            }
+        lesion = isdefined(self.inputs.lesion)
+        values["lesion"] = volumes.lesion_volume(_load(self.inputs.lesion)) if lesion else math.nan
+        if not lesion:
+            reasons["lesion"] = "no lesion mask in the input dataset"
+        columns["lesion"] = {"Description": "lesion load (001 §2.4)", "Units": "mL"}
+        atlas = load_atlas(self.inputs.atlas)
+        regional, missing = volumes.regional_grey_volumes(
+            _load(self.inputs.atlas_labels), dseg, probseg["GM"], atlas.grey_matter_labels()
+        )
+        prefix = f"gm_{volumes.column_name(atlas.name)}_"
+        for label, name in atlas.grey_matter_labels().items():
+            key = volumes.column_name(name)
+            values[prefix + key] = regional[key]
+            columns[prefix + key] = {
+                "Description": f"grey matter in {name} (label {label} of the {atlas.name} atlas)",
+                "Units": "mL",
+            }
+        reasons.update({prefix + key: reason for key, reason in missing.items()})
+        self._results["table"] = _save_table(values, runtime.cwd, "volumes.tsv")
+        self._results["sidecar"] = {
+            **columns,
+            "Atlas": atlas.name,
+            "Method": volumes.__doc__.split("\n\n")[1].strip(),
+            "MissingValues": reasons,
+        }
+        return runtime
+
+
+class _ThicknessInputSpec(BaseInterfaceInputSpec):
+    dseg = File(exists=True, mandatory=True, desc="tissue labels (1 CSF, 2 GM, 3 WM)")
+    probseg = InputMultiObject(File(exists=True), mandatory=True, desc="CSF, GM, WM posteriors")
+    aparcaseg = File(exists=True, mandatory=True, desc="Desikan-Killiany on the T1w grid")
+    preset = traits.Enum(*thickness.THICKNESS_PRESETS, usedefault=True)
+
+
+class _ThicknessOutputSpec(_TableOutputSpec):
+    thickness_map = File(exists=True, desc="cortical thickness (mm), 0 outside the cortex")
+
+
+class Thickness(SimpleInterface):
+    """DiReCT cortical thickness and its mean per Desikan-Killiany region."""
+
+    input_spec = _ThicknessInputSpec
+    output_spec = _ThicknessOutputSpec
+
+    def _run_interface(self, runtime):
+        _, gm, wm = map(_load, self.inputs.probseg)
+        settings = thickness.THICKNESS_PRESETS[self.inputs.preset]
+        thickness_map = thickness.cortical_thickness(_load(self.inputs.dseg), gm, wm, settings)
+        regions = thickness.desikan_killiany_cortex()
+        values = thickness.bilateral_thickness(thickness_map, _load(self.inputs.aparcaseg), regions)
+        columns = {}
+        for name in values:
+            structure, _, side = name.rpartition("_")
+            if side in ("left", "right"):
+                text = f"mean cortical thickness of the {side} {structure}"
+            else:
+                text = f"mean cortical thickness of the {name}, average of left and right (002)"
+            columns[name] = {"Description": text, "Units": "mm"}
+        reasons = {
+            name: "no cortical voxel of this region in the thickness map"
+            for name, value in values.items()
+            if not np.isfinite(value)
+        }
+        self._results["thickness_map"] = _save(thickness_map, runtime.cwd, "thickness.nii.gz")
+        self._results["table"] = _save_table(values, runtime.cwd, "thickness.tsv")
+        self._results["sidecar"] = {
+            **columns,
+            "Atlas": "desikan-killiany",
+            "Method": f"DiReCT (ANTs KellyKapowski), preset {self.inputs.preset!r}",
+            "Settings": settings.to_dict(),
+            "MissingValues": reasons,
+        }
+        return runtime
+
+
+class _RadiomicsInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w")
+    brain_mask = File(exists=True, mandatory=True)
+    aparcaseg = File(exists=True, mandatory=True, desc="Desikan-Killiany on the T1w grid")
+    lesion = File(exists=True, desc="lesion mask on the T1w grid")
+    rois = traits.List(Str, mandatory=True, desc="regions to describe")
+
+
+class Radiomics(SimpleInterface):
+    """PyRadiomics features (000 §2.2.1) of the brain and the chosen regions."""
+
+    input_spec = _RadiomicsInputSpec
+    output_spec = _TableOutputSpec
+
+    def _run_interface(self, runtime):
+        t1w, mask = _load(self.inputs.t1w), _load(self.inputs.brain_mask)
+        brain = np.asarray(mask.dataobj) > 0
+        aparcaseg = np.asarray(_load(self.inputs.aparcaseg).dataobj)
+        masks = {
+            "brain": brain,
+            "brainstem": np.isin(aparcaseg, _BRAINSTEM_CODES) & brain,
+            "precentral": np.isin(aparcaseg, _PRECENTRAL_CODES) & brain,
+        }
+        if isdefined(self.inputs.lesion):
+            masks["lesion"] = np.asarray(_load(self.inputs.lesion).dataobj) > 0.5
+        # PyRadiomics normalises over the whole image: crop it to the brain so that the field
+        # of view (neck, empty space) does not change the features
+        box = _bounding_box(brain, margin=5)
+        rois = {
+            roi: nib.Nifti1Image(masks[roi][box].astype(np.uint8), t1w.slicer[box].affine)
+            for roi in self.inputs.rois
+            if roi in masks
+        }
+        values, reasons = radiomics.extract_radiomics(t1w.slicer[box], rois)
+        for roi in self.inputs.rois:
+            if roi not in rois:
+                values.update(dict.fromkeys(radiomics.feature_names(roi), math.nan))
+                reasons[roi] = "no lesion mask in the input dataset"
+        ordered = {
+            name: values[name] for roi in self.inputs.rois for name in radiomics.feature_names(roi)
+        }
+        self._results["table"] = _save_table(ordered, runtime.cwd, "radiomics.tsv")
+        self._results["sidecar"] = {
+            **{name: {"Description": _radiomics_description(name)} for name in ordered},
+            "Settings": radiomics.radiomics_settings(),
+            "ROIs": {
+                "brain": "brain mask",
+                "brainstem": "Desikan-Killiany brain stem (midbrain, pons, medulla) in the mask",
+                "precentral": "Desikan-Killiany precentral gyrus (1024, 2024) in the mask",
+                "lesion": "the input lesion mask",
+            },
+            "MissingValues": reasons,
+        }
+        return runtime
+
+
+def _radiomics_description(name: str) -> str:
+    roi, feature_class, feature = name.split("_", 2)
+    return f"PyRadiomics {feature_class} feature {feature} of the {roi} ROI"
+
+
+class _HistogramInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w")
+    brain_mask = File(exists=True, mandatory=True)
+    probseg = InputMultiObject(File(exists=True), mandatory=True, desc="CSF, GM, WM posteriors")
+
+
+class Histogram(SimpleInterface):
+    """Intensity histogram of the brain (000 §3.1.2)."""
+
+    input_spec = _HistogramInputSpec
+    output_spec = _TableOutputSpec
+
+    def _run_interface(self, runtime):
+        table = histogram.intensity_histogram(
+            _load(self.inputs.t1w), _load(self.inputs.brain_mask), _load(self.inputs.probseg[2])
+        )
+        path = Path(runtime.cwd) / "histogram.tsv"
+        table.to_csv(path, sep="\t", index=False)
+        self._results["table"] = str(path)
+        self._results["sidecar"] = {
+            "bin_lower": {"Description": "lower bin edge (white-matter median = 100)"},
+            "bin_upper": {"Description": "upper bin edge (the last bin is open)"},
+            "count": {"Description": "brain voxels in the bin (zero voxels excluded)"},
+            "fraction": {"Description": "count / all counted voxels"},
+            "Normalisation": "intensities scaled so that the white-matter median is 100",
+            "BinWidth": histogram.BIN_WIDTH,
+        }
+        return runtime
