@@ -32,6 +32,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_preprocessing.py
+	$(BIN)/python benchmarks/validate_brainstem.py
+	$(BIN)/python benchmarks/bench_features.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bids_app tests benchmarks run.py

@@ -67,7 +67,6 @@ VARIANTS: dict[str, tuple[DirectSettings, int]] = {
     "fast": (_FAST, 2),
     "fast, 1 ITK thread": (_FAST, 1),
     "default, cropped (5 mm margin)": (_CROP, 2),
-    "cropped, 10 iterations": (replace(_CROP, iterations=10), 2),
     "cropped, 20 iterations": (replace(_CROP, iterations=20), 2),
     "cropped, 1.5 mm voxels": (replace(_CROP, voxel_size_mm=1.5), 2),
     "cropped, 10 iterations, 5 compositions": (

@@ -1,6 +1,7 @@
 """The derivatives writer: atomic files, sidecars, resumption, a dataset pybids can index."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -109,3 +110,24 @@ def test_unwritable_output(tmp_path, make_bids):
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot write"):
         DerivativesWriter(blocker / "out", make_bids(), "h").initialise()
+
+
+def test_feature_table_never_half_written(writer, monkeypatch):
+    """A table whose writing fails leaves the previous version (or nothing), never a part."""
+    path = writer.path("volumes", {"sub": "01"})
+    path.parent.mkdir(parents=True)
+    writer.write_table(pd.DataFrame({"tiv": [1500.0]}), path)
+    before = path.read_text()
+
+    def broken_to_csv(self, target, **kwargs):
+        Path(target).write_text("tiv\n15")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
+    with pytest.raises(OSError, match="disk full"):
+        writer.write_table(pd.DataFrame({"tiv": [1600.0]}), path)
+    assert path.read_text() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "sub-01_desc-volumes_morph.json",
+        "sub-01_desc-volumes_morph.tsv",
+    ]

@@ -51,10 +51,15 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 
 @functools.lru_cache(maxsize=8)
-def _extractor(params: Path) -> RadiomicsFeatureExtractor:
-    """Build the PyRadiomics extractor of a parameter file (schema-validated, cached)."""
+def _extractor(params: Path, spacing_mm: float | None = None) -> RadiomicsFeatureExtractor:
+    """Build the PyRadiomics extractor of a parameter file (schema-validated, cached).
+
+    ``spacing_mm`` overrides the file's isotropic resampling (``--sloppy`` runs use 2 mm).
+    """
     with _quiet_radiomics():
         extractor = RadiomicsFeatureExtractor(str(params))
+    if spacing_mm is not None:
+        extractor.settings["resampledPixelSpacing"] = [spacing_mm] * 3
     if set(extractor.enabledImagetypes) != {"Original"}:
         raise ValueError(f"{params}: only the Original image type is supported (paper 000)")
     unknown = set(extractor.enabledFeatures) - set(FEATURE_CLASSES)
@@ -79,13 +84,17 @@ def _class_features(extractor: RadiomicsFeatureExtractor) -> dict[str, list[str]
     return enabled
 
 
-def radiomics_settings(params: Path | None = None) -> dict[str, object]:
+def radiomics_settings(
+    params: Path | None = None, spacing_mm: float | None = None
+) -> dict[str, object]:
     """Describe the extraction, for the JSON sidecar of the features.
 
     Parameters
     ----------
     params : pathlib.Path or None, optional
         PyRadiomics parameter file; None uses :data:`DEFAULT_PARAMS`.
+    spacing_mm : float or None, optional
+        Isotropic resampling that replaces the file's (None keeps it).
 
     Returns
     -------
@@ -96,7 +105,7 @@ def radiomics_settings(params: Path | None = None) -> dict[str, object]:
         All values are JSON-serialisable.
     """
     params = Path(params or DEFAULT_PARAMS)
-    extractor = _extractor(params)
+    extractor = _extractor(params, spacing_mm)
     counts = {name: len(features) for name, features in _class_features(extractor).items()}
     return {
         "PyRadiomicsVersion": radiomics.__version__,
@@ -153,6 +162,7 @@ def extract_radiomics(
     image: nib.Nifti1Image,
     rois: Mapping[str, nib.Nifti1Image],
     params: Path | None = None,
+    spacing_mm: float | None = None,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Extract the radiomic features of every ROI of an image.
 
@@ -166,6 +176,8 @@ def extract_radiomics(
         lies inside the image.
     params : pathlib.Path or None, optional
         PyRadiomics parameter file; None uses :data:`DEFAULT_PARAMS`.
+    spacing_mm : float or None, optional
+        Isotropic resampling that replaces the file's (None keeps it).
 
     Returns
     -------
@@ -185,7 +197,7 @@ def extract_radiomics(
         If the image is not 3D, has non-finite values or is constant (it cannot be normalised).
     """
     params = Path(params or DEFAULT_PARAMS)
-    extractor = _extractor(params)
+    extractor = _extractor(params, spacing_mm)
     data = _image_data(image)
     itk_image = _to_sitk(data.astype(np.float32), image.affine)
     features: dict[str, float] = {}

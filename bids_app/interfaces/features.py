@@ -7,6 +7,7 @@ dictionary and the reasons for missing values that the derivatives writer puts i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -193,7 +194,7 @@ class Thickness(SimpleInterface):
             **columns,
             "Atlas": "desikan-killiany",
             "Method": f"DiReCT (ANTs KellyKapowski), preset {self.inputs.preset!r}",
-            "Settings": settings.to_dict(),
+            "Settings": dataclasses.asdict(settings),
             "MissingValues": reasons,
         }
         return runtime
@@ -205,6 +206,7 @@ class _RadiomicsInputSpec(BaseInterfaceInputSpec):
     aparcaseg = File(exists=True, mandatory=True, desc="Desikan-Killiany on the T1w grid")
     lesion = File(exists=True, desc="lesion mask on the T1w grid")
     rois = traits.List(Str, mandatory=True, desc="regions to describe")
+    spacing_mm = traits.Float(desc="isotropic resampling replacing the parameter file's")
 
 
 class Radiomics(SimpleInterface):
@@ -232,7 +234,8 @@ class Radiomics(SimpleInterface):
             for roi in self.inputs.rois
             if roi in masks
         }
-        values, reasons = radiomics.extract_radiomics(t1w.slicer[box], rois)
+        spacing = self.inputs.spacing_mm if isdefined(self.inputs.spacing_mm) else None
+        values, reasons = radiomics.extract_radiomics(t1w.slicer[box], rois, spacing_mm=spacing)
         for roi in self.inputs.rois:
             if roi not in rois:
                 values.update(dict.fromkeys(radiomics.feature_names(roi), math.nan))
@@ -243,7 +246,7 @@ class Radiomics(SimpleInterface):
         self._results["table"] = _save_table(ordered, runtime.cwd, "radiomics.tsv")
         self._results["sidecar"] = {
             **{name: {"Description": _radiomics_description(name)} for name in ordered},
-            "Settings": radiomics.radiomics_settings(),
+            "Settings": radiomics.radiomics_settings(spacing_mm=spacing),
             "ROIs": {
                 "brain": "brain mask",
                 "brainstem": "Desikan-Killiany brain stem (midbrain, pons, medulla) in the mask",

@@ -27,6 +27,7 @@ def render_group_report(
     tests: pd.DataFrame,
     exclusions: pd.DataFrame,
     group_column: str,
+    features: pd.DataFrame | None = None,
 ) -> str:
     """Render the group report.
 
@@ -42,6 +43,8 @@ def render_group_report(
         Subjects left out, with the reason (columns ``subject, reason``).
     group_column : str
         The grouping column.
+    features : pandas.DataFrame, optional
+        One row per feature family read (``family, sessions, columns, missing``).
 
     Returns
     -------
@@ -63,6 +66,8 @@ def render_group_report(
             table_html(tests) if len(tests) else "<p>Not enough data for the tests.</p>",
         )
     )
+    if features is not None and len(features):
+        sections.append(("Participant-level features read", table_html(features)))
     if len(exclusions):
         sections.append(("Left out", table_html(exclusions)))
     columns = [c for c in participants.columns if c != "participant_id"]

@@ -219,7 +219,20 @@ def run_group_level(
         )
     for (family, reason), rows in missing.groupby(["family", "reason"]):
         LOGGER.warning("%s features missing for %d sessions: %s", family, len(rows), reason)
-    report = render_group_report(table, demographics, tests, exclusions, config.group_column)
+    summary = pd.DataFrame(
+        [
+            {
+                "family": family,
+                "sessions": len(tables.get(family, ())),
+                "columns": len(tables[family].columns) if family in tables else 0,
+                "missing": int((missing["family"] == family).sum()),
+            }
+            for family in FEATURE_FAMILIES
+        ]
+    )
+    report = render_group_report(
+        table, demographics, tests, exclusions, config.group_column, summary
+    )
     path = writer.write_text(writer.group_file("report", ".html"), report)
     LOGGER.info("group report: %s", path)
     return path

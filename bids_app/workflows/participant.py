@@ -135,7 +135,7 @@ class AnatomicalOptions:
     @property
     def thickness_preset(self) -> str:
         """Name of the DiReCT preset."""
-        return "sloppy" if self.sloppy else "fast"
+        return "fast"
 
     def params(self) -> dict:
         """Return the settings that change the outputs (recorded in sidecars)."""
@@ -326,6 +326,8 @@ def _connect_features(
         ])  # fmt: skip
     if "radiomics" in families:
         node = pe.Node(Radiomics(rois=list(options.radiomics_rois)), name="radiomics", mem_gb=2.0)
+        if options.sloppy:  # 2 mm instead of the 1 mm of 000 (8 times fewer voxels)
+            node.inputs.spacing_mm = 2.0
         workflow.connect([
             (n4_brain, node, [("out_file", "t1w")]),
             (segment, node, [("out_mask", "brain_mask")]),
