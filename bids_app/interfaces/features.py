@@ -146,7 +146,7 @@ class Volumes(SimpleInterface):
         self._results["sidecar"] = {
             **columns,
             "Atlas": atlas.name,
-            "Method": volumes.__doc__.split("\n\n")[1].strip(),
+            "Method": " ".join(" ".join(volumes.__doc__.split("\n\n")[1:3]).split()),
             "MissingValues": reasons,
         }
         return runtime
