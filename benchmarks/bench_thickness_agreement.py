@@ -69,6 +69,10 @@ VARIANTS: dict[str, tuple[DirectSettings, int]] = {
     "default, cropped (5 mm margin)": (_CROP, 2),
     "cropped, 20 iterations": (replace(_CROP, iterations=20), 2),
     "cropped, 1.5 mm voxels": (replace(_CROP, voxel_size_mm=1.5), 2),
+    "cropped, 10 iterations, gradient step 0.1": (
+        replace(_CROP, iterations=10, gradient_step=0.1),
+        2,
+    ),
     "cropped, 10 iterations, 5 compositions": (
         replace(_CROP, iterations=10, integration_points=5),
         2,
