@@ -15,6 +15,7 @@ from bids_app.cli.parser import build_parser
 from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
 from bids_app.errors import ExitCode, NeuroStratError, OutputError, UsageError
 from bids_app.utils.logs import setup_logging
+from bids_app.utils.threads import limit_threads
 
 
 class UnknownLevelError(UsageError):
@@ -168,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
     try:
         config = parse_config(argv)
+        limit_threads(config.omp_nthreads)
         setup_logging(config.verbosity)
         return run(config, run_id)
     except NeuroStratError as exc:

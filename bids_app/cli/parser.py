@@ -148,7 +148,10 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
     perf = parser.add_argument_group("Options to handle performance")
     perf.add_argument("--nprocs", "--n_cpus", type=int, metavar="N", help="processes (default 1)")
     perf.add_argument(
-        "--omp-nthreads", type=int, metavar="N", help="threads per process (default 1)"
+        "--omp-nthreads",
+        type=int,
+        metavar="N",
+        help="threads per process (default: --nprocs); 1 makes re-runs bit-identical",
     )
     perf.add_argument("--mem-gb", "--mem_gb", type=float, metavar="GB", help="memory limit")
     perf.add_argument(
