@@ -28,6 +28,22 @@ ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
 FEATURE_FAMILIES = ("volumes", "thickness", "radiomics", "histogram")
 #: Regions of interest PyRadiomics can describe (seed 000 used the whole brain).
 RADIOMICS_ROIS = ("brain", "brainstem", "precentral", "lesion")
+#: Classifiers of the group level (seed 000 Table 3 and the logistic regression of seed 001).
+CLASSIFIER_NAMES = (
+    "svm_linear",
+    "svm_poly",
+    "svm_rbf",
+    "svm_sigmoid",
+    "knn",
+    "random_forest",
+    "dnn_t",
+    "dnn_v",
+    "logistic_regression",
+)
+#: ``--harmonization`` choices.
+HARMONIZATIONS = ("combat", "none")
+#: ``--unseen-site`` choices (ComBat applied to a site it was not fitted on).
+UNSEEN_SITE_POLICIES = ("error", "reference")
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,34 @@ class Config:
         TemplateFlow's folder (the CLI takes ``TEMPLATEFLOW_HOME``); None uses nilearn's template.
     container : str or None
         ``"docker"`` or ``"singularity"`` when the run is in a container (set by the CLI).
+    target : str or None
+        Column of participants.tsv or sessions.tsv the classifiers predict; None runs no
+        classification.
+    positive_label : str or None
+        The positive class of a categorical ``target``.
+    threshold : float or None
+        A numeric ``target`` is positive at or above it (EDSS >= 3.0 in seed 001).
+    covariates : tuple of str
+        Covariates of ComBat and the ANCOVA; empty means ``age`` and ``sex`` where present.
+    site_column : str or None
+        Column of the acquisition site; None means ``site`` where present.
+    harmonization : {"combat", "none"}
+        ComBat inside the folds when there are several sites.
+    unseen_site : {"error", "reference"}
+        What ComBat does with a site it was not fitted on.
+    classifiers : tuple of str
+        Classifiers compared (:data:`CLASSIFIER_NAMES`).
+    feature_sets : tuple of str
+        Feature families, or families joined with ``+``; empty means every family found
+        (except the histograms) and all of them together.
+    cv_folds : int
+        Outer and inner folds (seed 000: 3).
+    cv_repeats : int
+        Repeats of the outer cross-validation with other shuffles.
+    smote_k : int
+        SMOTE's neighbours (seed 000: 5); 0 turns SMOTE off.
+    apply_models : Path or None
+        Folder of saved models (``group/models`` of an earlier run) to apply to this dataset.
     config_file : Path or None
         The configuration file the values came from, if any.
     """
@@ -118,6 +162,19 @@ class Config:
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
     templateflow_home: Path | None = None
     container: str | None = None
+    target: str | None = None
+    positive_label: str | None = None
+    threshold: float | None = None
+    covariates: tuple[str, ...] = ()
+    site_column: str | None = None
+    harmonization: str = "combat"
+    unseen_site: str = "error"
+    classifiers: tuple[str, ...] = CLASSIFIER_NAMES
+    feature_sets: tuple[str, ...] = ()
+    cv_folds: int = 3
+    cv_repeats: int = 1
+    smote_k: int = 5
+    apply_models: Path | None = None
     config_file: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,6 +317,15 @@ _COERCE = {
     "templateflow_home": lambda v: None if not v else Path(v).expanduser().resolve(),
     "features": lambda v: tuple([v] if isinstance(v, str) else v),
     "radiomics_rois": lambda v: tuple([v] if isinstance(v, str) else v),
+    "threshold": lambda v: None if v is None else float(v),
+    "positive_label": lambda v: None if v is None else str(v),
+    "covariates": lambda v: tuple([v] if isinstance(v, str) else v),
+    "classifiers": lambda v: tuple([v] if isinstance(v, str) else v),
+    "feature_sets": lambda v: tuple([v] if isinstance(v, str) else v),
+    "cv_folds": int,
+    "cv_repeats": int,
+    "smote_k": int,
+    "apply_models": lambda v: None if v is None else Path(v).expanduser().resolve(),
 }
 
 
@@ -299,10 +365,16 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         ("skull_strip", SKULL_STRIP_MODES),
         ("cnn_normalisation", CNN_NORMALISATIONS),
         ("atlas", ATLASES),
+        ("harmonization", HARMONIZATIONS),
+        ("unseen_site", UNSEEN_SITE_POLICIES),
     ):
         if name in values and values[name] not in choices:
             raise UsageError(f"option {name!r} must be one of {choices}, not {values[name]!r}")
-    for name, choices in (("features", FEATURE_FAMILIES), ("radiomics_rois", RADIOMICS_ROIS)):
+    for name, choices in (
+        ("features", FEATURE_FAMILIES),
+        ("radiomics_rois", RADIOMICS_ROIS),
+        ("classifiers", CLASSIFIER_NAMES),
+    ):
         unknown = sorted(set(values.get(name, ())) - set(choices))
         if unknown:
             raise UsageError(f"option {name!r}: unknown {unknown}; choose from {choices}")
@@ -311,6 +383,12 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     for name in ("nprocs", "omp_nthreads"):
         if values.get(name, 1) < 1:
             raise UsageError(f"option {name!r} must be at least 1, not {values[name]}")
+    if values.get("cv_folds", 3) < 2 or values.get("cv_repeats", 1) < 1:
+        raise UsageError("--cv-folds must be at least 2 and --cv-repeats at least 1")
+    if values.get("smote_k", 5) < 0:
+        raise UsageError(f"--smote-k must be 0 (no SMOTE) or positive, not {values['smote_k']}")
+    if values.get("positive_label") is not None and values.get("threshold") is not None:
+        raise UsageError("give --positive-label (categorical target) or --threshold, not both")
     if values.get("mem_gb") is not None and values["mem_gb"] <= 0:
         raise UsageError(f"option 'mem_gb' must be positive, not {values['mem_gb']}")
     return Config(**values)

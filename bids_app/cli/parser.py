@@ -9,11 +9,14 @@ from bids_app import __version__
 from bids_app.config import (
     ANALYSIS_LEVELS,
     ATLASES,
+    CLASSIFIER_NAMES,
     CNN_NORMALISATIONS,
     DEVICES,
     FEATURE_FAMILIES,
+    HARMONIZATIONS,
     RADIOMICS_ROIS,
     SKULL_STRIP_MODES,
+    UNSEEN_SITE_POLICIES,
 )
 from bids_app.errors import UsageError
 
@@ -143,6 +146,68 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         "--group-column",
         metavar="COLUMN",
         help="participants.tsv column with the diagnostic group (default diagnosis)",
+    )
+    group.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="participants.tsv or sessions.tsv column the classifiers predict (default: none, "
+        "no classification)",
+    )
+    target = group.add_mutually_exclusive_group()
+    target.add_argument("--positive-label", metavar="VALUE", help="positive class of --target")
+    target.add_argument(
+        "--threshold",
+        type=float,
+        metavar="X",
+        help="a numeric --target is positive at or above X (e.g. EDSS 3.0)",
+    )
+    group.add_argument(
+        "--covariates",
+        nargs="+",
+        metavar="COLUMN",
+        help="covariates of ComBat and the ANCOVA (default: age and sex where present)",
+    )
+    group.add_argument(
+        "--site-column", metavar="COLUMN", help="column of the acquisition site (default site)"
+    )
+    group.add_argument(
+        "--harmonization",
+        choices=HARMONIZATIONS,
+        help="ComBat inside the folds when there are several sites (default combat)",
+    )
+    group.add_argument(
+        "--unseen-site",
+        choices=UNSEEN_SITE_POLICIES,
+        help="ComBat and a site it was not fitted on: stop, or use the largest training "
+        "site's parameters (default error)",
+    )
+    group.add_argument(
+        "--classifiers",
+        nargs="+",
+        choices=CLASSIFIER_NAMES,
+        metavar="NAME",
+        help=f"classifiers to compare: {', '.join(CLASSIFIER_NAMES)} (default all)",
+    )
+    group.add_argument(
+        "--feature-sets",
+        nargs="+",
+        metavar="SET",
+        help="feature families or families joined with + (default: each family but the "
+        "histograms, and all together)",
+    )
+    group.add_argument(
+        "--cv-folds", type=int, metavar="K", help="outer and inner folds (default 3)"
+    )
+    group.add_argument(
+        "--cv-repeats", type=int, metavar="N", help="repeats of the outer folds (default 1)"
+    )
+    group.add_argument(
+        "--smote-k", type=int, metavar="K", help="SMOTE's neighbours; 0 turns it off (default 5)"
+    )
+    group.add_argument(
+        "--apply-models",
+        metavar="DIR",
+        help="apply the saved models of an earlier group run (its group/models) to this dataset",
     )
 
     perf = parser.add_argument_group("Options to handle performance")

@@ -7,16 +7,20 @@ the file, so a re-run with the same settings skips it (unless ``force``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import platform
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import joblib
 import nibabel as nib
 import pandas as pd
 
@@ -462,3 +466,72 @@ class DerivativesWriter:
             ``path``.
         """
         return write_text_atomic(path, text)
+
+    def write_model(self, model: Any, name: str, folder: Path) -> Path:
+        """Save a fitted model (joblib) atomically.
+
+        Parameters
+        ----------
+        model : object
+            A fitted scikit-learn-style pipeline.
+        name : str
+            ``<feature_set>__<classifier>/<fold-k or full>``.
+        folder : Path
+            The models folder being written (from :meth:`staged_models`).
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = folder / f"{name}.joblib"
+        with atomic_path(path) as part:
+            joblib.dump(model, part)
+        return path
+
+    @contextlib.contextmanager
+    def staged_models(self) -> Iterator[Path]:
+        """Yield a fresh folder that replaces ``group/models`` as a whole when the block ends.
+
+        Models of an earlier run never mix with this run's: the old folder is swapped out only
+        once every new file is written, and an error leaves it as it was.
+
+        Yields
+        ------
+        Path
+            The folder to write the models and their manifest into.
+        """
+        final = self.group_file("models", "")
+        tag = uuid.uuid4().hex[:8]
+        part = final.with_name(f".models.part-{tag}")
+        part.mkdir(parents=True)
+        try:
+            yield part
+            old = final.with_name(f".models.old-{tag}")
+            if final.exists():
+                os.replace(final, old)
+            os.replace(part, final)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if part.exists():
+                shutil.rmtree(part)
+
+    def write_figure(self, figure: Any, name: str) -> Path:
+        """Save a matplotlib figure as PNG under ``group/figures`` atomically.
+
+        Parameters
+        ----------
+        figure : matplotlib.figure.Figure
+            The figure (left open: the report embeds it too).
+        name : str
+            File name without extension.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = self.group_file(f"figures/{name}", ".png")
+        with atomic_path(path) as part:
+            figure.savefig(part, format="png", dpi=110)
+        return path

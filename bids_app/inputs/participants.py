@@ -88,6 +88,52 @@ def read_participants(bids_dir: Path) -> pd.DataFrame:
     return table.set_index(table["participant_id"].str.removeprefix("sub-")).rename_axis("subject")
 
 
+def read_sessions(bids_dir: Path, subjects: list[str]) -> pd.DataFrame:
+    """Read the subjects' ``sub-<label>_sessions.tsv`` files (per-session variables).
+
+    Numeric columns (:data:`NUMERIC_COLUMNS`, e.g. the age or EDSS at the session) are checked
+    as in :func:`read_participants`; ``acq_time`` and other columns stay text.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        The dataset root.
+    subjects : list of str
+        Subject labels without ``sub-``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``participant_id, session_id`` and the files' columns, one row per listed session; empty
+        when no subject has such a file.
+
+    Raises
+    ------
+    DataError
+        Naming the file when it lacks ``session_id`` or holds non-numbers in a numeric column.
+    """
+    frames = []
+    for subject in subjects:
+        path = bids_dir / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
+        if not path.is_file():
+            continue
+        try:
+            table = pd.read_csv(
+                path, sep="\t", dtype=str, na_values=["n/a", ""], keep_default_na=False
+            )
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path} cannot be read as a tab-separated table: {exc}") from exc
+        if "session_id" not in table.columns:
+            raise DataError(f"{path}: column 'session_id' is missing (found {list(table.columns)})")
+        table.insert(0, "participant_id", f"sub-{subject}")
+        for column in table.columns.intersection(NUMERIC_COLUMNS):
+            table[column] = _to_numeric(table, column, path)
+        frames.append(table)
+    if not frames:
+        return pd.DataFrame(columns=["participant_id", "session_id"])
+    return pd.concat(frames, ignore_index=True)
+
+
 def _read_dictionary(path: Path) -> dict:
     if not path.is_file():
         return {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -28,6 +29,7 @@ def render_group_report(
     exclusions: pd.DataFrame,
     group_column: str,
     features: pd.DataFrame | None = None,
+    analyses: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Render the group report.
 
@@ -45,6 +47,8 @@ def render_group_report(
         The grouping column.
     features : pandas.DataFrame, optional
         One row per feature family read (``family, sessions, columns, missing``).
+    analyses : sequence of (str, str)
+        Further sections (title, HTML): statistics, classification, external validation.
 
     Returns
     -------
@@ -62,12 +66,14 @@ def render_group_report(
         sections.append(("Age by group", _age_figure(participants, group_column)))
     sections.append(
         (
-            "Group differences (Kolmogorov-Smirnov for age, Pearson's χ² for sex)",
+            "Group differences (Kolmogorov-Smirnov for age; Pearson's χ², or Fisher's exact when "
+            "an expected count is below 5, for sex)",
             table_html(tests) if len(tests) else "<p>Not enough data for the tests.</p>",
         )
     )
     if features is not None and len(features):
         sections.append(("Participant-level features read", table_html(features)))
+    sections.extend(analyses)
     if len(exclusions):
         sections.append(("Left out", table_html(exclusions)))
     columns = [c for c in participants.columns if c != "participant_id"]

@@ -1,16 +1,36 @@
-"""Demographics by group and tests of group differences in age and sex.
+"""Demographics by group, tests of group differences, and the clinical profile table.
 
-The tests follow Turrisi et al. (seed 000, §3.1.1 and Table 2): the two-sample
+The age and sex tests follow Turrisi et al. (seed 000, §3.1.1 and Table 2): the two-sample
 Kolmogorov-Smirnov test for age and Pearson's χ² test (no continuity correction) for sex.
+
+The profile table of :func:`compare_groups` follows the "Statistical Analysis" paragraph of
+Milella et al. (seed 002): medians with interquartile range for continuous variables and
+counts with percentages for categoric ones, the Mann-Whitney U test for continuous variables
+and the χ² or Fisher exact test for categoric ones.
+
+Every contingency table (sex here, the categoric variables of :func:`compare_groups`) is tested
+with Pearson's χ² when all its expected counts are at least 5 and with Fisher's exact test
+otherwise, the usual rule for the validity of the χ² approximation: exactly for a 2×2 table
+(:func:`scipy.stats.fisher_exact`), and for larger tables with SciPy's Monte Carlo estimate of
+the exact p-value (``MONTE_CARLO_TABLES`` random tables with the observed margins, a fixed seed
+so that the result is reproducible), as R's ``fisher.test(simulate.p.value = TRUE)`` does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+#: Random tables drawn for the Monte Carlo Fisher test of tables larger than 2×2, and the seed.
+MONTE_CARLO_TABLES = 9999
+MONTE_CARLO_SEED = 0
+
+#: Expected count under which a contingency table is tested with Fisher's exact test.
+MIN_EXPECTED_COUNT = 5.0
 
 
 def demographics_by_group(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
@@ -59,10 +79,11 @@ def demographics_by_group(table: pd.DataFrame, group_column: str) -> pd.DataFram
 
 
 def demographic_tests(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
-    """Test group differences in age (two-sample KS) and sex (Pearson's χ²), seed 000 Table 2.
+    """Test group differences in age (two-sample KS) and sex (χ² or Fisher), seed 000 Table 2.
 
     With more than two groups, age is compared for every pair of groups and sex with one
-    χ² test of the groups × sex contingency table.
+    test of the groups × sex contingency table: Pearson's χ² as in seed 000, or Fisher's exact
+    test when an expected count is below 5 (see the module's description).
 
     Parameters
     ----------
@@ -74,8 +95,11 @@ def demographic_tests(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``variable, groups, test, statistic, p_value, n``; a test that cannot be
-        computed (e.g. one group, no ages) is absent.
+        Columns ``variable, groups, test, statistic, p_value, n``; ``test`` names the test
+        that ran (``Kolmogorov-Smirnov``, ``Pearson's chi2``, ``Fisher's exact`` whose
+        statistic is the odds ratio, or ``Fisher's exact (Monte Carlo, 9999 tables)`` whose
+        statistic is the probability of the observed table). A test that cannot be computed
+        (e.g. one group, no ages) is absent.
 
     Examples
     --------
@@ -112,15 +136,213 @@ def demographic_tests(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
         known = data[data["sex"].isin(["M", "F"])]
         counts = pd.crosstab(known[group_column], known["sex"])
         if counts.shape == (len(groups), 2) and (counts.sum(axis=0) > 0).all():
-            chi2, p_value, _, _ = stats.chi2_contingency(counts.to_numpy(), correction=False)
+            test, statistic, p_value = _contingency_test(counts.to_numpy())
             rows.append(
                 {
                     "variable": "sex",
                     "groups": " vs ".join(map(str, groups)),
-                    "test": "Pearson's chi2",
-                    "statistic": float(chi2),
-                    "p_value": float(p_value),
+                    "test": test,
+                    "statistic": statistic,
+                    "p_value": p_value,
                     "n": int(np.asarray(counts).sum()),
                 }
             )
     return pd.DataFrame(rows, columns=["variable", "groups", "test", "statistic", "p_value", "n"])
+
+
+#: Columns of :func:`compare_groups`.
+PROFILE_COLUMNS = [
+    "variable",
+    "row_type",
+    "groups",
+    "level",
+    "n",
+    "median",
+    "q1",
+    "q3",
+    "count",
+    "percent",
+    "test",
+    "statistic",
+    "p_value",
+]
+
+
+def compare_groups(
+    table: pd.DataFrame,
+    group_column: str,
+    continuous: Sequence[str],
+    categorical: Sequence[str],
+) -> pd.DataFrame:
+    """Describe variables per group and test their group differences (seed 002's profile table).
+
+    Continuous variables are summarised with the median and interquartile range (quartiles
+    by linear interpolation, pandas' default) and compared with the two-sided Mann-Whitney U
+    test for every pair of groups, plus the Kruskal-Wallis test over all groups when there
+    are more than two. Categoric variables are summarised with the count and percentage of
+    each level and compared with Pearson's χ², or Fisher's exact test when an expected count
+    is below 5 (see the module's description), for every pair of groups and over all groups
+    when there are more than two. Missing values are left out variable by variable.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per subject, with ``group_column`` and the variables.
+    group_column : str
+        The grouping column; rows where it is missing are left out.
+    continuous : sequence of str
+        Numeric columns to summarise with median and IQR.
+    categorical : sequence of str
+        Columns to summarise with counts per level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A long table with the columns of ``PROFILE_COLUMNS``, variable by variable (in the
+        order given, continuous first) and two kinds of rows told apart by ``row_type``:
+
+        ``"summary"``
+            One row per group (``groups`` is the group's label as text) and, for a categoric
+            variable, per level (``level``): ``n`` is the group's number of non-missing
+            values; ``median, q1, q3`` (continuous) or ``count`` and ``percent`` (of ``n``,
+            categoric) are filled.
+        ``"test"``
+            One row per pair of groups (``groups`` is ``"A vs B"``) and, with more than two
+            groups, one over all of them (``"A vs B vs C"``): ``test`` (``Mann-Whitney U``
+            with the U statistic of the first group, ``Kruskal-Wallis`` with H, or the
+            contingency tests of :func:`demographic_tests`), ``statistic``, ``p_value`` and
+            ``n``, the observations tested.
+
+        Columns that do not apply to a row are missing. A test that cannot be computed (a
+        group without values, a single level, all values equal for Kruskal-Wallis) is absent.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"dx": ["A"] * 4 + ["B"] * 4,
+    ...                    "age": [50, 52, 54, 56, 60, 62, 64, 66],
+    ...                    "sex": ["M", "M", "M", "F", "F", "F", "F", "M"]})
+    >>> out = compare_groups(df, "dx", ["age"], ["sex"])
+    >>> out.loc[out.variable == "age", ["groups", "median", "q1", "q3", "test"]]
+       groups  median    q1    q3            test
+    0       A    53.0  51.5  54.5             NaN
+    1       B    63.0  61.5  64.5             NaN
+    2  A vs B     NaN   NaN   NaN  Mann-Whitney U
+    >>> out.loc[out.variable == "sex", ["groups", "level", "count", "percent", "test"]]
+       groups level  count  percent            test
+    3       A     F    1.0     25.0             NaN
+    4       B     F    3.0     75.0             NaN
+    5       A     M    3.0     75.0             NaN
+    6       B     M    1.0     25.0             NaN
+    7  A vs B   NaN    NaN      NaN  Fisher's exact
+    """
+    data = table.dropna(subset=[group_column])
+    groups = sorted(data[group_column].unique())
+    rows = []
+    for variable in continuous:
+        values = {
+            group: data.loc[data[group_column] == group, variable].dropna().astype(float)
+            for group in groups
+        }
+        for group, x in values.items():
+            rows.append(
+                {
+                    "variable": variable,
+                    "row_type": "summary",
+                    "groups": str(group),
+                    "n": len(x),
+                    "median": x.median(),
+                    "q1": x.quantile(0.25),
+                    "q3": x.quantile(0.75),
+                }
+            )
+        for first, second in combinations(groups, 2):
+            a, b = values[first], values[second]
+            if len(a) and len(b):
+                result = stats.mannwhitneyu(a, b, alternative="two-sided")
+                rows.append(
+                    _test_row(
+                        variable, [first, second], ("Mann-Whitney U", *result), len(a) + len(b)
+                    )
+                )
+        present = [x for x in values.values() if len(x)]
+        pooled = pd.concat(present) if present else pd.Series(dtype=float)
+        if len(groups) > 2 and len(present) > 1 and pooled.nunique() > 1:
+            result = stats.kruskal(*present)
+            rows.append(_test_row(variable, groups, ("Kruskal-Wallis", *result), len(pooled)))
+    for variable in categorical:
+        known = data.dropna(subset=[variable])
+        counts = pd.crosstab(known[group_column], known[variable]).reindex(groups, fill_value=0)
+        totals = counts.sum(axis=1)
+        for level in counts.columns:
+            for group in groups:
+                rows.append(
+                    {
+                        "variable": variable,
+                        "row_type": "summary",
+                        "groups": str(group),
+                        "level": level,
+                        "n": int(totals[group]),
+                        "count": int(counts.loc[group, level]),
+                        "percent": 100.0 * counts.loc[group, level] / totals[group]
+                        if totals[group]
+                        else np.nan,
+                    }
+                )
+        comparisons = list(combinations(groups, 2)) + ([groups] if len(groups) > 2 else [])
+        for compared in comparisons:
+            part = counts.loc[list(compared)].to_numpy()
+            result = _contingency_test(part)
+            if result is not None:
+                rows.append(_test_row(variable, compared, result, int(part.sum())))
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def _test_row(
+    variable: str, groups: Sequence, result: tuple[str, float, float], n: int
+) -> dict[str, object]:
+    """Return one ``row_type == "test"`` row of :func:`compare_groups`."""
+    test, statistic, p_value = result
+    return {
+        "variable": variable,
+        "row_type": "test",
+        "groups": " vs ".join(map(str, groups)),
+        "n": n,
+        "test": test,
+        "statistic": float(statistic),
+        "p_value": float(p_value),
+    }
+
+
+def _contingency_test(counts: np.ndarray) -> tuple[str, float, float] | None:
+    """Test the independence of a contingency table's rows and columns.
+
+    Rows and columns without counts are dropped first. Pearson's χ² (no continuity
+    correction) when every expected count is at least ``MIN_EXPECTED_COUNT``, otherwise
+    Fisher's exact test: exact for 2×2 tables, a Monte Carlo estimate for larger ones.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        Two-dimensional table of non-negative integer counts.
+
+    Returns
+    -------
+    tuple of (str, float, float) or None
+        The test's name, its statistic and its p-value; None when fewer than two rows or
+        columns have counts.
+    """
+    counts = counts[counts.sum(axis=1) > 0][:, counts.sum(axis=0) > 0]
+    if min(counts.shape) < 2:
+        return None
+    if (stats.contingency.expected_freq(counts) >= MIN_EXPECTED_COUNT).all():
+        chi2, p_value, _, _ = stats.chi2_contingency(counts, correction=False)
+        return "Pearson's chi2", float(chi2), float(p_value)
+    if counts.shape == (2, 2):
+        result = stats.fisher_exact(counts)
+        return "Fisher's exact", float(result.statistic), float(result.pvalue)
+    method = stats.MonteCarloMethod(
+        n_resamples=MONTE_CARLO_TABLES, rng=np.random.default_rng(MONTE_CARLO_SEED)
+    )
+    result = stats.fisher_exact(counts, method=method)
+    test = f"Fisher's exact (Monte Carlo, {MONTE_CARLO_TABLES} tables)"
+    return test, float(result.statistic), float(result.pvalue)

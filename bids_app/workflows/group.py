@@ -14,8 +14,20 @@ from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import DataError
 from bids_app.inputs.inventory import SessionInputs
+from bids_app.inputs.participants import read_sessions
+from bids_app.models.crossval import CrossValidationError
+from bids_app.models.design import DesignError, build_design, join_families
+from bids_app.models.persistence import ModelBundleError
 from bids_app.reports.group import render_group_report
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
+from bids_app.workflows.classification import (
+    class_names,
+    default_feature_sets,
+    run_apply_models,
+    run_classification,
+    target_of,
+)
+from bids_app.workflows.group_statistics import run_statistics
 
 LOGGER = logging.getLogger("bids_app.group")
 
@@ -40,7 +52,10 @@ _DEMOGRAPHICS_COLUMNS = {
 _TESTS_COLUMNS = {
     "variable": {"Description": "compared variable"},
     "groups": {"Description": "compared groups"},
-    "test": {"Description": "two-sample Kolmogorov-Smirnov (age) or Pearson's chi2 (sex)"},
+    "test": {
+        "Description": "two-sample Kolmogorov-Smirnov (age); Pearson's chi2, or Fisher's exact "
+        "when an expected count is below 5 (sex)"
+    },
     "statistic": {"Description": "test statistic"},
     "p_value": {"Description": "two-sided p-value"},
     "n": {"Description": "subjects in the test"},
@@ -144,6 +159,39 @@ def collect_features(
     return tables, dictionaries, pd.DataFrame(missing, columns=["session", "family", "reason"])
 
 
+def clinical_by_session(
+    features: pd.DataFrame, participants: pd.DataFrame, sessions: pd.DataFrame
+) -> pd.DataFrame:
+    """Give every session its clinical values: participants.tsv, overridden by sessions.tsv.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Sessions (index) with ``participant_id`` and maybe ``session_id``.
+    participants : pandas.DataFrame
+        From :func:`~bids_app.inputs.participants.read_participants`.
+    sessions : pandas.DataFrame
+        From :func:`~bids_app.inputs.participants.read_sessions`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index as ``features``; a sessions.tsv value wins over a participants.tsv one (the
+        age at the scan rather than at inclusion).
+    """
+    by_subject = participants.drop(columns="participant_id", errors="ignore")
+    subject = features["participant_id"].str.removeprefix("sub-")
+    clinical = by_subject.reindex(subject.to_numpy()).set_axis(features.index)
+    if len(sessions) and "session_id" in features:
+        keyed = sessions.set_index(sessions["participant_id"] + "_" + sessions["session_id"])
+        keyed = keyed.drop(columns=["participant_id", "session_id"]).reindex(features.index)
+        for column in keyed.columns:
+            clinical[column] = keyed[column].combine_first(
+                clinical[column] if column in clinical else keyed[column]
+            )
+    return clinical
+
+
 def run_group_level(
     inventory: Sequence[SessionInputs],
     participants: pd.DataFrame,
@@ -230,9 +278,53 @@ def run_group_level(
             for family in FEATURE_FAMILIES
         ]
     )
+    covariates = config.covariates or tuple(c for c in ("age", "sex") if c in table)
+    sections = run_statistics(tables, table, config.group_column, covariates, writer)
+    try:
+        sections += _classification_sections(tables, participants, config, writer)
+    except (DesignError, CrossValidationError, ModelBundleError) as exc:
+        raise DataError(str(exc)) from exc
     report = render_group_report(
-        table, demographics, tests, exclusions, config.group_column, summary
+        table, demographics, tests, exclusions, config.group_column, summary, sections
     )
     path = writer.write_text(writer.group_file("report", ".html"), report)
     LOGGER.info("group report: %s", path)
     return path
+
+
+def _classification_sections(
+    tables: dict[str, pd.DataFrame],
+    participants: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
+) -> list[tuple[str, str]]:
+    """Run the classification or apply saved models, when asked; return the report sections."""
+    sections: list[tuple[str, str]] = []
+    if tables and (config.target or config.apply_models):
+        # the histograms (long format, one row per bin) are described, not classified
+        families = {f: t for f, t in tables.items() if f != "histogram"}
+        features, columns = join_families(families)
+        subjects = sorted(features["participant_id"].str.removeprefix("sub-").unique())
+        clinical = clinical_by_session(
+            features, participants, read_sessions(config.bids_dir, subjects)
+        )
+        if config.apply_models:
+            sections += run_apply_models(config.apply_models, features, clinical, config, writer)
+        else:
+            design = build_design(
+                features,
+                columns,
+                clinical,
+                target_of(config),
+                config.feature_sets or default_feature_sets(list(columns)),
+                covariates=config.covariates or tuple(c for c in ("age", "sex") if c in clinical),
+                site_column=config.site_column or ("site" if "site" in clinical else None),
+            )
+            for _, row in design.exclusions.iterrows():
+                LOGGER.warning(
+                    "%s left out of the classification: %s", *row[["participant_id", "reason"]]
+                )
+            sections += run_classification(design, config, writer, class_names(design.target))
+    elif not config.target:
+        LOGGER.info("no --target: no classification (descriptive statistics only)")
+    return sections

@@ -1,0 +1,1 @@
+"""Group-level scikit-learn-style estimators: harmonisation, classifiers, cross-validation."""

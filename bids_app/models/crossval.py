@@ -1,0 +1,318 @@
+"""Nested, subject-grouped, stratified cross-validation of one classifier on one feature set.
+
+Seed 000 §2.4: "stratified-nested K-fold cross-validation loop with K=3", the data "shuffled with
+random state 42", a grid search for the hyper-parameters, SMOTE on the training set. Seed 001
+§2.1: all scans of one patient in the same fold. The outer folds are
+:class:`~sklearn.model_selection.StratifiedGroupKFold` over the participants; the inner grid search
+uses the same splitter on the outer training rows only, and everything fitted (scaler, ComBat,
+SMOTE, classifier) lives in the pipeline that the search refits on the outer training rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+from bids_app.models.classifiers import ClassifierSpec, param_grid
+from bids_app.models.metrics import METRICS, binary_metrics
+
+#: Outer and inner folds (seed 000 §2.4: K = 3).
+N_FOLDS = 3
+#: Default shuffling seed of the splits (seed 000 §2.4: "random state 42").
+SPLIT_SEED = 42
+
+
+class CrossValidationError(ValueError):
+    """The data cannot be split as asked (the message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One outer split: which rows train and which test."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class CVResult:
+    """What the nested cross-validation of one classifier on one feature set gives.
+
+    Parameters
+    ----------
+    feature_set, classifier : str
+        What was evaluated.
+    folds : pandas.DataFrame
+        One row per repeat, fold and trial: sizes, :data:`~bids_app.models.metrics.METRICS`,
+        the confusion counts and the chosen hyper-parameters (``params``, JSON).
+    predictions : pandas.DataFrame
+        One row per repeat and test row: ``session, participant_id, repeat, fold, y_true,
+        score, y_pred`` (score and prediction averaged over the trials).
+    models : list
+        The fitted pipelines of the first repeat, one per fold (first trial), for the majority
+        vote of seed 001 §2.5.
+    """
+
+    feature_set: str
+    classifier: str
+    folds: pd.DataFrame
+    predictions: pd.DataFrame
+    models: list
+
+
+def outer_splits(
+    y: np.ndarray, groups: np.ndarray, n_folds: int = N_FOLDS, repeats: int = 1, seed: int = 42
+) -> list[Split]:
+    """Split the rows into stratified folds that keep each participant's sessions together.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Labels (0/1).
+    groups : numpy.ndarray
+        Participant of each row.
+    n_folds : int
+        Folds.
+    repeats : int
+        Repetitions with different shuffles (seeds ``seed``, ``seed + 1``...).
+    seed : int
+        Shuffling seed.
+
+    Returns
+    -------
+    list of Split
+        ``repeats * n_folds`` splits.
+
+    Raises
+    ------
+    CrossValidationError
+        When there are fewer participants of a class than folds.
+    """
+    check_folds(y, groups, n_folds)
+    splits = []
+    for repeat in range(repeats):
+        splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed + repeat)
+        for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
+            splits.append(Split(repeat, fold, train, test))
+    return splits
+
+
+def check_folds(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
+    """Check that every class has at least ``n_folds`` participants.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Labels.
+    groups : numpy.ndarray
+        Participant of each row.
+    n_folds : int
+        Folds.
+
+    Raises
+    ------
+    CrossValidationError
+        Naming the class and the counts.
+    """
+    subjects = pd.Series(y, index=groups).groupby(level=0).max()
+    for label, count in subjects.value_counts().items():
+        if count < n_folds:
+            raise CrossValidationError(
+                f"{count} participant(s) with label {label} for {n_folds} folds: every fold needs "
+                "both classes; lower --cv-folds or add participants"
+            )
+
+
+def check_smote(
+    y: np.ndarray, groups: np.ndarray, splits: list[Split], k: int, inner: int, seed: int
+) -> None:
+    """Check that SMOTE finds ``k`` minority neighbours in every (inner) training set.
+
+    Parameters
+    ----------
+    y, groups : numpy.ndarray
+        Labels and participants.
+    splits : list of Split
+        The outer splits.
+    k : int
+        SMOTE's neighbours.
+    inner : int
+        Inner folds.
+    seed : int
+        Shuffling seed of the inner splits.
+
+    Raises
+    ------
+    CrossValidationError
+        With the smallest minority count found and the options that help.
+    """
+    smallest = np.inf
+    for split in splits:
+        y_train, g_train = y[split.train], groups[split.train]
+        splitter = StratifiedGroupKFold(inner, shuffle=True, random_state=seed)
+        sets = [split.train] + [
+            split.train[i] for i, _ in splitter.split(np.zeros(len(y_train)), y_train, g_train)
+        ]
+        for rows in sets:
+            smallest = min(smallest, np.bincount(y[rows], minlength=2).min())
+    if smallest <= k:
+        raise CrossValidationError(
+            f"SMOTE with k={k} needs more than {k} rows of the smaller class in every training "
+            f"fold, and one has {int(smallest)}: lower --smote-k, use --no-smote, or add data"
+        )
+
+
+def _scores(model: Any, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)[:, 1]
+    return model.decision_function(X)
+
+
+def _fit(
+    pipeline: Any,
+    grid: dict,
+    X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray,
+    groups: np.ndarray,
+    inner: int,
+    seed: int,
+    n_jobs: int,
+) -> tuple[Any, dict]:
+    if not grid:
+        return clone(pipeline).fit(X, y), {}
+    search = GridSearchCV(
+        pipeline,
+        grid,
+        scoring="f1",
+        cv=StratifiedGroupKFold(inner, shuffle=True, random_state=seed),
+        n_jobs=n_jobs,
+        error_score="raise",
+    )
+    search.fit(X, y, groups=groups)
+    params = {k.removeprefix("classifier__"): v for k, v in search.best_params_.items()}
+    return search.best_estimator_, params
+
+
+def nested_cross_validate(
+    X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray,
+    groups: np.ndarray,
+    spec: ClassifierSpec,
+    pipeline: Any,
+    splits: list[Split],
+    feature_set: str = "",
+    inner_folds: int = N_FOLDS,
+    seed: int = 42,
+    n_jobs: int = 1,
+) -> CVResult:
+    """Evaluate one classifier on one feature set by nested cross-validation.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Features, site and covariates (index: the sessions).
+    y : numpy.ndarray
+        Labels (0/1).
+    groups : numpy.ndarray
+        Participant of each row.
+    spec : ClassifierSpec
+        The classifier and its grid.
+    pipeline : imblearn.pipeline.Pipeline
+        From :func:`~bids_app.models.classifiers.build_pipeline` (cloned, never fitted here).
+    splits : list of Split
+        From :func:`outer_splits`.
+    feature_set : str
+        Name recorded in the result.
+    inner_folds : int
+        Folds of the inner grid search.
+    seed : int
+        Seed of the inner splits; trial ``t`` of a repeated classifier uses ``seed + t``.
+    n_jobs : int
+        Parallel fits of the grid search.
+
+    Returns
+    -------
+    CVResult
+        Per-fold metrics, out-of-fold predictions and the first repeat's fold models.
+    """
+    rows, predictions, models = [], [], []
+    grid = param_grid(spec)
+    for split in splits:
+        X_train, X_test = X.iloc[split.train], X.iloc[split.test]  # noqa: N806
+        y_train, y_test = y[split.train], y[split.test]
+        scores = []
+        for trial in range(spec.trials):
+            candidate = clone(pipeline)
+            if spec.trials > 1:
+                candidate.set_params(classifier__random_state=seed + trial)
+            model, params = _fit(
+                candidate, grid, X_train, y_train, groups[split.train], inner_folds, seed, n_jobs
+            )
+            score = _scores(model, X_test)
+            metrics = binary_metrics(y_test, model.predict(X_test), score)
+            rows.append(
+                {
+                    "feature_set": feature_set,
+                    "classifier": spec.name,
+                    "repeat": split.repeat,
+                    "fold": split.fold,
+                    "trial": trial,
+                    "n_train": len(split.train),
+                    "n_test": len(split.test),
+                    **metrics,
+                    "params": json.dumps(params, sort_keys=True),
+                }
+            )
+            scores.append((score, model.predict(X_test)))
+            if split.repeat == 0 and trial == 0:
+                models.append(model)
+        mean_score = np.mean([s for s, _ in scores], axis=0)
+        votes = np.mean([p for _, p in scores], axis=0)
+        predictions.append(
+            pd.DataFrame(
+                {
+                    "session": X_test.index,
+                    "participant_id": groups[split.test],
+                    "repeat": split.repeat,
+                    "fold": split.fold,
+                    "y_true": y_test,
+                    "score": mean_score,
+                    "y_pred": (votes >= 0.5).astype(int),
+                }
+            )
+        )
+    return CVResult(
+        feature_set=feature_set,
+        classifier=spec.name,
+        folds=pd.DataFrame(rows),
+        predictions=pd.concat(predictions, ignore_index=True),
+        models=models,
+    )
+
+
+def summarise(folds: pd.DataFrame) -> pd.DataFrame:
+    """Mean and SD of each metric per feature set and classifier (over folds, repeats, trials).
+
+    Parameters
+    ----------
+    folds : pandas.DataFrame
+        :attr:`CVResult.folds` of several results, stacked.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``feature_set, classifier, n_folds`` and ``<metric>_mean``, ``<metric>_sd`` (ddof=1).
+    """
+    grouped = folds.groupby(["feature_set", "classifier"], sort=False)
+    table = grouped[list(METRICS)].agg(["mean", "std"])
+    table.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in table.columns]
+    table.insert(0, "n_folds", grouped.size())
+    return table.reset_index()

@@ -1,0 +1,266 @@
+"""Saved models: a manifest of what each model needs, loading with checks, and applying.
+
+A saved model is a set of fitted pipelines for one feature set and classifier: one per outer
+fold (combined by majority vote on new data, seed 001 §2.5: "a majority voting of the seven
+different models") and one refitted on all the data. The manifest records the feature columns,
+the training participants, the target, the site and covariate columns, the software versions and
+a SHA-256 digest of every file, which is checked before anything is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from bids_app.models.metrics import binary_metrics
+
+#: The manifest's file name inside a models folder.
+MANIFEST = "manifest.json"
+#: Version of the manifest's layout.
+MANIFEST_VERSION = 1
+
+
+class ModelBundleError(ValueError):
+    """A models folder is missing, altered or incompatible with the data."""
+
+
+@dataclass
+class SavedModel:
+    """One feature set and classifier: fold models, full model and what they need.
+
+    Parameters
+    ----------
+    name : str
+        ``<feature_set>__<classifier>``.
+    entry : dict
+        Its manifest entry (features, covariates, site column, target...).
+    folds : list
+        The fold pipelines.
+    full : object
+        The pipeline refitted on all the data.
+    """
+
+    name: str
+    entry: dict[str, Any]
+    folds: list
+    full: Any
+
+
+def file_digest(path: Path) -> str:
+    """Return the SHA-256 hex digest of a file.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_entry(
+    feature_set: str,
+    classifier: str,
+    features: Sequence[str],
+    files: Mapping[str, Path],
+    root: Path,
+    training_participants: Sequence[str],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Describe one saved model for the manifest.
+
+    Parameters
+    ----------
+    feature_set, classifier : str
+        What the model is.
+    features : sequence of str
+        Its input feature columns, in order.
+    files : mapping of str to Path
+        ``fold-0``... and ``full`` to the written files.
+    root : Path
+        The models folder (paths are stored relative to it).
+    training_participants : sequence of str
+        Participants of the training data.
+    extra : mapping
+        Target, site column, covariates, harmonisation, CV metrics...
+
+    Returns
+    -------
+    dict
+        The entry.
+    """
+    return {
+        "feature_set": feature_set,
+        "classifier": classifier,
+        "features": list(features),
+        "files": {
+            key: {"path": path.relative_to(root).as_posix(), "sha256": file_digest(path)}
+            for key, path in files.items()
+        },
+        "training_participants": sorted(set(training_participants)),
+        **extra,
+    }
+
+
+def manifest(entries: Sequence[Mapping[str, Any]], info: Mapping[str, Any]) -> dict[str, Any]:
+    """Assemble the manifest of a models folder.
+
+    Parameters
+    ----------
+    entries : sequence of dict
+        From :func:`model_entry`.
+    info : mapping
+        Run-wide facts (software versions, seed, target).
+
+    Returns
+    -------
+    dict
+        ``{"manifest_version", **info, "models": {name: entry}}``.
+    """
+    models = {f"{e['feature_set']}__{e['classifier']}": dict(e) for e in entries}
+    return {"manifest_version": MANIFEST_VERSION, **info, "models": models}
+
+
+def load_models(directory: Path) -> tuple[dict[str, Any], list[SavedModel]]:
+    """Load every model of a models folder after checking the files' digests.
+
+    Parameters
+    ----------
+    directory : Path
+        A ``group/models`` folder of an earlier run.
+
+    Returns
+    -------
+    info : dict
+        The manifest.
+    models : list of SavedModel
+        The models.
+
+    Raises
+    ------
+    ModelBundleError
+        If the manifest is missing or unreadable, or a file is missing or altered.
+    """
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ModelBundleError(
+            f"{directory}: no {MANIFEST}; give the group/models folder of an earlier group run"
+        )
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelBundleError(f"{path}: not valid JSON ({exc})") from exc
+    if info.get("manifest_version") != MANIFEST_VERSION:
+        raise ModelBundleError(
+            f"{path}: manifest version {info.get('manifest_version')!r}, this NeuroStrat reads "
+            f"version {MANIFEST_VERSION}"
+        )
+    models = []
+    for name, entry in info["models"].items():
+        loaded = {}
+        for key, record in entry["files"].items():
+            file = directory / record["path"]
+            if not file.is_file():
+                raise ModelBundleError(f"{file}: missing (listed in {path})")
+            if file_digest(file) != record["sha256"]:
+                raise ModelBundleError(
+                    f"{file}: its SHA-256 differs from the manifest's; the file was changed "
+                    "after the run that saved it, so it is not loaded"
+                )
+            loaded[key] = joblib.load(file)
+        folds = [loaded[k] for k in sorted(loaded) if k.startswith("fold-")]
+        models.append(SavedModel(name, entry, folds, loaded["full"]))
+    return info, models
+
+
+def _scores(model: Any, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)[:, 1]
+    return model.decision_function(X)
+
+
+def apply_model(
+    model: SavedModel,
+    X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict new sessions with a saved model's fold models and full model.
+
+    Parameters
+    ----------
+    model : SavedModel
+        The model.
+    X : pandas.DataFrame
+        The new sessions: at least the model's feature columns, the site and the covariates.
+    y : numpy.ndarray, optional
+        True labels (0/1), when the new data has them.
+
+    Returns
+    -------
+    predictions : pandas.DataFrame
+        Per session: ``fold-<k>_pred`` and ``fold-<k>_score`` of every fold model, ``votes``
+        (positive votes), ``majority_vote`` (ties go to the mean fold score's side of 0.5 for
+        probabilities, of 0 for decision values), ``full_pred``, ``full_score``, and ``y_true``.
+    metrics : pandas.DataFrame
+        With labels: one row for the majority vote and one for the full model.
+
+    Raises
+    ------
+    ModelBundleError
+        If feature columns the model needs are absent.
+    """
+    needed = list(model.entry["features"])
+    missing = [c for c in needed if c not in X]
+    if missing:
+        raise ModelBundleError(
+            f"model {model.name}: the data lacks {len(missing)} feature column(s) it was "
+            f"trained on, e.g. {missing[:5]}; run the participant level with the same --features"
+        )
+    predictions = pd.DataFrame(index=X.index)
+    for k, fold in enumerate(model.folds):
+        predictions[f"fold-{k}_pred"] = fold.predict(X)
+        predictions[f"fold-{k}_score"] = _scores(fold, X)
+    preds = predictions[[f"fold-{k}_pred" for k in range(len(model.folds))]].to_numpy()
+    scores = predictions[[f"fold-{k}_score" for k in range(len(model.folds))]].to_numpy()
+    cut = 0.5 if hasattr(model.folds[0], "predict_proba") else 0.0
+    votes = preds.sum(axis=1)
+    half = len(model.folds) / 2
+    tie_break = (scores.mean(axis=1) >= cut).astype(int)
+    predictions["votes"] = votes
+    predictions["majority_vote"] = np.where(votes == half, tie_break, (votes > half).astype(int))
+    predictions["full_pred"] = model.full.predict(X)
+    predictions["full_score"] = _scores(model.full, X)
+    rows = []
+    if y is not None:
+        predictions["y_true"] = y
+        rows.append(
+            {
+                "model": model.name,
+                "rule": "majority vote of the fold models",
+                **binary_metrics(y, predictions["majority_vote"], scores.mean(axis=1)),
+            }
+        )
+        rows.append(
+            {
+                "model": model.name,
+                "rule": "model refitted on all training data",
+                **binary_metrics(y, predictions["full_pred"], predictions["full_score"]),
+            }
+        )
+    return predictions, pd.DataFrame(rows)

@@ -1,0 +1,456 @@
+"""Group-level classification: design → nested cross-validation → tables, figures, models.
+
+The thin layer between the configuration and the estimators of :mod:`bids_app.models`: it picks
+the feature sets, runs every classifier on every set, writes the tables (seed 000 Tables 1, 3
+and 4 among them), the out-of-fold predictions, the figures and the saved models, and returns
+the report's sections. ``--apply-models`` applies saved models to this dataset instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+from sklearn.base import clone
+
+from bids_app import __version__
+from bids_app.config import Config
+from bids_app.derivatives.writer import DerivativesWriter, software_versions
+from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
+from bids_app.models.crossval import (
+    CrossValidationError,
+    CVResult,
+    check_smote,
+    nested_cross_validate,
+    outer_splits,
+    summarise,
+)
+from bids_app.models.design import SITE, GroupDesign, Target, binary_target, prediction_table
+from bids_app.models.harmonization import check_sites
+from bids_app.models.metrics import METRICS
+from bids_app.models.persistence import (
+    MANIFEST,
+    apply_model,
+    load_models,
+    manifest,
+    model_entry,
+)
+from bids_app.models.tables import best_models, chosen_parameters, f1_table
+from bids_app.reports.classification import (
+    confusion_figure,
+    design_text,
+    roc_pr_figure,
+    tables_html,
+)
+from bids_app.reports.html import figure_html, table_html
+from bids_app.utils.atomic import write_text_atomic
+
+LOGGER = logging.getLogger("bids_app.group")
+
+_METRIC_COLUMNS = {
+    "f1": {"Description": "F1 score of the positive class"},
+    "precision": {"Description": "positive predictive value"},
+    "recall": {"Description": "sensitivity (recall of the positive class)"},
+    "auc": {"Description": "area under the ROC curve (from probabilities or decision values)"},
+    "auprc": {"Description": "average precision (area under the precision-recall curve)"},
+    "balanced_accuracy": {"Description": "mean of sensitivity and specificity"},
+    "sensitivity": {"Description": "TP / (TP + FN)"},
+    "specificity": {"Description": "TN / (TN + FP)"},
+    "tn": {"Description": "true negatives"},
+    "fp": {"Description": "false positives"},
+    "fn": {"Description": "false negatives"},
+    "tp": {"Description": "true positives"},
+}
+
+
+def default_feature_sets(families: Sequence[str]) -> list[str]:
+    """Each feature family but the histograms, and all of them together.
+
+    Parameters
+    ----------
+    families : sequence of str
+        Families with participant-level tables.
+
+    Returns
+    -------
+    list of str
+        Feature-set names.
+
+    Examples
+    --------
+    >>> default_feature_sets(["volumes", "thickness", "histogram"])
+    ['volumes', 'thickness', 'volumes+thickness']
+    """
+    usable = [f for f in families if f != "histogram"]
+    return usable + (["+".join(usable)] if len(usable) > 1 else [])
+
+
+def _params(config: Config, design: GroupDesign, harmonize: bool) -> dict:
+    return {
+        "target": design.target.describe(),
+        "feature_sets": {k: len(v) for k, v in design.feature_sets.items()},
+        "classifiers": list(config.classifiers),
+        "cv_folds": config.cv_folds,
+        "cv_repeats": config.cv_repeats,
+        "split_seed": config.seed,
+        "smote_k": config.smote_k or None,
+        "harmonization": "combat" if harmonize else "none",
+        "covariates": list(design.covariates),
+        "unseen_site": config.unseen_site,
+    }
+
+
+def _subject_series(design: GroupDesign, values: pd.Series) -> pd.Series:
+    return values.groupby(design.meta["participant_id"]).first()
+
+
+def run_classification(
+    design: GroupDesign, config: Config, writer: DerivativesWriter, labels: tuple[str, str]
+) -> list[tuple[str, str]]:
+    """Compare the classifiers on the feature sets; write tables, figures and the best models.
+
+    Parameters
+    ----------
+    design : GroupDesign
+        Rows, features, labels, sites and covariates.
+    config : Config
+        Classifiers, folds, seed, SMOTE, harmonisation.
+    writer : DerivativesWriter
+        The output dataset.
+    labels : tuple of str
+        Names of the negative and positive class (figures).
+
+    Returns
+    -------
+    list of (str, str)
+        Report sections (title, HTML).
+    """
+    harmonize = config.harmonization == "combat" and design.has_sites
+    y, groups = design.y, design.groups
+    splits = outer_splits(y, groups, config.cv_folds, config.cv_repeats, config.seed)
+    if config.smote_k:
+        check_smote(y, groups, splits, config.smote_k, config.cv_folds, config.seed)
+    if harmonize:
+        try:
+            check_sites(
+                _subject_series(design, design.meta[SITE]),
+                _subject_series(design, pd.Series(y, index=design.meta.index)),
+                config.cv_folds,
+            )
+        except ValueError as exc:
+            raise CrossValidationError(f"ComBat harmonisation: {exc}") from exc
+    params = _params(config, design, harmonize)
+    results: dict[tuple[str, str], CVResult] = {}
+    for feature_set, features in design.feature_sets.items():
+        X = design.X(feature_set)  # noqa: N806
+        for name in config.classifiers:
+            spec = CLASSIFIERS[name]
+            pipeline = build_pipeline(
+                spec,
+                features,
+                config.seed,
+                site_column=SITE if harmonize else None,
+                covariates=design.covariates if harmonize else (),
+                unseen_site=config.unseen_site,
+                smote_k=config.smote_k or None,
+            )
+            start = time.perf_counter()
+            result = nested_cross_validate(
+                X,
+                y,
+                groups,
+                spec,
+                pipeline,
+                splits,
+                feature_set=feature_set,
+                inner_folds=config.cv_folds,
+                seed=config.seed,
+                n_jobs=config.nprocs,
+            )
+            results[feature_set, name] = result
+            LOGGER.info(
+                "classification %s / %s: F1 %.3f, AUC %.3f (%.0f s)",
+                feature_set,
+                spec.label,
+                result.folds["f1"].mean(),
+                result.folds["auc"].mean(),
+                time.perf_counter() - start,
+            )
+    folds = pd.concat([r.folds for r in results.values()], ignore_index=True)
+    summary = summarise(folds)
+    best = best_models(summary)
+    totals = folds[folds.trial == 0].groupby(["feature_set", "classifier"])[
+        ["tn", "fp", "fn", "tp"]
+    ]
+    best = best.join(totals.sum(), on=["feature_set", "classifier"])
+    parameters = chosen_parameters(folds)
+    predictions = pd.concat(
+        [r.predictions.assign(feature_set=fs, classifier=c) for (fs, c), r in results.items()],
+        ignore_index=True,
+    )
+    tables = {
+        "classification_folds": (folds, _METRIC_COLUMNS),
+        "classification_summary": (summary, None),
+        "classification_f1": (f1_table(summary).reset_index(), None),
+        "classification_best": (best, _METRIC_COLUMNS),
+        "classification_parameters": (parameters, None),
+        "classification_predictions": (predictions, None),
+        "classification_exclusions": (design.exclusions, None),
+        "classification_dropped_features": (design.dropped_features, None),
+    }
+    for name, (table, columns) in tables.items():
+        writer.write_table(table, writer.group_file(name, ".tsv"), params=params, columns=columns)
+
+    best_predictions = {
+        f"{row.feature_set} / {CLASSIFIERS[row.classifier].label}": results[
+            row.feature_set, row.classifier
+        ].predictions.query("repeat == 0")
+        for row in best.itertuples()
+    }
+    roc = roc_pr_figure(best_predictions)
+    writer.write_figure(roc, "classification_roc_pr")
+    confusion = confusion_figure(best, labels)
+    writer.write_figure(confusion, "classification_confusion")
+    save_models(design, config, writer, results, best, harmonize)
+
+    counts = pd.Series(y).map({0: labels[0], 1: labels[1]}).value_counts().to_dict()
+    mean_sd = summary[["feature_set", "classifier"]].copy()
+    for metric in METRICS:
+        mean_sd[metric] = [
+            f"{m:.2f} ± {s:.2f}"
+            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+        ]
+    overview = design_text(len(y), len(set(groups)), design.target.describe(), counts) + (
+        f"<p>Nested, participant-grouped, stratified {config.cv_folds}-fold cross-validation "
+        f"({config.cv_repeats} repeat(s), shuffling seed {config.seed}); inner grid search on "
+        "F1; "
+        + ("ComBat on the training folds; " if harmonize else "")
+        + (f"SMOTE (k={config.smote_k}) on the training folds." if config.smote_k else "")
+        + "</p>"
+    )
+    return [
+        ("Classification: design", overview),
+        (
+            "Classification: F1 (%) by feature set and classifier (seed 000 Table 3)",
+            table_html(f1_table(summary).reset_index()),
+        ),
+        ("Classification: best model per feature set (seed 000 Table 4)", table_html(best)),
+        ("Classification: ROC and precision-recall curves", figure_html(roc, "ROC and PR")),
+        ("Classification: confusion matrices", figure_html(confusion, "confusion matrices")),
+        ("Classification: all metrics (mean ± SD over folds)", table_html(mean_sd)),
+        (
+            "Classification: chosen hyper-parameters (seed 000 Table 1)",
+            table_html(parameters) if len(parameters) else "<p>No grid searched.</p>",
+        ),
+        (
+            "Classification: left out",
+            tables_html(
+                {
+                    "Sessions": design.exclusions,
+                    "Feature columns": design.dropped_features,
+                }
+            ),
+        ),
+    ]
+
+
+def save_models(
+    design: GroupDesign,
+    config: Config,
+    writer: DerivativesWriter,
+    results: Mapping[tuple[str, str], CVResult],
+    best: pd.DataFrame,
+    harmonize: bool,
+) -> Path:
+    """Save the best model of each feature set: its fold models and a refit on all data.
+
+    Parameters
+    ----------
+    design : GroupDesign
+        The design.
+    config : Config
+        Seed, folds, SMOTE, harmonisation.
+    writer : DerivativesWriter
+        The output dataset.
+    results : mapping
+        ``(feature_set, classifier)`` to its cross-validation result.
+    best : pandas.DataFrame
+        From :func:`~bids_app.models.tables.best_models`.
+    harmonize : bool
+        Whether the pipelines hold ComBat.
+
+    Returns
+    -------
+    Path
+        The manifest.
+    """
+    with writer.staged_models() as root:
+        entries = []
+        for row in best.itertuples():
+            result = results[row.feature_set, row.classifier]
+            spec = CLASSIFIERS[row.classifier]
+            name = f"{row.feature_set}__{row.classifier}"
+            files = {
+                f"fold-{k}": writer.write_model(model, f"{name}/fold-{k}", root)
+                for k, model in enumerate(result.models)
+            }
+            # the full model takes the hyper-parameters the folds chose most often
+            chosen = result.folds.loc[result.folds.trial == 0, "params"].mode().iloc[0]
+            full = clone(result.models[0]).set_params(
+                **{f"classifier__{k}": v for k, v in json.loads(chosen).items()}
+            )
+            full.fit(design.X(row.feature_set), design.y)
+            files["full"] = writer.write_model(full, f"{name}/full", root)
+            entries.append(
+                model_entry(
+                    row.feature_set,
+                    row.classifier,
+                    design.feature_sets[row.feature_set],
+                    files,
+                    root,
+                    design.meta["participant_id"].tolist(),
+                    {
+                        "classifier_label": spec.label,
+                        "site_column": SITE if harmonize else None,
+                        "covariates": list(design.covariates) if harmonize else [],
+                        "hyper_parameters_of_full_model": chosen,
+                        "cv": {m: float(getattr(row, m)) for m in METRICS},
+                    },
+                )
+            )
+        info = {
+            "neurostrat_version": __version__,
+            "software": software_versions(),
+            "target": {
+                "column": design.target.column,
+                "positive_label": design.target.positive_label,
+                "threshold": design.target.threshold,
+            },
+            "seed": config.seed,
+            "harmonization": "combat" if harmonize else "none",
+        }
+        text = json.dumps(manifest(entries, info), indent=2, default=str)
+        write_text_atomic(root / MANIFEST, text)
+    path = writer.group_file("models", "") / MANIFEST
+    LOGGER.info("saved models: %s", path)
+    return path
+
+
+def run_apply_models(
+    directory: Path,
+    features: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
+) -> list[tuple[str, str]]:
+    """Apply saved models to this dataset (external validation, seed 001 §2.5).
+
+    Each model predicts every session with the values it needs; the labels, when this dataset
+    has the models' target column, give the metrics of the majority vote and of the full model.
+
+    Parameters
+    ----------
+    directory : Path
+        The models folder of an earlier run.
+    features : pandas.DataFrame
+        From :func:`~bids_app.models.design.join_families`.
+    clinical : pandas.DataFrame
+        Per-session clinical values, same index.
+    config : Config
+        Site column and covariates of this dataset.
+    writer : DerivativesWriter
+        The output dataset.
+
+    Returns
+    -------
+    list of (str, str)
+        Report sections.
+    """
+    info, models = load_models(directory)
+    saved = info["target"]
+    target = Target(saved["column"], saved["positive_label"], saved["threshold"])
+    covariates = config.covariates or tuple(c for c in ("age", "sex") if c in clinical)
+    predictions, metrics, exclusions = [], [], []
+    for model in models:
+        site_column = None
+        if model.entry["site_column"]:
+            site_column = config.site_column or "site"
+        X, left_out = prediction_table(  # noqa: N806
+            features,
+            clinical,
+            model.entry["features"],
+            site_column,
+            covariates if model.entry["covariates"] else (),
+            model.entry["covariates"],
+        )
+        y = None
+        if target.column in clinical:
+            labels = binary_target(clinical.loc[X.index, target.column], target)
+            X, y = X[labels.notna()], labels.dropna().to_numpy(dtype=int)  # noqa: N806
+        table, scores = apply_model(model, X, y)
+        table.insert(0, "participant_id", features.loc[X.index, "participant_id"])
+        predictions.append(table.reset_index(names="session").assign(model=model.name))
+        metrics.append(scores)
+        exclusions.append(left_out.assign(model=model.name))
+    params = {"models": str(directory), "trained_with": info.get("neurostrat_version")}
+    out = {
+        "external_predictions": pd.concat(predictions, ignore_index=True),
+        "external_exclusions": pd.concat(exclusions, ignore_index=True),
+    }
+    metrics_table = pd.concat(metrics, ignore_index=True)
+    if len(metrics_table):
+        out["external_metrics"] = metrics_table
+    for name, table in out.items():
+        writer.write_table(table, writer.group_file(name, ".tsv"), params=params)
+    sections = [
+        (
+            "External validation: saved models applied",
+            f"<p>{len(models)} model(s) from <code>{directory}</code> (target "
+            f"<code>{target.describe()}</code>) applied to this dataset.</p>",
+        )
+    ]
+    if len(metrics_table):
+        sections.append(("External validation: metrics", table_html(metrics_table)))
+    else:
+        sections.append(
+            ("External validation: metrics", f"<p>No column {target.column!r}: no metrics.</p>")
+        )
+    return sections
+
+
+def target_of(config: Config) -> Target:
+    """Return the configured target.
+
+    Parameters
+    ----------
+    config : Config
+        The run configuration (``target`` set).
+
+    Returns
+    -------
+    Target
+        Column with positive label or threshold.
+    """
+    return Target(str(config.target), config.positive_label, config.threshold)
+
+
+def class_names(target: Target) -> tuple[str, str]:
+    """Names of the negative and positive class for figures.
+
+    Parameters
+    ----------
+    target : Target
+        The target.
+
+    Returns
+    -------
+    tuple of str
+        (negative, positive).
+    """
+    if target.threshold is not None:
+        return f"< {target.threshold:g}", f">= {target.threshold:g}"
+    return f"not {target.positive_label}", str(target.positive_label)
