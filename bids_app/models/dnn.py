@@ -406,4 +406,5 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             Predicted labels, from ``classes_``.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        probabilities = self.predict_proba(X)
+        return self.classes_[np.argmax(probabilities, axis=1)]

@@ -1,0 +1,165 @@
+"""Tests of the seed-000 deep neural network classifier (bids_app.models.dnn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from bids_app.models import dnn
+from bids_app.models.dnn import DNNClassifier
+
+
+def _planted(n_samples: int = 600, n_features: int = 100, seed: int = 0):
+    """Standard-normal features; the class is the sign of a noisy sum of 10 of them."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    y = (X[:, :10].sum(axis=1) + rng.normal(0.0, 1.0, n_samples) > 0).astype(int)
+    return X, y
+
+
+@parametrize_with_checks(
+    [DNNClassifier(random_state=0), DNNClassifier(early_stopping="validation", random_state=0)]
+)
+def test_sklearn_conventions(estimator, check):
+    check(estimator)
+
+
+def test_gradients_match_autograd():
+    generator = torch.Generator().manual_seed(0)
+    network = dnn._Network([7, 5, 3, 4], dropout=0.3, l2=0.01, generator=generator)
+    x = torch.randn(9, 7, generator=generator)
+    classes = torch.arange(9) % 4
+    masks = network.draw_masks(9, generator)
+    network.backprop(x, torch.nn.functional.one_hot(classes, 4).float(), masks)
+
+    weights = [w.clone().requires_grad_() for w in network.weights]
+    biases = [b.clone().requires_grad_() for b in network.biases]
+    hidden = x
+    for w, b, mask in zip(weights[:-1], biases[:-1], masks, strict=True):
+        hidden = torch.relu(hidden @ w + b) * mask
+    loss = torch.nn.functional.cross_entropy(hidden @ weights[-1] + biases[-1], classes)
+    (loss + 0.01 * sum((w**2).sum() for w in weights)).backward()
+
+    assert any(bool((mask == 0).any()) for mask in masks)  # dropout was exercised
+    for mine, reference in zip(
+        network.weight_grads + network.bias_grads,
+        [w.grad for w in weights] + [b.grad for b in biases],
+        strict=True,
+    ):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_macro_f1_matches_sklearn():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 3, 50)  # class 3 is in neither array, class 2 never predicted
+    y_pred = rng.integers(0, 2, 50)
+    mine = dnn._macro_f1(torch.as_tensor(y_true), torch.as_tensor(y_pred), n_classes=4)
+    assert mine == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+
+
+@pytest.mark.parametrize("early_stopping", ["train", "validation"])
+def test_learns_planted_signal_and_not_noise(early_stopping):
+    X, y = _planted()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=200, random_state=0)
+    model = DNNClassifier(early_stopping=early_stopping, random_state=0)
+
+    signal = clone(model).fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    assert roc_auc_score(y_test, signal) >= 0.9
+
+    permuted = np.random.default_rng(1).permutation(y_train)
+    noise = clone(model).fit(X_train, permuted).predict_proba(X_test)[:, 1]
+    assert 0.35 <= roc_auc_score(y_test, noise) <= 0.65
+
+
+def test_same_seed_same_model_and_global_rng_untouched():
+    X, y = _planted(200, 20)
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
+
+    first = DNNClassifier(random_state=3, max_epochs=30).fit(X, y).predict_proba(X)
+    second = DNNClassifier(random_state=3, max_epochs=30).fit(X, y).predict_proba(X)
+    other = DNNClassifier(random_state=4, max_epochs=30).fit(X, y).predict_proba(X)
+
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state[1])
+
+
+@pytest.mark.parametrize("early_stopping", ["train", "validation"])
+def test_early_stopping_stops_and_keeps_the_best_epoch(early_stopping):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((150, 10)), rng.integers(0, 2, 150)
+    model = DNNClassifier(early_stopping=early_stopping, patience=5, random_state=0).fit(X, y)
+
+    assert model.n_epochs_ < model.max_epochs
+    assert model.n_epochs_ == model.best_epoch_ + model.patience + 1
+    assert len(model.history_) == model.n_epochs_
+    assert np.argmax(model.history_) == model.best_epoch_
+    # The same run cut at the best epoch ends with the weights that were kept.
+    cut = clone(model).set_params(max_epochs=model.best_epoch_ + 1).fit(X, y)
+    np.testing.assert_array_equal(cut.predict_proba(X), model.predict_proba(X))
+
+
+def test_validation_split_is_stratified(monkeypatch):
+    splits = []
+
+    def spy(*arrays, **options):
+        split = train_test_split(*arrays, **options)
+        splits.append(split)
+        return split
+
+    monkeypatch.setattr(dnn, "train_test_split", spy)
+    y = np.array([1] * 5 + [0] * 20)  # 20 % minority: 1 of the 5 validation samples
+    X = np.random.default_rng(0).standard_normal((25, 4))
+    DNNClassifier(early_stopping="validation", max_epochs=2, random_state=0).fit(X, y)
+
+    (fit_rows, validation_rows), *_ = splits
+    assert len(validation_rows) == 5
+    assert sorted(y[validation_rows]) == [0, 0, 0, 0, 1]
+    assert len(np.intersect1d(fit_rows, validation_rows)) == 0
+
+
+def test_string_labels_dataframe_and_three_classes():
+    X, y = _planted(300, 12)
+    labels = np.where(y == 1, "ALS", "mimic")
+    labels[::3] = "control"
+    frame = pd.DataFrame(X, columns=[f"roi_{i}" for i in range(12)])
+    model = DNNClassifier(max_epochs=20, random_state=0).fit(frame, labels)
+
+    assert list(model.classes_) == ["ALS", "control", "mimic"]
+    assert list(model.feature_names_in_) == list(frame.columns)
+    probabilities = model.predict_proba(frame)
+    assert probabilities.shape == (300, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert set(model.predict(frame)) <= {"ALS", "control", "mimic"}
+    assert [w.shape for w in model.coefs_] == [(12, 50), (50, 3), (3, 3)]
+
+
+def test_grid_search_clones_and_sets_parameters():
+    X, y = _planted(150, 10)
+    search = GridSearchCV(
+        DNNClassifier(max_epochs=10, random_state=0),
+        {"dropout": [0.0, 0.2], "hidden_units": [(50, 3), (8,)]},
+        cv=3,
+        scoring="roc_auc",
+    ).fit(X, y)
+
+    assert search.best_params_["dropout"] in (0.0, 0.2)
+    assert search.best_estimator_.get_params()["max_epochs"] == 10
+    assert search.best_estimator_.hidden_units == search.best_params_["hidden_units"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"early_stopping": "loss"}, {"dropout": 1.0}, {"validation_fraction": 0.0}, {"patience": -1}],
+)
+def test_invalid_parameters_are_refused(params):
+    X, y = _planted(40, 3)
+    with pytest.raises(ValueError):
+        DNNClassifier(**params).fit(X, y)
