@@ -73,6 +73,7 @@ VARIANTS: dict[str, tuple[DirectSettings, int]] = {
         replace(_CROP, iterations=10, gradient_step=0.1),
         2,
     ),
+    "coarse": (THICKNESS_PRESETS["coarse"], 2),
     "cropped, 10 iterations, 5 compositions": (
         replace(_CROP, iterations=10, integration_points=5),
         2,

@@ -28,6 +28,8 @@ ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
 FEATURE_FAMILIES = ("volumes", "thickness", "radiomics", "histogram")
 #: Regions of interest PyRadiomics can describe (seed 000 used the whole brain).
 RADIOMICS_ROIS = ("brain", "brainstem", "precentral", "lesion")
+#: ``--thickness-preset`` choices (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
+THICKNESS_PRESET_NAMES = ("fast", "coarse", "antspy-default")
 #: Classifiers of the group level (seed 000 Table 3 and the logistic regression of seed 001).
 CLASSIFIER_NAMES = (
     "svm_linear",
@@ -101,6 +103,8 @@ class Config:
         Atlas of the regional grey-matter volumes (:data:`ATLASES`).
     radiomics_rois : tuple of str
         Regions described by PyRadiomics (:data:`RADIOMICS_ROIS`).
+    thickness_preset : str
+        DiReCT settings (:data:`THICKNESS_PRESET_NAMES`).
     templateflow_home : Path or None
         TemplateFlow's folder (the CLI takes ``TEMPLATEFLOW_HOME``); None uses nilearn's template.
     container : str or None
@@ -160,6 +164,7 @@ class Config:
     features: tuple[str, ...] = FEATURE_FAMILIES
     atlas: str = "desikan-killiany"
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
+    thickness_preset: str = "fast"
     templateflow_home: Path | None = None
     container: str | None = None
     target: str | None = None
@@ -366,6 +371,7 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         ("cnn_normalisation", CNN_NORMALISATIONS),
         ("atlas", ATLASES),
         ("harmonization", HARMONIZATIONS),
+        ("thickness_preset", THICKNESS_PRESET_NAMES),
         ("unseen_site", UNSEEN_SITE_POLICIES),
     ):
         if name in values and values[name] not in choices:

@@ -16,6 +16,7 @@ from bids_app.config import (
     HARMONIZATIONS,
     RADIOMICS_ROIS,
     SKULL_STRIP_MODES,
+    THICKNESS_PRESET_NAMES,
     UNSEEN_SITE_POLICIES,
 )
 from bids_app.errors import UsageError
@@ -139,6 +140,13 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         metavar="ROI",
         help=f"regions described by PyRadiomics: {', '.join(RADIOMICS_ROIS)} (default all; "
         "'lesion' needs a lesion mask)",
+    )
+
+    feats.add_argument(
+        "--thickness-preset",
+        choices=THICKNESS_PRESET_NAMES,
+        help="DiReCT settings: fast (1 mm, 10 iterations; default), coarse (1.5 mm grid, 20 "
+        "iterations: half the time, thins thin synthetic shells), antspy-default (slow)",
     )
 
     group = parser.add_argument_group("Options for the group level")

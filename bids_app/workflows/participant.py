@@ -102,6 +102,8 @@ class AnatomicalOptions:
         Atlas of the regional grey-matter volumes.
     radiomics_rois : tuple of str
         Regions described by PyRadiomics.
+    thickness_preset : str
+        DiReCT preset (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
     """
 
     skull_strip: str
@@ -116,6 +118,7 @@ class AnatomicalOptions:
     features: tuple[str, ...] = FEATURE_FAMILIES
     atlas: str = "desikan-killiany"
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
+    thickness_preset: str = "fast"
 
     @property
     def resolution(self) -> int:
@@ -131,11 +134,6 @@ class AnatomicalOptions:
     def registration_preset(self) -> str:
         """Name of the registration preset."""
         return "sloppy" if self.sloppy else "precise"
-
-    @property
-    def thickness_preset(self) -> str:
-        """Name of the DiReCT preset."""
-        return "fast"
 
     def params(self) -> dict:
         """Return the settings that change the outputs (recorded in sidecars)."""
@@ -466,6 +464,7 @@ def resolve_options(
         features=config.features,
         atlas=config.atlas,
         radiomics_rois=config.radiomics_rois,
+        thickness_preset=config.thickness_preset,
     )
 
 
