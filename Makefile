@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_preprocessing.py
 	$(BIN)/python benchmarks/validate_brainstem.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_group.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bids_app tests benchmarks run.py
@@ -46,7 +47,7 @@ demo: $(STAMP)
 	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant \
 	  -w $(DEMO_DIR)/work --nprocs $(NPROCS) --sloppy --seed 0
 	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group \
-	  -w $(DEMO_DIR)/work --seed 0
+	  -w $(DEMO_DIR)/work --seed 0 --nprocs $(NPROCS) --target diagnosis --positive-label ALS
 	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
 
 clean:

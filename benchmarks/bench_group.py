@@ -110,25 +110,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{feature_set:12s} {name:20s} {seconds:7.1f} s", flush=True)
     total = time.perf_counter() - start_all
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    table = pd.DataFrame(rows)
-    table = pd.concat(
-        [
-            table,
-            pd.DataFrame(
-                [
-                    {
-                        "feature_set": "total",
-                        "n_features": args.features,
-                        "classifier": f"{len(args.classifiers)} classifiers",
-                        "seconds": round(total, 1),
-                        "auc_mean": None,
-                        "f1_mean": None,
-                    }
-                ]
-            ),
-        ],
-        ignore_index=True,
+    rows.append(
+        {
+            "feature_set": "total",
+            "n_features": args.features,
+            "classifier": f"{len(args.classifiers)} classifiers",
+            "seconds": round(total, 1),
+            "auc_mean": float("nan"),
+            "f1_mean": float("nan"),
+        }
     )
+    table = pd.DataFrame(rows)
     table["rows"] = len(design.y)
     table["target_s"] = TARGET_S
     table["peak_rss_mb_parent"] = round(peak)
