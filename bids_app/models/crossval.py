@@ -20,7 +20,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
 from bids_app.models.classifiers import ClassifierSpec, param_grid
-from bids_app.models.metrics import METRICS, binary_metrics
+from bids_app.models.metrics import METRICS, binary_metrics, positive_scores
 
 #: Outer and inner folds (seed 000 §2.4: K = 3).
 N_FOLDS = 3
@@ -170,12 +170,6 @@ def check_smote(
         )
 
 
-def _scores(model: Any, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-    if hasattr(model, "predict_proba"):
-        return model.predict_proba(X)[:, 1]
-    return model.decision_function(X)
-
-
 def _fit(
     pipeline: Any,
     grid: dict,
@@ -256,7 +250,7 @@ def nested_cross_validate(
             model, params = _fit(
                 candidate, grid, X_train, y_train, groups[split.train], inner_folds, seed, n_jobs
             )
-            score = _scores(model, X_test)
+            score = positive_scores(model, X_test)
             metrics = binary_metrics(y_test, model.predict(X_test), score)
             rows.append(
                 {

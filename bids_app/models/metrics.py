@@ -6,6 +6,8 @@ sensitivity and specificity. All come from scikit-learn; the confusion matrix is
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import (
     average_precision_score,
@@ -76,3 +78,23 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) ->
         "fn": int(fn),
         "tp": int(tp),
     }
+
+
+def positive_scores(model: Any, X: Any) -> np.ndarray:  # noqa: N803 (scikit-learn's name)
+    """Scores of the positive class: probabilities when the model has them, else decision values.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted binary classifier (or pipeline) with classes 0 and 1.
+    X : array-like
+        Rows to score.
+
+    Returns
+    -------
+    numpy.ndarray
+        One score per row; higher means more likely positive.
+    """
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)[:, 1]
+    return model.decision_function(X)

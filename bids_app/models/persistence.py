@@ -20,7 +20,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from bids_app.models.metrics import binary_metrics
+from bids_app.models.metrics import binary_metrics, positive_scores
 
 #: The manifest's file name inside a models folder.
 MANIFEST = "manifest.json"
@@ -189,12 +189,6 @@ def load_models(directory: Path) -> tuple[dict[str, Any], list[SavedModel]]:
     return info, models
 
 
-def _scores(model: Any, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-    if hasattr(model, "predict_proba"):
-        return model.predict_proba(X)[:, 1]
-    return model.decision_function(X)
-
-
 def apply_model(
     model: SavedModel,
     X: pd.DataFrame,  # noqa: N803
@@ -235,7 +229,7 @@ def apply_model(
     predictions = pd.DataFrame(index=X.index)
     for k, fold in enumerate(model.folds):
         predictions[f"fold-{k}_pred"] = fold.predict(X)
-        predictions[f"fold-{k}_score"] = _scores(fold, X)
+        predictions[f"fold-{k}_score"] = positive_scores(fold, X)
     preds = predictions[[f"fold-{k}_pred" for k in range(len(model.folds))]].to_numpy()
     scores = predictions[[f"fold-{k}_score" for k in range(len(model.folds))]].to_numpy()
     cut = 0.5 if hasattr(model.folds[0], "predict_proba") else 0.0
@@ -245,7 +239,7 @@ def apply_model(
     predictions["votes"] = votes
     predictions["majority_vote"] = np.where(votes == half, tie_break, (votes > half).astype(int))
     predictions["full_pred"] = model.full.predict(X)
-    predictions["full_score"] = _scores(model.full, X)
+    predictions["full_score"] = positive_scores(model.full, X)
     rows = []
     if y is not None:
         predictions["y_true"] = y
