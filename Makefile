@@ -27,7 +27,7 @@ $(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt pypro
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py

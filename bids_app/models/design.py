@@ -188,8 +188,8 @@ def encode_covariates(table: pd.DataFrame, covariates: Sequence[str]) -> pd.Data
     --------
     >>> encode_covariates(pd.DataFrame({"age": [60, 70], "sex": ["F", "M"]}), ["age", "sex"])
        age  sex_M
-    0   60    1.0
-    1   70    0.0
+    0   60    0.0
+    1   70    1.0
     """
     columns = {}
     for name in covariates:
