@@ -42,6 +42,8 @@ CLASSIFIER_NAMES = (
     "dnn_v",
     "logistic_regression",
 )
+#: ``--cluster-method`` choices.
+CLUSTER_METHODS = ("gmm", "kmeans", "agglomerative")
 #: ``--harmonization`` choices.
 HARMONIZATIONS = ("combat", "none")
 #: ``--unseen-site`` choices (ComBat applied to a site it was not fitted on).
@@ -137,6 +139,14 @@ class Config:
         SMOTE's neighbours (seed 000: 5); 0 turns SMOTE off.
     apply_models : Path or None
         Folder of saved models (``group/models`` of an earlier run) to apply to this dataset.
+    cluster_features : tuple of str
+        Metrics the patients are clustered on, or the recipe ``("002",)``; empty: no clustering.
+    cluster_method : {"gmm", "kmeans", "agglomerative"}
+        Clustering method (k from the Gaussian mixture's BIC).
+    control_label : str
+        Value of ``group_column`` that marks the controls (kept aside as the reference).
+    survival_time, survival_event : str
+        Columns of the survival time and the event indicator.
     config_file : Path or None
         The configuration file the values came from, if any.
     """
@@ -180,6 +190,11 @@ class Config:
     cv_repeats: int = 1
     smote_k: int = 5
     apply_models: Path | None = None
+    cluster_features: tuple[str, ...] = ()
+    cluster_method: str = "gmm"
+    control_label: str = "CN"
+    survival_time: str = "survival_months"
+    survival_event: str = "event"
     config_file: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -330,6 +345,7 @@ _COERCE = {
     "cv_folds": int,
     "cv_repeats": int,
     "smote_k": int,
+    "cluster_features": lambda v: tuple([v] if isinstance(v, str) else v),
     "apply_models": lambda v: None if v is None else Path(v).expanduser().resolve(),
 }
 
@@ -372,6 +388,7 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         ("atlas", ATLASES),
         ("harmonization", HARMONIZATIONS),
         ("thickness_preset", THICKNESS_PRESET_NAMES),
+        ("cluster_method", CLUSTER_METHODS),
         ("unseen_site", UNSEEN_SITE_POLICIES),
     ):
         if name in values and values[name] not in choices:

@@ -10,6 +10,7 @@ from bids_app.config import (
     ANALYSIS_LEVELS,
     ATLASES,
     CLASSIFIER_NAMES,
+    CLUSTER_METHODS,
     CNN_NORMALISATIONS,
     DEVICES,
     FEATURE_FAMILIES,
@@ -216,6 +217,35 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         "--apply-models",
         metavar="DIR",
         help="apply the saved models of an earlier group run (its group/models) to this dataset",
+    )
+
+    clusters = parser.add_argument_group("Options for the clustering (group level)")
+    clusters.add_argument(
+        "--cluster-features",
+        nargs="+",
+        metavar="FEATURE",
+        help="cluster the patients on these feature columns, or on seed 002's recipe: 002 "
+        "(precentral and paracentral thickness, TIV-corrected medulla); default no clustering",
+    )
+    clusters.add_argument(
+        "--cluster-method",
+        choices=CLUSTER_METHODS,
+        help="clustering method, k chosen by a Gaussian mixture's BIC (default gmm)",
+    )
+    clusters.add_argument(
+        "--control-label",
+        metavar="VALUE",
+        help="group of the controls, kept aside as the reference (default CN)",
+    )
+    clusters.add_argument(
+        "--survival-time",
+        metavar="COLUMN",
+        help="participants.tsv column of the survival time (default survival_months)",
+    )
+    clusters.add_argument(
+        "--survival-event",
+        metavar="COLUMN",
+        help="participants.tsv column of the event, 1 or 0 when censored (default event)",
     )
 
     perf = parser.add_argument_group("Options to handle performance")

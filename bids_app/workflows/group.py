@@ -27,6 +27,7 @@ from bids_app.workflows.classification import (
     run_classification,
     target_of,
 )
+from bids_app.workflows.group_clustering import ClusteringError, run_clustering
 from bids_app.workflows.group_statistics import run_statistics
 
 LOGGER = logging.getLogger("bids_app.group")
@@ -281,8 +282,20 @@ def run_group_level(
     covariates = config.covariates or tuple(c for c in ("age", "sex") if c in table)
     sections = run_statistics(tables, table, config.group_column, covariates, writer)
     try:
+        if config.cluster_features:
+            sections += run_clustering(
+                tables,
+                table,
+                config.group_column,
+                config.control_label,
+                config.cluster_features,
+                config.cluster_method,
+                (config.survival_time, config.survival_event),
+                config.seed,
+                writer,
+            )
         sections += _classification_sections(tables, participants, config, writer)
-    except (DesignError, CrossValidationError, ModelBundleError) as exc:
+    except (DesignError, CrossValidationError, ModelBundleError, ClusteringError) as exc:
         raise DataError(str(exc)) from exc
     report = render_group_report(
         table, demographics, tests, exclusions, config.group_column, summary, sections
