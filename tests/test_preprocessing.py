@@ -186,3 +186,26 @@ def test_template_brain_extraction_on_colin27(tmp_path):
     probability = apply_transform(load_template(1).brain_mask, head, [result.inverse])
     mask = np.asarray(template_brain_mask(probability).dataobj) > 0
     assert dice(mask, reference > 0) >= 0.93
+
+
+def test_segmentation_finds_the_tissues_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    import tempfile
+
+    from bids_app.preprocessing.segmentation import TISSUES, segment_tissues
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where ANTsPy would leave files
+    data = _phantom()
+    image = nib.Nifti1Image(data.astype(np.float32), AFFINE_3MM)
+    centre = (np.array(data.shape) - 1) / 2
+    grid = np.indices(data.shape).astype(float)
+    radius = np.sqrt((((grid.T - centre) / (centre * 0.75)) ** 2).sum(axis=-1)).T
+    mask = nib.Nifti1Image((radius < 0.85).astype(np.uint8), AFFINE_3MM)
+    truth = {"CSF": radius > 2, "GM": (radius >= 0.6) & (radius < 0.85), "WM": radius < 0.6}
+    priors = {
+        t: nib.Nifti1Image(truth[t].astype(np.float32) * 0.8 + 0.1, AFFINE_3MM) for t in TISSUES
+    }
+    dseg, _ = segment_tissues(image, mask, priors)
+    labels = np.asarray(dseg.dataobj)
+    assert dice(labels == 3, truth["WM"]) > 0.85 and dice(labels == 2, truth["GM"]) > 0.6
+    assert list(tmp_path.iterdir()) == []
+    assert tempfile.tempdir == str(tmp_path)

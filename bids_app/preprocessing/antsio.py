@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
+
 import ants
 import nibabel as nib
 import numpy as np
@@ -47,3 +51,26 @@ def to_nibabel(img: ants.ANTsImage, dtype: type = np.float32) -> nib.Nifti1Image
     out.set_sform(converted.affine, code=1)
     out.header.set_xyzt_units("mm", "sec")
     return out
+
+
+@contextlib.contextmanager
+def private_tempdir() -> Iterator[str]:
+    """Give ANTsPy calls of the block a temporary folder that is removed afterwards.
+
+    Some ANTsPy functions (``ants.atropos`` 0.6.3 among them) write their images to names from
+    :func:`tempfile.mktemp` and never delete them: three posteriors and three priors per
+    segmentation, gigabytes in ``/tmp`` over a large dataset. Inside the block
+    :data:`tempfile.tempdir` points to a fresh folder; the previous value comes back after.
+
+    Yields
+    ------
+    str
+        The folder.
+    """
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="neurostrat-ants-") as folder:
+        tempfile.tempdir = folder
+        try:
+            yield folder
+        finally:
+            tempfile.tempdir = previous

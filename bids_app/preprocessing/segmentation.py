@@ -12,7 +12,7 @@ import ants
 import nibabel as nib
 import numpy as np
 
-from bids_app.preprocessing.antsio import to_ants, to_nibabel
+from bids_app.preprocessing.antsio import private_tempdir, to_ants, to_nibabel
 from bids_app.preprocessing.templates import TISSUES
 
 
@@ -52,18 +52,19 @@ def segment_tissues(
     brain = np.asarray(mask.dataobj) > 0
     if brain.sum() < 100:
         raise ValueError("the brain mask has fewer than 100 voxels: nothing to segment")
-    result = ants.atropos(
-        a=to_ants(image),
-        x=to_ants(nib.Nifti1Image(brain.astype(np.float32), mask.affine)),
-        i=[to_ants(priors[tissue]) for tissue in TISSUES],
-        m=f"[{mrf},1x1x1]",
-        c=f"[{iterations},0]",
-        priorweight=prior_weight,
-    )
-    posteriors = {
-        tissue: to_nibabel(prob)
-        for tissue, prob in zip(TISSUES, result["probabilityimages"], strict=True)
-    }
+    with private_tempdir():  # ants.atropos leaves its prior and posterior files behind
+        result = ants.atropos(
+            a=to_ants(image),
+            x=to_ants(nib.Nifti1Image(brain.astype(np.float32), mask.affine)),
+            i=[to_ants(priors[tissue]) for tissue in TISSUES],
+            m=f"[{mrf},1x1x1]",
+            c=f"[{iterations},0]",
+            priorweight=prior_weight,
+        )
+        posteriors = {
+            tissue: to_nibabel(prob)
+            for tissue, prob in zip(TISSUES, result["probabilityimages"], strict=True)
+        }
     stack = np.stack([np.asarray(posteriors[t].dataobj) for t in TISSUES])
     labels = (np.argmax(stack, axis=0) + 1) * brain
     dseg = nib.Nifti1Image(labels.astype(np.uint8), image.affine)
