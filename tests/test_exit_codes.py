@@ -11,6 +11,8 @@ from bids_app.cli.main import main
 from bids_app.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The features are not what these tests check: the cheapest family keeps them short.
+FEW_FEATURES = ["--features", "volumes"]
 
 
 def test_version_prints_the_version_file():
@@ -57,7 +59,9 @@ def test_invalid_bids_from_validator(tmp_path, make_bids, capsys):
     code = main([str(bids), str(tmp_path / "out"), "participant"])
     assert code == ExitCode.INVALID_BIDS
     assert "--skip-bids-validation" in capsys.readouterr().err
-    code = main([str(bids), str(tmp_path / "out"), "participant", "--skip_bids_validator"])
+    code = main(
+        [str(bids), str(tmp_path / "out"), "participant", "--skip_bids_validator", *FEW_FEATURES]
+    )
     assert code == ExitCode.OK
 
 
@@ -99,7 +103,17 @@ def test_corrupt_image_spares_other_subjects(tmp_path, make_bids, capsys):
     broken = bids / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
     broken.write_bytes(broken.read_bytes()[:200])  # a truncated gzip
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--sloppy"])
+    code = main(
+        [
+            str(bids),
+            str(out),
+            "participant",
+            "-w",
+            str(tmp_path / "work"),
+            "--sloppy",
+            *FEW_FEATURES,
+        ]
+    )
     assert code != 0
     err = capsys.readouterr().err
     assert "FAILED sub-02" in err and "sub-02_T1w.nii.gz" in err
@@ -120,7 +134,9 @@ def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
         (bids / "sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz").read_bytes()
     )
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--sloppy"])
+    code = main(
+        [str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--sloppy", *FEW_FEATURES]
+    )
     assert code == ExitCode.SUBJECTS_FAILED
     assert "FAILED sub-01_ses-2: no T1w" in capsys.readouterr().err
     inventory = next((out / "logs").glob("inventory_*.tsv")).read_text()
@@ -133,6 +149,7 @@ def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
 def test_group_without_group_column(tmp_path, make_bids, level):
     bids = make_bids(subjects=["01", "02"])
     out = tmp_path / "out"
-    assert main([str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--sloppy"]) == 0
+    args = [str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--sloppy"]
+    assert main(args + FEW_FEATURES) == 0
     code = main([str(bids), str(out), level, "--group-column", "cohort", "-w", str(tmp_path / "w")])
     assert code == (ExitCode.DATA if level == "group" else ExitCode.OK)

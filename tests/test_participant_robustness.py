@@ -18,7 +18,6 @@ import pytest
 
 from bids_app.cli.main import main
 from bids_app.errors import ExitCode
-from bids_app.preprocessing.quality import dice
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +87,7 @@ def test_bad_inputs_fail_alone_with_clear_errors(synthetic, tmp_path, capsys):
     )
     out = tmp_path / "out"
     args = ["-w", str(tmp_path / "work"), "--sloppy", "--nprocs", "2", "--skip-bids-validation"]
+    args += ["--features", "volumes"]  # the errors come before the features
     code = main([str(bids), str(out), "participant", *args])
     assert code == ExitCode.SUBJECTS_FAILED
     err = capsys.readouterr().err
@@ -122,7 +122,7 @@ def test_bad_inputs_fail_alone_with_clear_errors(synthetic, tmp_path, capsys):
 def _run(bids: Path, out: Path, work: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "bids_app", str(bids), str(out), "participant", "-w"]
     return subprocess.Popen(
-        [*command, str(work), "--sloppy", "--skip-bids-validation", "-q"],
+        [*command, str(work), "--sloppy", "--skip-bids-validation", "-q", "--features", "volumes"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -159,10 +159,11 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(synthetic, tmp_path
         reference = np.asarray(
             nib.load(reference_out / f"sub-01/anat/sub-01_{name}.nii.gz").dataobj
         )
-        assert dice(ours > 0, reference > 0) > 0.99
+        # one ITK thread (--omp-nthreads defaults to --nprocs, 1 here) and still one voxel in
+        # 395,395 of the brain mask differed once: re-runs are near-identical, not bit-identical
+        assert (ours != reference).mean() < 1e-4
     mni = "sub-01_space-MNI152NLin2009aSym_desc-preproc_T1w.nii.gz"
     a = np.asarray(nib.load(out / "sub-01/anat" / mni).dataobj).ravel()
     b = np.asarray(nib.load(reference_out / "sub-01/anat" / mni).dataobj).ravel()
-    # ITK's multi-threaded metric sums are not bit-reproducible: r was 0.998-0.9999 here
-    assert np.corrcoef(a, b)[0, 1] > 0.995
+    assert np.corrcoef(a, b)[0, 1] > 0.9999
     shutil.rmtree(work / "crash", ignore_errors=True)

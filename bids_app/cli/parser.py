@@ -254,7 +254,7 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         "--omp-nthreads",
         type=int,
         metavar="N",
-        help="threads per process (default: --nprocs); 1 makes re-runs bit-identical",
+        help="threads per process (default: --nprocs); 1 makes re-runs near-identical",
     )
     perf.add_argument("--mem-gb", "--mem_gb", type=float, metavar="GB", help="memory limit")
     perf.add_argument(

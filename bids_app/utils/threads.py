@@ -20,8 +20,9 @@ def limit_threads(n_threads: int) -> None:
 
     ITK reads its variable once, at its first multi-threaded call, so this must run before any
     ANTsPy call of the process; the CLI calls it right after reading the options. ITK's
-    multi-threaded metrics sum in a varying order, so only ``n_threads == 1`` gives bit-identical
-    registrations run after run (as fMRIPrep documents for ``--omp-nthreads 1``).
+    multi-threaded metrics sum in a varying order, so only ``n_threads == 1`` makes registrations
+    repeat run after run (as fMRIPrep documents for ``--omp-nthreads 1``); a voxel in 400,000 of
+    a brain mask still differed once (``tests/test_participant_robustness.py``).
 
     Parameters
     ----------
