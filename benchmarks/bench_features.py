@@ -74,8 +74,10 @@ def _run_step(step: str, anat: Path, cwd: Path) -> None:
     probseg = [str(anat / f"{stem}_label-{t}_probseg.nii.gz") for t in ("CSF", "GM", "WM")]
     os.chdir(cwd)
     if step == "atlas":
-        features.AtlasToT1w(t1w=str(files["t1w"]), inverse=str(files["inverse"])).run()
-        shutil.copy(next(cwd.rglob("aparcaseg.nii.gz")), files["aparcaseg"])
+        result = features.AtlasToT1w(t1w=str(files["t1w"]), inverse=str(files["inverse"])).run()
+        written = Path(result.outputs.aparcaseg)
+        if written.resolve() != files["aparcaseg"].resolve():
+            shutil.copy(written, files["aparcaseg"])
     elif step == "volumes":
         features.Volumes(
             probseg=probseg,
