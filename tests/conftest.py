@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
@@ -86,3 +87,10 @@ def make_bids(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return factory
+
+
+def read_volumes(derivatives: Path) -> pd.DataFrame:
+    """Stack the ``desc-volumes_morph.tsv`` tables of a derivatives folder (by participant)."""
+    tables = sorted(derivatives.rglob("*_desc-volumes_morph.tsv"))
+    frames = [pd.read_csv(p, sep="\t", na_values="n/a", keep_default_na=False) for p in tables]
+    return pd.concat(frames, ignore_index=True).set_index("participant_id")
