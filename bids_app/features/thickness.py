@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from bids_app.features.atlases import atlas_path, read_label_table
 from bids_app.preprocessing.antsio import to_ants
+from bids_app.utils.arrays import bounding_box
 
 #: Labels of our tissue segmentation (``dseg``: 1 CSF, 2 GM, 3 WM, sMRIPrep's convention).
 GM_LABEL, WM_LABEL = 2, 3
@@ -146,14 +147,6 @@ THICKNESS_PRESETS: dict[str, DirectSettings] = {
 }
 
 
-def _bounding_box(mask: np.ndarray, margin: tuple[int, ...]) -> tuple[slice, ...]:
-    """Slices of the bounding box of ``mask`` grown by ``margin`` voxels, inside the array."""
-    where = np.argwhere(mask)
-    low = np.maximum(where.min(axis=0) - margin, 0)
-    high = np.minimum(where.max(axis=0) + 1 + np.asarray(margin), mask.shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
-
-
 def cortical_thickness(
     dseg: nib.Nifti1Image,
     gm_prob: nib.Nifti1Image,
@@ -197,7 +190,7 @@ def cortical_thickness(
     if settings.crop_margin_mm is not None:
         zooms = np.asarray(dseg.header.get_zooms()[:3], dtype=float)
         margin = tuple(math.ceil(settings.crop_margin_mm / z) for z in zooms)
-        box = _bounding_box(labels >= GM_LABEL, margin)
+        box = bounding_box(labels >= GM_LABEL, margin)
     affine = dseg.slicer[box].affine
 
     def cropped(img: nib.Nifti1Image) -> ants.ANTsImage:

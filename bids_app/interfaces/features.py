@@ -30,6 +30,7 @@ from bids_app.features.atlases import load_atlas
 from bids_app.features.brainstem import brainstem_atlas
 from bids_app.interfaces.anatomical import _load, _save
 from bids_app.preprocessing.registration import apply_transform
+from bids_app.utils.arrays import bounding_box
 
 #: Desikan-Killiany brain-stem codes used as the radiomics ``brainstem`` ROI.
 _BRAINSTEM_CODES = volumes.STRUCTURES["brainstem"].labels
@@ -41,14 +42,6 @@ def _save_table(values: dict[str, float], cwd: str, name: str) -> str:
     path = Path(cwd) / name
     pd.DataFrame([values]).to_csv(path, sep="\t", index=False, na_rep="n/a")
     return str(path)
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Slices of the bounding box of a non-empty mask, grown by ``margin`` voxels."""
-    where = np.argwhere(mask)
-    low = np.maximum(where.min(axis=0) - margin, 0)
-    high = np.minimum(where.max(axis=0) + 1 + margin, mask.shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
 def _labels(img: nib.Nifti1Image) -> nib.Nifti1Image:
@@ -228,7 +221,7 @@ class Radiomics(SimpleInterface):
             masks["lesion"] = np.asarray(_load(self.inputs.lesion).dataobj) > 0.5
         # PyRadiomics normalises over the whole image: crop it to the brain so that the field
         # of view (neck, empty space) does not change the features
-        box = _bounding_box(brain, margin=5)
+        box = bounding_box(brain, margin=5)
         rois = {
             roi: nib.Nifti1Image(masks[roi][box].astype(np.uint8), t1w.slicer[box].affine)
             for roi in self.inputs.rois

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -87,6 +87,24 @@ def default_feature_sets(families: Sequence[str]) -> list[str]:
     """
     usable = [f for f in families if f != "histogram"]
     return usable + (["+".join(usable)] if len(usable) > 1 else [])
+
+
+def covariates_for(config: Config, columns: Collection[str]) -> tuple[str, ...]:
+    """Return ``--covariates``, or age and sex where the clinical table has them.
+
+    Parameters
+    ----------
+    config : Config
+        The run configuration.
+    columns : collection of str
+        Columns of the clinical table.
+
+    Returns
+    -------
+    tuple of str
+        The covariate columns.
+    """
+    return config.covariates or tuple(c for c in ("age", "sex") if c in columns)
 
 
 def _params(config: Config, design: GroupDesign, harmonize: bool) -> dict:
@@ -373,7 +391,7 @@ def run_apply_models(
     info, models = load_models(directory)
     saved = info["target"]
     target = Target(saved["column"], saved["positive_label"], saved["threshold"])
-    covariates = config.covariates or tuple(c for c in ("age", "sex") if c in clinical)
+    covariates = covariates_for(config, clinical.columns)
     predictions, metrics, exclusions = [], [], []
     for model in models:
         site_column = None

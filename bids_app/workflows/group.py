@@ -22,6 +22,7 @@ from bids_app.reports.group import render_group_report
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
 from bids_app.workflows.classification import (
     class_names,
+    covariates_for,
     default_feature_sets,
     run_apply_models,
     run_classification,
@@ -279,7 +280,7 @@ def run_group_level(
             for family in FEATURE_FAMILIES
         ]
     )
-    covariates = config.covariates or tuple(c for c in ("age", "sex") if c in table)
+    covariates = covariates_for(config, table.columns)
     sections = run_statistics(tables, table, config.group_column, covariates, writer)
     try:
         if config.cluster_features:
@@ -330,7 +331,7 @@ def _classification_sections(
                 clinical,
                 target_of(config),
                 config.feature_sets or default_feature_sets(list(columns)),
-                covariates=config.covariates or tuple(c for c in ("age", "sex") if c in clinical),
+                covariates=covariates_for(config, clinical.columns),
                 site_column=config.site_column or ("site" if "site" in clinical else None),
             )
             for _, row in design.exclusions.iterrows():
