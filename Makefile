@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_brainstem.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_group.py
+	$(BIN)/python benchmarks/bench_deep.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bids_app tests benchmarks run.py
@@ -47,7 +48,8 @@ demo: $(STAMP)
 	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant \
 	  -w $(DEMO_DIR)/work --nprocs $(NPROCS) --sloppy --seed 0
 	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group \
-	  -w $(DEMO_DIR)/work --seed 0 --nprocs $(NPROCS) --target diagnosis --positive-label ALS --cluster-features 002
+	  -w $(DEMO_DIR)/work --seed 0 --nprocs $(NPROCS) --target diagnosis --positive-label ALS --cluster-features 002 \
+	  --dl-models resnet3d --dl-base-width 4 --dl-epochs 6 --dl-batch-size 4
 	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
 
 clean:

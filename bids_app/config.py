@@ -48,6 +48,14 @@ CLUSTER_METHODS = ("gmm", "kmeans", "agglomerative")
 HARMONIZATIONS = ("combat", "none")
 #: ``--unseen-site`` choices (ComBat applied to a site it was not fitted on).
 UNSEEN_SITE_POLICIES = ("error", "reference")
+#: ``--dl-models`` choices (:data:`bids_app.deep.networks.NETWORKS`).
+DL_MODEL_NAMES = ("resnet3d", "cnn8", "gamer")
+#: Contrasts whose CNN-ready crops the networks may take.
+DL_CONTRASTS = ("T1w", "FLAIR", "T2w")
+#: ``--dl-preset`` choices: training and augmentation of seed 001 or seed 004.
+DL_PRESETS = ("seed001", "seed004")
+#: ``--lrp-rule`` choices (:func:`bids_app.deep.lrp.relevance`).
+LRP_RULES = ("composite", "alpha1beta0", "epsilon")
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,26 @@ class Config:
         Value of ``group_column`` that marks the controls (kept aside as the reference).
     survival_time, survival_event : str
         Columns of the survival time and the event indicator.
+    dl_models : tuple of str
+        Networks trained at the group level (:data:`DL_MODEL_NAMES`); empty trains none.
+    dl_contrasts : tuple of str
+        Contrasts of the networks' input channels (:data:`DL_CONTRASTS`), T1w first.
+    dl_preset : {"seed001", "seed004"}
+        Training and augmentation settings of seed 001 §2.3.2 or seed 004 §II.D.
+    dl_epochs, dl_batch_size : int or None
+        Override the preset's maximum epochs and batch size.
+    dl_base_width : int
+        Kernels of the first convolutions (16 in seeds 001 and 004; smaller for CPU runs).
+    dl_validation : bool
+        Hold out a validation fold of the training participants for early stopping and the
+        learning-rate decay (seed 001 §2.3.2).
+    lrp_rule : {"composite", "alpha1beta0", "epsilon"}
+        LRP rules of the attention maps.
+    models : Path or None
+        Folder of trained networks (``group/deep_models`` of an earlier run) applied at the
+        participant level.
+    feature_extractor : Path or None
+        A pretrained network checkpoint whose penultimate features become a feature family.
     config_file : Path or None
         The configuration file the values came from, if any.
     """
@@ -195,6 +223,16 @@ class Config:
     control_label: str = "CN"
     survival_time: str = "survival_months"
     survival_event: str = "event"
+    dl_models: tuple[str, ...] = ()
+    dl_contrasts: tuple[str, ...] = ("T1w",)
+    dl_preset: str = "seed001"
+    dl_epochs: int | None = None
+    dl_batch_size: int | None = None
+    dl_base_width: int = 16
+    dl_validation: bool = True
+    lrp_rule: str = "composite"
+    models: Path | None = None
+    feature_extractor: Path | None = None
     config_file: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -347,6 +385,13 @@ _COERCE = {
     "smote_k": int,
     "cluster_features": lambda v: tuple([v] if isinstance(v, str) else v),
     "apply_models": lambda v: None if v is None else Path(v).expanduser().resolve(),
+    "dl_models": lambda v: tuple([v] if isinstance(v, str) else v),
+    "dl_contrasts": lambda v: tuple([v] if isinstance(v, str) else v),
+    "dl_epochs": lambda v: None if v is None else int(v),
+    "dl_batch_size": lambda v: None if v is None else int(v),
+    "dl_base_width": int,
+    "models": lambda v: None if v is None else Path(v).expanduser().resolve(),
+    "feature_extractor": lambda v: None if v is None else Path(v).expanduser().resolve(),
 }
 
 
@@ -378,7 +423,7 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
             values[name] = coerce(value) if coerce else value
         except (TypeError, ValueError) as exc:
             raise UsageError(f"option {name!r}: invalid value {value!r} ({exc})") from exc
-    for name in ("skip_bids_validation", "sloppy", "force"):
+    for name in ("skip_bids_validation", "sloppy", "force", "dl_validation"):
         if name in values and not isinstance(values[name], bool):
             raise UsageError(f"option {name!r} must be true or false, not {values[name]!r}")
     values.setdefault("omp_nthreads", values.get("nprocs", 1))
@@ -390,6 +435,8 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         ("thickness_preset", THICKNESS_PRESET_NAMES),
         ("cluster_method", CLUSTER_METHODS),
         ("unseen_site", UNSEEN_SITE_POLICIES),
+        ("dl_preset", DL_PRESETS),
+        ("lrp_rule", LRP_RULES),
     ):
         if name in values and values[name] not in choices:
             raise UsageError(f"option {name!r} must be one of {choices}, not {values[name]!r}")
@@ -397,6 +444,8 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         ("features", FEATURE_FAMILIES),
         ("radiomics_rois", RADIOMICS_ROIS),
         ("classifiers", CLASSIFIER_NAMES),
+        ("dl_models", DL_MODEL_NAMES),
+        ("dl_contrasts", DL_CONTRASTS),
     ):
         unknown = sorted(set(values.get(name, ())) - set(choices))
         if unknown:
@@ -408,6 +457,11 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
             raise UsageError(f"option {name!r} must be at least 1, not {values[name]}")
     if values.get("cv_folds", 3) < 2 or values.get("cv_repeats", 1) < 1:
         raise UsageError("--cv-folds must be at least 2 and --cv-repeats at least 1")
+    for name in ("dl_epochs", "dl_batch_size", "dl_base_width"):
+        if values.get(name) is not None and values[name] < 1:
+            raise UsageError(f"option {name!r} must be at least 1, not {values[name]}")
+    if values.get("dl_contrasts", ("T1w",))[:1] != ("T1w",):
+        raise UsageError("--dl-contrasts must start with T1w (the crops are placed by the T1w)")
     if values.get("smote_k", 5) < 0:
         raise UsageError(f"--smote-k must be 0 (no SMOTE) or positive, not {values['smote_k']}")
     if values.get("positive_label") is not None and values.get("threshold") is not None:

@@ -134,7 +134,14 @@ def run(config: Config, run_id: str) -> int:
     if config.analysis_level == "participant":
         from bids_app.workflows.participant import run_participant_level
 
-        outcomes = run_participant_level(inventory, config, writer)
+        outcomes = list(run_participant_level(inventory, config, writer))
+        if config.models:
+            import pandas as pd
+
+            from bids_app.workflows.deep_inference import run_inference
+
+            ages = pd.to_numeric(participants.get("age", pd.Series(dtype=float)), errors="coerce")
+            outcomes += run_inference(inventory, ages, config, writer)
         failed = [outcome for outcome in outcomes if outcome.status == "failed"]
         counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
         summary = ", ".join(f"{n} {status}" for status, n in counts.items())

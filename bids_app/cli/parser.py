@@ -13,8 +13,12 @@ from bids_app.config import (
     CLUSTER_METHODS,
     CNN_NORMALISATIONS,
     DEVICES,
+    DL_CONTRASTS,
+    DL_MODEL_NAMES,
+    DL_PRESETS,
     FEATURE_FAMILIES,
     HARMONIZATIONS,
+    LRP_RULES,
     RADIOMICS_ROIS,
     SKULL_STRIP_MODES,
     THICKNESS_PRESET_NAMES,
@@ -246,6 +250,58 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         "--survival-event",
         metavar="COLUMN",
         help="participants.tsv column of the event, 1 or 0 when censored (default event)",
+    )
+
+    deep = parser.add_argument_group("Options for the deep learning")
+    deep.add_argument(
+        "--dl-models",
+        nargs="+",
+        choices=DL_MODEL_NAMES,
+        metavar="NET",
+        help="group level: train these 3D CNNs on the CNN-ready crops with the classifiers' "
+        f"folds: {', '.join(DL_MODEL_NAMES)} (default none; needs --target)",
+    )
+    deep.add_argument(
+        "--dl-contrasts",
+        nargs="+",
+        choices=DL_CONTRASTS,
+        metavar="CONTRAST",
+        help="input channels of the networks, T1w first (default T1w)",
+    )
+    deep.add_argument(
+        "--dl-preset",
+        choices=DL_PRESETS,
+        help="training and augmentation of seed 001 (Adam, batch 2, flips, noise 0.02) or "
+        "seed 004 (AdamW, weighted sampler, rotations, affine) (default seed001)",
+    )
+    deep.add_argument("--dl-epochs", type=int, metavar="N", help="maximum epochs (preset's)")
+    deep.add_argument("--dl-batch-size", type=int, metavar="N", help="batch size (preset's)")
+    deep.add_argument(
+        "--dl-base-width",
+        type=int,
+        metavar="K",
+        help="kernels of the first convolutions (default 16 as in seeds 001 and 004)",
+    )
+    deep.add_argument(
+        "--no-dl-validation",
+        dest="dl_validation",
+        action="store_false",
+        help="train for all epochs instead of holding out a validation fold (seed 001)",
+    )
+    deep.add_argument(
+        "--lrp-rule", choices=LRP_RULES, help="LRP rules of the attention maps (default composite)"
+    )
+    deep.add_argument(
+        "--models",
+        metavar="DIR",
+        help="participant level: apply the trained networks of an earlier group run "
+        "(its group/deep_models) and write predictions and attention maps",
+    )
+    deep.add_argument(
+        "--feature-extractor",
+        metavar="FILE",
+        help="a pretrained network checkpoint whose penultimate features become a feature "
+        "family (format in the README)",
     )
 
     perf = parser.add_argument_group("Options to handle performance")

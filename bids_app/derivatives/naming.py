@@ -36,6 +36,7 @@ CUSTOM_SUFFIXES = (
     "morph",
     "features",
     "relevance",
+    "relevanceregions",
     "predictions",
     "qc",
     "jacobian",
@@ -83,6 +84,11 @@ OUTPUTS: dict[str, tuple[dict[str, str], str, str]] = {
     "thickness": ({"desc": "thickness"}, "morph", ".tsv"),
     "radiomics": ({"desc": "radiomics"}, "features", ".tsv"),
     "histogram": ({"desc": "histogram"}, "features", ".tsv"),
+    # deep-learning inference (``--models``): ``desc`` names the network
+    "predictions": ({}, "predictions", ".tsv"),
+    "relevance_mni": (_MNI, "relevance", ".nii.gz"),
+    "relevance_t1w": ({}, "relevance", ".nii.gz"),
+    "relevance_regions": (_MNI, "relevanceregions", ".tsv"),
     **{
         name: spec
         for contrast in OTHER_CONTRASTS

@@ -489,25 +489,54 @@ class DerivativesWriter:
             joblib.dump(model, part)
         return path
 
+    def write_checkpoint(self, checkpoint: Mapping[str, Any], name: str, folder: Path) -> Path:
+        """Save a network checkpoint (``torch.save`` of a dict) atomically.
+
+        Parameters
+        ----------
+        checkpoint : mapping
+            From :func:`bids_app.deep.bundle.checkpoint`.
+        name : str
+            ``<network>/<fold-k>``.
+        folder : Path
+            The models folder being written (from :meth:`staged_models`).
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        import torch
+
+        path = folder / f"{name}.pt"
+        with atomic_path(path) as part:
+            torch.save(dict(checkpoint), part)
+        return path
+
     @contextlib.contextmanager
-    def staged_models(self) -> Iterator[Path]:
-        """Yield a fresh folder that replaces ``group/models`` as a whole when the block ends.
+    def staged_models(self, name: str = "models") -> Iterator[Path]:
+        """Yield a fresh folder that replaces ``group/<name>`` as a whole when the block ends.
 
         Models of an earlier run never mix with this run's: the old folder is swapped out only
         once every new file is written, and an error leaves it as it was.
+
+        Parameters
+        ----------
+        name : str
+            ``models`` (classifiers) or ``deep_models`` (networks).
 
         Yields
         ------
         Path
             The folder to write the models and their manifest into.
         """
-        final = self.group_file("models", "")
+        final = self.group_file(name, "")
         tag = uuid.uuid4().hex[:8]
-        part = final.with_name(f".models.part-{tag}")
+        part = final.with_name(f".{name}.part-{tag}")
         part.mkdir(parents=True)
         try:
             yield part
-            old = final.with_name(f".models.old-{tag}")
+            old = final.with_name(f".{name}.old-{tag}")
             if final.exists():
                 os.replace(final, old)
             os.replace(part, final)
@@ -515,6 +544,26 @@ class DerivativesWriter:
         finally:
             if part.exists():
                 shutil.rmtree(part)
+
+    def write_group_image(self, img: nib.spatialimages.SpatialImage, name: str) -> Path:
+        """Save a group-level NIfTI image (a map in template space) atomically.
+
+        Parameters
+        ----------
+        img : nibabel image
+            The image.
+        name : str
+            File name under ``group/`` without extension.
+
+        Returns
+        -------
+        Path
+            The written ``.nii.gz`` file.
+        """
+        path = self.group_file(name, ".nii.gz")
+        with atomic_path(path) as part:
+            nib.save(img, part)
+        return path
 
     def write_figure(self, figure: Any, name: str) -> Path:
         """Save a matplotlib figure as PNG under ``group/figures`` atomically.

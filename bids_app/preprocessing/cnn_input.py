@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+from nilearn.image import resample_to_img
 
 #: Size (mm) of the input patch of seed 001 §2.3.
 CNN_BOX_MM = (144, 184, 152)
@@ -140,3 +141,27 @@ def cnn_ready(
     mask = np.asarray(brain_mask_mni.dataobj) > 0
     data = normalise(np.asarray(image_mni.dataobj, dtype=np.float32), mask, method)
     return crop(nib.Nifti1Image(data, image_mni.affine), crop_slices(template_mask, box_mm))
+
+
+def to_crop_grid(
+    image: nib.Nifti1Image, crop_image: nib.Nifti1Image, interpolation: str = "nearest"
+) -> nib.Nifti1Image:
+    """Resample an MNI-space image (an atlas, a Jacobian, a mask) onto the grid of a crop.
+
+    Parameters
+    ----------
+    image : nibabel.Nifti1Image
+        An image in MNI space on any grid.
+    crop_image : nibabel.Nifti1Image
+        A CNN-ready crop (only its grid is used).
+    interpolation : {"nearest", "linear", "continuous"}
+        nilearn's interpolation (``nearest`` for labels and masks).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        On the crop's grid, 0 outside ``image``.
+    """
+    return resample_to_img(
+        image, crop_image, interpolation=interpolation, copy_header=True, force_resample=True
+    )

@@ -127,7 +127,11 @@ def _subject_series(design: GroupDesign, values: pd.Series) -> pd.Series:
 
 
 def run_classification(
-    design: GroupDesign, config: Config, writer: DerivativesWriter, labels: tuple[str, str]
+    design: GroupDesign,
+    config: Config,
+    writer: DerivativesWriter,
+    labels: tuple[str, str],
+    extra_folds: pd.DataFrame | None = None,
 ) -> list[tuple[str, str]]:
     """Compare the classifiers on the feature sets; write tables, figures and the best models.
 
@@ -141,6 +145,9 @@ def run_classification(
         The output dataset.
     labels : tuple of str
         Names of the negative and positive class (figures).
+    extra_folds : pandas.DataFrame, optional
+        Fold metrics of models trained elsewhere on the same folds (the networks of
+        :mod:`bids_app.workflows.deep_learning`), added to the comparison tables.
 
     Returns
     -------
@@ -198,7 +205,7 @@ def run_classification(
                 result.folds["auc"].mean(),
                 time.perf_counter() - start,
             )
-    folds = pd.concat([r.folds for r in results.values()], ignore_index=True)
+    folds = pd.concat([*(r.folds for r in results.values()), extra_folds], ignore_index=True)
     summary = summarise(folds)
     best = best_models(summary)
     totals = folds[folds.trial == 0].groupby(["feature_set", "classifier"])[
@@ -223,17 +230,20 @@ def run_classification(
     for name, (table, columns) in tables.items():
         writer.write_table(table, writer.group_file(name, ".tsv"), params=params, columns=columns)
 
+    best_classical = best[
+        [(fs, c) in results for fs, c in zip(best.feature_set, best.classifier, strict=True)]
+    ]
     best_predictions = {
         f"{row.feature_set} / {CLASSIFIERS[row.classifier].label}": results[
             row.feature_set, row.classifier
         ].predictions.query("repeat == 0")
-        for row in best.itertuples()
+        for row in best_classical.itertuples()
     }
     roc = roc_pr_figure(best_predictions)
     writer.write_figure(roc, "classification_roc_pr")
     confusion = confusion_figure(best, labels)
     writer.write_figure(confusion, "classification_confusion")
-    save_models(design, config, writer, results, best, harmonize)
+    save_models(design, config, writer, results, best_classical, harmonize)
 
     counts = pd.Series(y).map({0: labels[0], 1: labels[1]}).value_counts().to_dict()
     mean_sd = summary[["feature_set", "classifier"]].copy()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from bids_app.config import FEATURE_FAMILIES, Config
+from bids_app.deep.bundle import BundleError
+from bids_app.deep.devices import resolve_device
 from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import DataError
@@ -19,6 +21,7 @@ from bids_app.models.crossval import CrossValidationError
 from bids_app.models.design import DesignError, build_design, join_families
 from bids_app.models.persistence import ModelBundleError
 from bids_app.reports.group import render_group_report
+from bids_app.reports.html import table_html
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
 from bids_app.workflows.classification import (
     class_names,
@@ -28,6 +31,13 @@ from bids_app.workflows.classification import (
     run_classification,
     target_of,
 )
+from bids_app.workflows.deep_learning import (
+    DeepOutcome,
+    collect_crops,
+    pretrained_features,
+    run_deep_learning,
+)
+from bids_app.workflows.group_attention import run_attention_analyses
 from bids_app.workflows.group_clustering import ClusteringError, run_clustering
 from bids_app.workflows.group_statistics import run_statistics
 
@@ -295,8 +305,33 @@ def run_group_level(
                 config.seed,
                 writer,
             )
-        sections += _classification_sections(tables, participants, config, writer)
-    except (DesignError, CrossValidationError, ModelBundleError, ClusteringError) as exc:
+        extra_folds = None
+        if config.feature_extractor:
+            crops, _ = collect_crops(inventory, writer, config.dl_contrasts)
+            if crops.empty:
+                raise DesignError("--feature-extractor: no session has CNN-ready crops")
+            extracted = pretrained_features(
+                config.feature_extractor,
+                crops,
+                config.dl_contrasts,
+                resolve_device(config.device),
+            )
+            for family, features in extracted.items():
+                writer.write_table(features, writer.group_file(f"features_{family}", ".tsv"))
+            tables.update(extracted)
+        if config.dl_models:
+            deep = _deep_learning(inventory, participants, config, writer)
+            sections += deep.sections
+            tables.update(deep.features)
+            extra_folds = deep.folds
+        sections += _classification_sections(tables, participants, config, writer, extra_folds)
+    except (
+        DesignError,
+        CrossValidationError,
+        ModelBundleError,
+        ClusteringError,
+        BundleError,
+    ) as exc:
         raise DataError(str(exc)) from exc
     report = render_group_report(
         table, demographics, tests, exclusions, config.group_column, summary, sections
@@ -306,11 +341,41 @@ def run_group_level(
     return path
 
 
+def _deep_learning(
+    inventory: Sequence[SessionInputs],
+    participants: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
+) -> DeepOutcome:
+    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops."""
+    if not config.target:
+        raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
+    crops, missing = collect_crops(inventory, writer, config.dl_contrasts)
+    for _, row in missing.iterrows():
+        LOGGER.warning("%s left out of the deep learning: %s", row["participant_id"], row["reason"])
+    if crops.empty:
+        raise DesignError(
+            f"{config.output_dir}: no session has CNN-ready crops of {list(config.dl_contrasts)}; "
+            "run the participant level first"
+        )
+    subjects = sorted(crops["participant_id"].str.removeprefix("sub-").unique())
+    clinical = clinical_by_session(crops, participants, read_sessions(config.bids_dir, subjects))
+    target = target_of(config)
+    outcome = run_deep_learning(crops, clinical, target, config, writer)
+    outcome.sections += run_attention_analyses(
+        outcome, target, config, writer, resolve_device(config.device)
+    )
+    if len(missing):
+        outcome.sections.append(("Deep learning: sessions without crops", table_html(missing)))
+    return outcome
+
+
 def _classification_sections(
     tables: dict[str, pd.DataFrame],
     participants: pd.DataFrame,
     config: Config,
     writer: DerivativesWriter,
+    extra_folds: pd.DataFrame | None = None,
 ) -> list[tuple[str, str]]:
     """Run the classification or apply saved models, when asked; return the report sections."""
     sections: list[tuple[str, str]] = []
@@ -338,7 +403,9 @@ def _classification_sections(
                 LOGGER.warning(
                     "%s left out of the classification: %s", *row[["participant_id", "reason"]]
                 )
-            sections += run_classification(design, config, writer, class_names(design.target))
+            sections += run_classification(
+                design, config, writer, class_names(design.target), extra_folds
+            )
     elif not config.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")
     return sections

@@ -1,0 +1,584 @@
+"""Group level: train 3D CNNs on the CNN-ready crops with the classifiers' folds.
+
+For every network of ``--dl-models``: subject-grouped stratified cross-validation with the same
+outer folds as the classical classifiers (a validation fold held out of each training set, seed
+001 §2.3.2), fold metrics in the classifiers' tables, a bundle of fold checkpoints with a model
+card (``group/deep_models``), out-of-fold predictions, out-of-fold penultimate features (a
+feature family for the classical pipeline) and out-of-fold attention maps (LRP), each subject
+explained by the fold model that did not train on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+
+from bids_app import __version__
+from bids_app.config import Config
+from bids_app.deep.augment import PRESETS as AUGMENTATIONS
+from bids_app.deep.augment import SEED001_FLIP_RATES
+from bids_app.deep.bundle import CARD_VERSION, MODEL_CARD, checkpoint, load_checkpoint
+from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validate
+from bids_app.deep.devices import resolve_device
+from bids_app.deep.lrp import relevance
+from bids_app.deep.training import PRESETS as TRAININGS
+from bids_app.deep.volumes import load_volumes
+from bids_app.derivatives.writer import DerivativesWriter, software_versions
+from bids_app.inputs.inventory import SessionInputs
+from bids_app.models.crossval import outer_splits, summarise
+from bids_app.models.design import DesignError, Target, binary_target
+from bids_app.models.metrics import METRICS
+from bids_app.models.persistence import file_digest
+from bids_app.reports.html import table_html
+
+LOGGER = logging.getLogger("bids_app.deep")
+
+
+@dataclass
+class DeepOutcome:
+    """What the deep-learning step hands back to the group level.
+
+    Parameters
+    ----------
+    sections : list of (str, str)
+        Report sections.
+    folds : pandas.DataFrame
+        Fold metrics in the layout of the classifiers' ``classification_folds`` table.
+    features : dict of str to pandas.DataFrame
+        ``deep_<network>`` to its out-of-fold embeddings (``participant_id``, maybe
+        ``session_id``, then the features): feature families for the classifiers.
+    relevance : dict of str to numpy.ndarray
+        Network to the out-of-fold relevance maps ``[n_rows, X, Y, Z]`` (first contrast's
+        channel summed over contrasts).
+    predictions : dict of str to pandas.DataFrame
+        Network to its out-of-fold predictions (first repeat), in the order of ``rows``.
+    rows : pandas.DataFrame
+        The sessions used, in the order of the maps: ids, crop paths, ``y_true``, the target
+        column and ``age`` when known.
+    affine : numpy.ndarray
+        Affine of the crop grid.
+    results : dict
+        Network to its cross-validation result and spec.
+    volumes : numpy.ndarray
+        The crops ``[n_rows, C, X, Y, Z]``.
+    ages : numpy.ndarray or None
+        Ages of the rows in years.
+    """
+
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    folds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    features: dict[str, pd.DataFrame] = field(default_factory=dict)
+    relevance: dict[str, np.ndarray] = field(default_factory=dict)
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    affine: np.ndarray = field(default_factory=lambda: np.eye(4))
+    results: dict[str, tuple[DeepCVResult, NetworkSpec]] = field(default_factory=dict)
+    volumes: np.ndarray = field(default_factory=lambda: np.empty((0, 1, 1, 1, 1)))
+    ages: np.ndarray | None = None
+
+
+def network_options(name: str, base_width: int) -> dict[str, Any]:
+    """Keyword arguments of a network scaled from the width of its first convolutions.
+
+    Parameters
+    ----------
+    name : str
+        ``resnet3d``, ``cnn8`` or ``gamer``.
+    base_width : int
+        Kernels of the first convolution (16 in seeds 001 and 004).
+
+    Returns
+    -------
+    dict
+        With ``base_width=16``: ResNet3D kernels 16/32/64/128 and head 128-64 (seed 001
+        §2.3.1); CNN8 kernels 32-256, giving 256 features per layer (seed 000 §2.2.2); GAMER
+        16 initial features (seed 004 §II.C).
+
+    Examples
+    --------
+    >>> network_options("resnet3d", 4)
+    {'widths': (4, 8, 16, 32), 'head': (32, 16)}
+    """
+    w = base_width
+    if name == "resnet3d":
+        return {"widths": (w, 2 * w, 4 * w, 8 * w), "head": (8 * w, 4 * w)}
+    if name == "cnn8":
+        return {"widths": (2 * w, 2 * w, 4 * w, 4 * w, 8 * w, 8 * w, 16 * w, 16 * w)}
+    if name == "gamer":
+        return {"init_features": w}
+    raise ValueError(f"unknown network {name!r}")
+
+
+def network_spec(name: str, config: Config) -> NetworkSpec:
+    """Build a network's training from ``--dl-preset`` and the overrides.
+
+    Parameters
+    ----------
+    name : str
+        The network.
+    config : Config
+        The run configuration.
+
+    Returns
+    -------
+    NetworkSpec
+        Network options, training, augmentation, the seed 001 flips and the validation fold.
+    """
+    training = TRAININGS[config.dl_preset]
+    overrides: dict[str, Any] = {"seed": config.seed}
+    if config.dl_epochs is not None:
+        overrides["epochs"] = config.dl_epochs
+    if config.dl_batch_size is not None:
+        overrides["batch_size"] = config.dl_batch_size
+    return NetworkSpec(
+        name=name,
+        options=network_options(name, config.dl_base_width),
+        training=_replace(training, overrides),
+        augmentation=AUGMENTATIONS[config.dl_preset],
+        flip_rates=SEED001_FLIP_RATES if config.dl_preset == "seed001" else None,
+        validation=config.dl_validation,
+    )
+
+
+def _replace(training: Any, overrides: Mapping[str, Any]) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(training, **overrides)
+
+
+def collect_crops(
+    inventory: Sequence[SessionInputs], writer: DerivativesWriter, contrasts: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Find every session's CNN-ready crops.
+
+    Parameters
+    ----------
+    inventory : sequence of SessionInputs
+        The selected sessions.
+    writer : DerivativesWriter
+        The derivatives dataset (it knows the file names).
+    contrasts : sequence of str
+        Contrasts of the input channels.
+
+    Returns
+    -------
+    crops : pandas.DataFrame
+        One row per session with all crops (index ``sub-X[_ses-Y]``): ``participant_id``,
+        ``session_id`` when there are sessions, and a path column per contrast.
+    missing : pandas.DataFrame
+        ``participant_id, session_id, reason`` of the sessions left out.
+    """
+    rows, missing = [], []
+    for item in inventory:
+        paths = {c: writer.path(f"{c.lower()}_cnn", item.entities) for c in contrasts}
+        ids = {"participant_id": f"sub-{item.subject}"}
+        if item.session:
+            ids["session_id"] = f"ses-{item.session}"
+        absent = [c for c, p in paths.items() if not p.exists()]
+        if absent:
+            missing.append(
+                {
+                    **ids,
+                    "reason": f"no CNN-ready {'/'.join(absent)} crop "
+                    "(run the participant level; FLAIR/T2w need those images)",
+                }
+            )
+            continue
+        rows.append({"key": item.key, **ids, **{c: str(p) for c, p in paths.items()}})
+    crops = pd.DataFrame(rows).set_index("key") if rows else pd.DataFrame()
+    return crops, pd.DataFrame(missing, columns=["participant_id", "session_id", "reason"])
+
+
+def _labels(
+    crops: pd.DataFrame, clinical: pd.DataFrame, target: Target, needs_age: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sessions with a label (and an age when a network needs it), and those left out."""
+    if target.column not in clinical:
+        raise DesignError(f"no column {target.column!r} for the networks' target")
+    y = binary_target(clinical[target.column], target)
+    reasons = pd.Series("", index=crops.index)
+    reasons[y.isna()] = f"no {target.column}"
+    if needs_age:
+        age = pd.to_numeric(clinical.get("age"), errors="coerce")
+        reasons[(reasons == "") & age.isna()] = "no age (GAMER takes age, seed 004 §II.C)"
+    kept = crops[reasons == ""].assign(
+        y_true=y[reasons == ""].astype(int), **{target.column: clinical[target.column]}
+    )
+    if needs_age or "age" in clinical:
+        kept["age"] = pd.to_numeric(clinical.loc[kept.index].get("age"), errors="coerce")
+    left = crops[reasons != ""][["participant_id"]].assign(reason=reasons[reasons != ""])
+    return kept, left
+
+
+def _fold_rows(result: DeepCVResult, feature_set: str, spec: NetworkSpec) -> pd.DataFrame:
+    """Fold metrics in the layout of the classifiers' fold table."""
+    params = json.dumps(
+        {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size}, sort_keys=True
+    )
+    return result.folds.assign(
+        feature_set=feature_set, classifier=result.network, trial=0, params=params
+    )
+
+
+def run_deep_learning(
+    crops: pd.DataFrame,
+    clinical: pd.DataFrame,
+    target: Target,
+    config: Config,
+    writer: DerivativesWriter,
+) -> DeepOutcome:
+    """Cross-validate every network of ``--dl-models``; write tables, bundle and maps.
+
+    Parameters
+    ----------
+    crops : pandas.DataFrame
+        From :func:`collect_crops`.
+    clinical : pandas.DataFrame
+        The sessions' clinical values (same index as ``crops``).
+    target : Target
+        What the networks predict.
+    config : Config
+        Networks, preset, folds, seed, device.
+    writer : DerivativesWriter
+        The output dataset.
+
+    Returns
+    -------
+    DeepOutcome
+        Report sections, fold metrics, out-of-fold features and relevance maps.
+
+    Raises
+    ------
+    DesignError
+        When no session has crops and a label.
+    """
+    rows, left_out = _labels(crops, clinical, target, "gamer" in config.dl_models)
+    if rows.empty:
+        raise DesignError(
+            "no session has CNN-ready crops and a target value: run the participant level "
+            f"and check the {target.column!r} column"
+        )
+    contrasts = list(config.dl_contrasts)
+    volumes = load_volumes([[Path(p) for p in r] for r in rows[contrasts].to_numpy()])
+    first = nib.load(rows[contrasts[0]].iloc[0])
+    affine, zooms = first.affine, first.header.get_zooms()[:3]
+    y = rows["y_true"].to_numpy()
+    groups = rows["participant_id"].to_numpy()
+    ages = rows["age"].to_numpy(dtype=np.float32) if "age" in rows else None
+    splits = outer_splits(y, groups, config.cv_folds, config.cv_repeats, config.seed)
+    device = resolve_device(config.device)
+    feature_set = "crops_" + "+".join(contrasts)
+    outcome = DeepOutcome(rows=rows, affine=affine, volumes=volumes, ages=ages)
+    results = outcome.results
+    for name in config.dl_models:
+        spec = network_spec(name, config)
+        start = time.perf_counter()
+        result = deep_cross_validate(
+            volumes, y, groups, splits, spec, device, ages=ages, seed=config.seed
+        )
+        LOGGER.info(
+            "%s on %s: AUC %.3f, F1 %.3f (%.0f s on %s)",
+            name,
+            feature_set,
+            result.folds["auc"].mean(),
+            result.folds["f1"].mean(),
+            time.perf_counter() - start,
+            device,
+        )
+        results[name] = (result, spec)
+        outcome.relevance[name] = out_of_fold_relevance(
+            result, spec, volumes, ages, config.lrp_rule, device
+        )
+        prediction = result.predictions.query("repeat == 0").set_index("row").sort_index()
+        outcome.predictions[name] = rows[["participant_id"]].assign(
+            **{c: rows[c] for c in ("session_id",) if c in rows},
+            y_true=y,
+            score=prediction["score"].to_numpy(),
+            y_pred=prediction["y_pred"].to_numpy(),
+            fold=result.test_fold,
+        )
+        ids = rows[[c for c in ("participant_id", "session_id") if c in rows]]
+        embedding = pd.DataFrame(
+            result.embeddings,
+            index=rows.index,
+            columns=[f"{name}_{k:03d}" for k in range(result.embeddings.shape[1])],
+        )
+        outcome.features[f"deep_{name}"] = pd.concat([ids, embedding], axis=1).reset_index(
+            drop=True
+        )
+    outcome.folds = pd.concat(
+        [_fold_rows(r, feature_set, s) for r, s in results.values()], ignore_index=True
+    )
+    _write_tables(outcome, results, left_out, writer, config)
+    save_bundle(
+        results, rows, contrasts, volumes.shape[2:], float(zooms[0]), target, config, writer
+    )
+    outcome.sections += _sections(outcome, left_out, feature_set, config)
+    return outcome
+
+
+def out_of_fold_relevance(
+    result: DeepCVResult,
+    spec: NetworkSpec,
+    volumes: np.ndarray,
+    ages: np.ndarray | None,
+    rule: str,
+    device: torch.device,
+    batch_size: int = 4,
+) -> np.ndarray:
+    """Explain every row with the fold model that did not train on it.
+
+    Parameters
+    ----------
+    result : DeepCVResult
+        The network's cross-validation (fold weights and test folds of the first repeat).
+    spec : NetworkSpec
+        The network.
+    volumes : numpy.ndarray
+        The crops ``[n_rows, C, X, Y, Z]``.
+    ages : numpy.ndarray or None
+        Ages in years.
+    rule : str
+        LRP rule preset.
+    device : torch.device
+        Where to compute.
+    batch_size : int
+        Rows per LRP pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[n_rows, X, Y, Z]``: relevance of the positive class summed over contrasts.
+    """
+    from bids_app.deep.networks import build_network
+
+    maps = np.zeros((len(volumes), *volumes.shape[2:]), dtype=np.float32)
+    for fold, state in enumerate(result.states):
+        net = build_network(spec.name, volumes.shape[1], **dict(spec.options))
+        net.load_state_dict(state)
+        net.to(device).eval()
+        members = np.flatnonzero(result.test_fold == fold)
+        for chunk in np.array_split(members, max(1, int(np.ceil(len(members) / batch_size)))):
+            if not len(chunk):
+                continue
+            x = torch.as_tensor(volumes[chunk], dtype=torch.float32, device=device)
+            age = None if ages is None else torch.as_tensor(ages[chunk], device=device)
+            target = 1 if getattr(net, "n_outputs", 2) == 2 else None
+            r = relevance(net, x, age, target=target, rule=rule)
+            maps[chunk] = r.sum(dim=1).detach().float().cpu().numpy()
+    return maps
+
+
+def save_bundle(
+    results: Mapping[str, tuple[DeepCVResult, NetworkSpec]],
+    rows: pd.DataFrame,
+    contrasts: Sequence[str],
+    input_shape: Sequence[int],
+    voxel_size_mm: float,
+    target: Target,
+    config: Config,
+    writer: DerivativesWriter,
+) -> Path:
+    """Write the fold checkpoints of every network and the model card.
+
+    Parameters
+    ----------
+    results : mapping
+        Network name to its cross-validation result and spec.
+    rows : pandas.DataFrame
+        The sessions trained on (``participant_id``).
+    contrasts : sequence of str
+        Input channels.
+    input_shape : sequence of int
+        Crop size in voxels.
+    voxel_size_mm : float
+        Crop voxel size.
+    target : Target
+        What the networks predict.
+    config : Config
+        Preset, folds, seed.
+    writer : DerivativesWriter
+        The output dataset.
+
+    Returns
+    -------
+    Path
+        The model card.
+    """
+    networks = {}
+    with writer.staged_models("deep_models") as root:
+        for name, (result, spec) in results.items():
+            files = {}
+            for fold, state in enumerate(result.states):
+                path = writer.write_checkpoint(
+                    checkpoint(
+                        name, spec.options, len(contrasts), input_shape, voxel_size_mm, state
+                    ),
+                    f"{name}/fold-{fold}",
+                    root,
+                )
+                files[f"fold-{fold}"] = {
+                    "path": path.relative_to(root).as_posix(),
+                    "sha256": file_digest(path),
+                }
+            first = result.folds[result.folds["repeat"] == 0]
+            networks[name] = {
+                "network": name,
+                "options": dict(spec.options),
+                "contrasts": list(contrasts),
+                "input_shape": [int(n) for n in input_shape],
+                "voxel_size_mm": voxel_size_mm,
+                "files": files,
+                "training": {k: v for k, v in vars(spec.training).items() if not k.startswith("_")},
+                "augmentation": {
+                    k: v for k, v in vars(spec.augmentation).items() if not k.startswith("_")
+                }
+                if spec.augmentation
+                else None,
+                "flip_rates": {str(k): v for k, v in (spec.flip_rates or {}).items()},
+                "validation_fold": spec.validation,
+                "folds": first.to_dict(orient="records"),
+                "metrics_mean": {m: float(result.folds[m].mean()) for m in METRICS},
+                "metrics_sd": {m: float(result.folds[m].std(ddof=1)) for m in METRICS},
+            }
+        card = {
+            "card_version": CARD_VERSION,
+            "neurostrat_version": __version__,
+            "software": software_versions(),
+            "target": target.describe(),
+            "target_column": target.column,
+            "positive_label": target.positive_label,
+            "threshold": target.threshold,
+            "cv_folds": config.cv_folds,
+            "cv_repeats": config.cv_repeats,
+            "seed": config.seed,
+            "preset": config.dl_preset,
+            "lrp_rule": config.lrp_rule,
+            "training_participants": sorted(set(rows["participant_id"])),
+            "n_sessions": len(rows),
+            "networks": networks,
+        }
+        writer.write_text(root / MODEL_CARD, json.dumps(card, indent=2, default=str))
+    return writer.group_file("deep_models", "") / MODEL_CARD
+
+
+def _write_tables(
+    outcome: DeepOutcome,
+    results: Mapping[str, tuple[DeepCVResult, NetworkSpec]],
+    left_out: pd.DataFrame,
+    writer: DerivativesWriter,
+    config: Config,
+) -> None:
+    params = {"networks": list(results), "preset": config.dl_preset, "seed": config.seed}
+    histories = pd.concat(
+        [r.histories.assign(network=name) for name, (r, _) in results.items()], ignore_index=True
+    )
+    tables = {
+        "deep_folds": outcome.folds,
+        "deep_summary": summarise(outcome.folds),
+        "deep_history": histories,
+        "deep_exclusions": left_out,
+        **{f"deep_{name}_predictions": table for name, table in outcome.predictions.items()},
+    }
+    for name, table in tables.items():
+        writer.write_table(table, writer.group_file(name, ".tsv"), params=params)
+    for name, maps in outcome.relevance.items():
+        image = nib.Nifti1Image(np.moveaxis(maps, 0, -1), outcome.affine)
+        writer.write_group_image(image, f"deep_{name}_relevance")
+
+
+def _sections(
+    outcome: DeepOutcome, left_out: pd.DataFrame, feature_set: str, config: Config
+) -> list[tuple[str, str]]:
+    summary = summarise(outcome.folds)
+    shown = summary[["classifier", "n_folds"]].rename(columns={"classifier": "network"})
+    for metric in METRICS:
+        shown[metric] = [
+            f"{m:.2f} ± {s:.2f}"
+            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+        ]
+    text = (
+        f"<p>{', '.join(config.dl_models)} trained on {feature_set} of {len(outcome.rows)} "
+        f"sessions with the classifiers' {config.cv_folds} participant-grouped folds "
+        f"({config.dl_preset} preset"
+        + (", a validation fold held out of each training set" if config.dl_validation else "")
+        + f"). Out-of-fold attention maps use LRP ({config.lrp_rule} rules).</p>"
+    )
+    sections = [
+        ("Deep learning: cross-validated metrics (mean ± SD over folds)", text + table_html(shown))
+    ]
+    if len(left_out):
+        sections.append(("Deep learning: sessions left out", table_html(left_out)))
+    return sections
+
+
+def pretrained_features(
+    path: Path,
+    crops: pd.DataFrame,
+    contrasts: Sequence[str],
+    device: torch.device,
+    batch_size: int = 2,
+) -> dict[str, pd.DataFrame]:
+    """Extract a pretrained network's deep features of every session (``--feature-extractor``).
+
+    Seed 000 §2.2.2 used a 3D CNN trained on Alzheimer's disease as a feature extractor: the
+    global averages of its last (DL8) and penultimate (DL7) convolution, 256 features each. A
+    CNN8 checkpoint gives both families; other networks give their penultimate features.
+    Nothing is fitted on the data, so the features carry no label information.
+
+    Parameters
+    ----------
+    path : Path
+        A checkpoint (format in :mod:`bids_app.deep.bundle`).
+    crops : pandas.DataFrame
+        From :func:`collect_crops`.
+    contrasts : sequence of str
+        Input channels (must match the checkpoint's).
+    device : torch.device
+        Where to run.
+    batch_size : int
+        Sessions per forward pass.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``pretrained_dl7`` and ``pretrained_dl8`` (CNN8), or ``pretrained`` (other networks):
+        ``participant_id``, maybe ``session_id``, then the features.
+
+    Raises
+    ------
+    BundleError
+        If the checkpoint is unusable or does not fit the crops.
+    """
+    volumes = load_volumes([[Path(p) for p in r] for r in crops[list(contrasts)].to_numpy()])
+    model, info = load_checkpoint(path, volumes.shape[2:], volumes.shape[1])
+    model.to(device).eval()
+    batches: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for start in range(0, len(volumes), batch_size):
+            x = torch.as_tensor(volumes[start : start + batch_size], dtype=torch.float32)
+            x = x.to(device)
+            if hasattr(model, "conv_features"):
+                outputs = {f"pretrained_{k}": v for k, v in model.conv_features(x).items()}
+            else:
+                outputs = {"pretrained": model.embed(x)}
+            for key, value in outputs.items():
+                batches.setdefault(key, []).append(value.float().cpu().numpy())
+    ids = crops[[c for c in ("participant_id", "session_id") if c in crops]].reset_index(drop=True)
+    tables = {}
+    for family, parts in batches.items():
+        values = np.concatenate(parts)
+        columns = [f"{family}_{k:03d}" for k in range(values.shape[1])]
+        tables[family] = pd.concat([ids, pd.DataFrame(values, columns=columns)], axis=1)
+    LOGGER.info("features of %s (%s) for %d sessions", path, info["network"], len(volumes))
+    return tables

@@ -1,0 +1,184 @@
+"""Deep learning at the group and participant level, end to end on synthetic crops.
+
+A cohort of 2 mm MNI crops with strong atrophy planted in both precentral gyri of the positive
+subjects (``bids_app.synthetic_crops``) must be learnt out of fold (AUC >= 0.8) and the
+class-average relevance of its true positives must rank a planted region first; a null cohort
+must stay near chance. The CLI writes the fold tables, the bundle with its model card, the
+attention analyses and the report; ``participant --models`` applies the bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from bids_app.cli.main import main
+from bids_app.deep.bundle import BundleError, load_bundle
+from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
+from bids_app.deep.training import PRESETS as TRAININGS
+from bids_app.errors import ExitCode
+from bids_app.models.crossval import outer_splits
+from bids_app.synthetic_crops import make_crop_cohort, write_crop_dataset
+from bids_app.workflows.deep_learning import network_options
+
+#: Small, quick training for CPU: a narrow ResNet3D (4-8-16-32 kernels), a few epochs.
+FAST = ["--dl-base-width", "4", "--dl-epochs", "6", "--dl-batch-size", "4", "--no-dl-validation"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny 3D convolutions run far slower with several threads on a shared 2-core machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _group(bids, out, work, *extra):
+    args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(work)]
+    args += ["--target", "diagnosis", "--positive-label", "ALS", "--seed", "1"]
+    args += ["--classifiers", "logistic_regression", "--smote-k", "3", "--omp-nthreads", "1"]
+    return main([*args, "--dl-models", "resnet3d", *FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deep")
+    cohort = make_crop_cohort(24, atrophy=0.6, seed=3)
+    bids, out = write_crop_dataset(cohort, root)
+    assert _group(bids, out, root / "work") == 0
+    return root, cohort, bids, out
+
+
+def test_planted_atrophy_is_learnt_and_explained(planted):
+    _, cohort, _, out = planted
+    group = out / "group"
+    folds = pd.read_csv(group / "deep_folds.tsv", sep="\t")
+    assert len(folds) == 3 and set(folds.classifier) == {"resnet3d"}
+    predictions = pd.read_csv(group / "deep_resnet3d_predictions.tsv", sep="\t")
+    assert roc_auc_score(predictions.y_true, predictions.score) >= 0.8
+    ranking = pd.read_csv(group / "deep_resnet3d_relevance_regions.tsv", sep="\t")
+    tp = ranking[ranking.group == "TP"].sort_values("rank")
+    assert int(tp.label.iloc[0]) in cohort.planted, tp.head()
+    # the deep features entered the classifiers' comparison, and the networks its tables
+    summary = pd.read_csv(group / "classification_summary.tsv", sep="\t")
+    assert "deep_resnet3d" in set(summary.feature_set)
+    assert "resnet3d" in set(summary.classifier)
+    report = (group / "report.html").read_text()
+    assert "Deep learning: cross-validated metrics" in report
+    assert "Attention maps: resnet3d" in report
+
+
+def test_bundle_and_model_card(planted):
+    _, cohort, _, out = planted
+    bundle_dir = out / "group" / "deep_models"
+    card = json.loads((bundle_dir / "model_card.json").read_text())
+    entry = card["networks"]["resnet3d"]
+    assert len(entry["files"]) == 3 and len(entry["folds"]) == 3
+    assert entry["input_shape"] == list(cohort.images.shape[2:])
+    assert card["software"]["torch"] == torch.__version__
+    bundle = load_bundle(bundle_dir, cohort.images.shape[2:], ["T1w"])
+    assert len(bundle.models["resnet3d"]) == 3
+    with pytest.raises(BundleError, match="trained on crops of"):
+        load_bundle(bundle_dir, (10, 10, 10), ["T1w"])
+    with pytest.raises(BundleError, match="--dl-contrasts"):
+        load_bundle(bundle_dir, cohort.images.shape[2:], ["T1w", "FLAIR"])
+    maps = nib.load(out / "group" / "deep_resnet3d_relevance_TP.nii.gz")
+    assert maps.shape == cohort.images.shape[2:]
+
+
+def test_participant_inference_with_the_bundle(planted, tmp_path):
+    out = planted[3]
+    external = make_crop_cohort(6, atrophy=0.6, seed=11)
+    bids, ext = write_crop_dataset(external, tmp_path)
+    models = out / "group" / "deep_models"
+    # one subject's crop is missing: listed and skipped, the others go on
+    missing = next(ext.rglob("sub-006*desc-cnn_T1w.nii.gz"))
+    missing.unlink()
+    args = [str(bids), str(ext), "participant", "--skip-bids-validation", "-w", str(tmp_path)]
+    code = main([*args, "--models", str(models), "--omp-nthreads", "1"])
+    assert code in (ExitCode.OK, ExitCode.SUBJECTS_FAILED)
+    tables = sorted(ext.rglob("*_predictions.tsv"))
+    assert len(tables) == 5
+    card_hash = json.loads(next(ext.rglob("sub-001*desc-resnet3d_relevance.json")).read_text())[
+        "ModelCardSHA256"
+    ]
+    table = pd.read_csv(tables[0], sep="\t")
+    assert table.loc[0, "model_card_sha256"] == card_hash
+    assert {"fold-0_probability", "mean_probability", "majority_vote"} <= set(table.columns)
+    relevance = nib.load(next(ext.rglob("sub-001*desc-resnet3d_relevance.nii.gz")))
+    assert relevance.shape == external.images.shape[2:]
+    regions = pd.read_csv(next(ext.rglob("sub-001*relevanceregions.tsv")), sep="\t")
+    assert {"region", "mean_relevance", "n_relevant"} <= set(regions.columns)
+
+
+def test_inference_bad_input(planted, tmp_path, capsys):
+    _, _, _, out = planted
+    external = make_crop_cohort(2, atrophy=0.6, seed=12)
+    bids, ext = write_crop_dataset(external, tmp_path)
+    args = [str(bids), str(ext), "participant", "--skip-bids-validation", "-w", str(tmp_path)]
+    # NaN in a crop: refused with the file named
+    crop = next(ext.rglob("sub-001*desc-cnn_T1w.nii.gz"))
+    image = nib.load(crop)
+    data = np.asarray(image.dataobj).copy()
+    data[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), crop)
+    models = out / "group" / "deep_models"
+    assert main([*args, "--models", str(models)]) == ExitCode.SUBJECTS_FAILED
+    assert len(list(ext.rglob("*_predictions.tsv"))) == 1
+    # an altered checkpoint is refused before any work
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    checkpoint = next(copy.rglob("fold-0.pt"))
+    checkpoint.write_bytes(checkpoint.read_bytes() + b"\0")
+    assert main([*args, "--models", str(copy)]) == ExitCode.DATA
+    assert "SHA-256" in capsys.readouterr().err
+    # --device cuda without CUDA
+    if not torch.cuda.is_available():
+        assert main([*args, "--models", str(models), "--device", "cuda"]) != 0
+        assert "--device" in capsys.readouterr().err
+
+
+def test_null_cohort_stays_at_chance():
+    # no planted effect: out-of-fold AUC within 0.5 +- 0.15 (60 subjects, crops pooled to 4 mm:
+    # the claim does not depend on the resolution, and 60 subjects keep the AUC's SD near 0.075)
+    cohort = make_crop_cohort(60, atrophy=0.0, seed=4)
+    images = cohort.images[..., :72, :92, :76]
+    n = len(images)
+    pooled = images.reshape(n, 1, 36, 2, 46, 2, 38, 2).mean(axis=(3, 5, 7)).astype(np.float16)
+    y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
+    groups = cohort.participants.participant_id.to_numpy()
+    spec = NetworkSpec(
+        "resnet3d",
+        network_options("resnet3d", 4),
+        dataclasses.replace(TRAININGS["seed001"], epochs=6, batch_size=4),
+        validation=False,
+    )
+    result = deep_cross_validate(
+        pooled, y, groups, outer_splits(y, groups, 3), spec, torch.device("cpu"), seed=2
+    )
+    predictions = result.predictions
+    assert abs(roc_auc_score(predictions.y_true, predictions.score) - 0.5) <= 0.15
+    # every row embedded out of fold
+    assert np.isfinite(result.embeddings).all() and set(result.test_fold) == {0, 1, 2}
+
+
+def test_deep_learning_needs_a_target_and_crops(tmp_path, capsys):
+    cohort = make_crop_cohort(6, seed=5)
+    bids, out = write_crop_dataset(cohort, tmp_path)
+    args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(tmp_path)]
+    assert main([*args, "--dl-models", "resnet3d"]) == ExitCode.DATA
+    assert "--dl-models needs a --target" in capsys.readouterr().err
+    for crop in out.rglob("*desc-cnn_T1w.nii.gz"):
+        crop.unlink()
+    target = ["--target", "diagnosis", "--positive-label", "ALS"]
+    assert main([*args, *target, "--dl-models", "resnet3d"]) == ExitCode.DATA
+    assert "no session has CNN-ready crops" in capsys.readouterr().err
