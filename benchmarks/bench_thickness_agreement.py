@@ -66,6 +66,7 @@ VARIANTS: dict[str, tuple[DirectSettings, int]] = {
     REFERENCE: (_DEFAULT, 2),
     "fast": (_FAST, 2),
     "fast, 1 ITK thread": (_FAST, 1),
+    "fast, 20 inversion iterations": (replace(_FAST, invert_iterations=20), 2),
     "default, cropped (5 mm margin)": (_CROP, 2),
     "cropped, 20 iterations": (replace(_CROP, iterations=20), 2),
     "cropped, 1.5 mm voxels": (replace(_CROP, voxel_size_mm=1.5), 2),

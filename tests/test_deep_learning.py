@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 
 import nibabel as nib
@@ -21,16 +22,17 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from bids_app.cli.main import main
-from bids_app.deep.bundle import BundleError, load_bundle
+from bids_app.deep.bundle import BundleError, checkpoint, load_bundle
 from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
+from bids_app.deep.networks import build_network
 from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.errors import ExitCode
 from bids_app.models.crossval import outer_splits
 from bids_app.synthetic_crops import make_crop_cohort, write_crop_dataset
-from bids_app.workflows.deep_learning import network_options
+from bids_app.workflows.deep_learning import network_options, out_of_fold_relevance
 
 #: Small, quick training for CPU: a narrow ResNet3D (4-8-16-32 kernels), a few epochs.
-FAST = ["--dl-base-width", "4", "--dl-epochs", "6", "--dl-batch-size", "4", "--no-dl-validation"]
+FAST = ["--dl-base-width", "4", "--dl-epochs", "6", "--dl-batch-size", "2", "--no-dl-validation"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +54,7 @@ def _group(bids, out, work, *extra):
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("deep")
-    cohort = make_crop_cohort(24, atrophy=0.6, seed=3)
+    cohort = make_crop_cohort(24, atrophy=0.8, seed=3)
     bids, out = write_crop_dataset(cohort, root)
     assert _group(bids, out, root / "work") == 0
     return root, cohort, bids, out
@@ -77,7 +79,7 @@ def test_planted_atrophy_is_learnt_and_explained(planted):
     assert "Attention maps: resnet3d" in report
 
 
-def test_bundle_and_model_card(planted):
+def test_bundle_and_model_card(planted, tmp_path):
     _, cohort, _, out = planted
     bundle_dir = out / "group" / "deep_models"
     card = json.loads((bundle_dir / "model_card.json").read_text())
@@ -91,13 +93,20 @@ def test_bundle_and_model_card(planted):
         load_bundle(bundle_dir, (10, 10, 10), ["T1w"])
     with pytest.raises(BundleError, match="--dl-contrasts"):
         load_bundle(bundle_dir, cohort.images.shape[2:], ["T1w", "FLAIR"])
+    # a bundle of another card version is refused with the fix
+    other = tmp_path / "other"
+    shutil.copytree(bundle_dir, other)
+    card["card_version"] = 99
+    (other / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="model card version 99"):
+        load_bundle(other, cohort.images.shape[2:], ["T1w"])
     maps = nib.load(out / "group" / "deep_resnet3d_relevance_TP.nii.gz")
     assert maps.shape == cohort.images.shape[2:]
 
 
 def test_participant_inference_with_the_bundle(planted, tmp_path):
     out = planted[3]
-    external = make_crop_cohort(6, atrophy=0.6, seed=11)
+    external = make_crop_cohort(6, atrophy=0.8, seed=11)
     bids, ext = write_crop_dataset(external, tmp_path)
     models = out / "group" / "deep_models"
     # one subject's crop is missing: listed and skipped, the others go on
@@ -120,12 +129,16 @@ def test_participant_inference_with_the_bundle(planted, tmp_path):
     assert {"region", "mean_relevance", "n_relevant"} <= set(regions.columns)
 
 
+def _summary(out):
+    return sorted((out / "logs").glob("summary_*.txt"))[-1].read_text()
+
+
 def test_inference_bad_input(planted, tmp_path, capsys):
-    _, _, _, out = planted
-    external = make_crop_cohort(2, atrophy=0.6, seed=12)
+    out = planted[3]
+    external = make_crop_cohort(2, atrophy=0.8, seed=12)
     bids, ext = write_crop_dataset(external, tmp_path)
     args = [str(bids), str(ext), "participant", "--skip-bids-validation", "-w", str(tmp_path)]
-    # NaN in a crop: refused with the file named
+    # NaN in a crop: that session fails with the file named, the other is predicted
     crop = next(ext.rglob("sub-001*desc-cnn_T1w.nii.gz"))
     image = nib.load(crop)
     data = np.asarray(image.dataobj).copy()
@@ -133,7 +146,8 @@ def test_inference_bad_input(planted, tmp_path, capsys):
     nib.save(nib.Nifti1Image(data, image.affine), crop)
     models = out / "group" / "deep_models"
     assert main([*args, "--models", str(models)]) == ExitCode.SUBJECTS_FAILED
-    assert len(list(ext.rglob("*_predictions.tsv"))) == 1
+    assert [p.name for p in ext.rglob("*_predictions.tsv")] == ["sub-002_predictions.tsv"]
+    assert re.search(r"FAILED sub-001: .*desc-cnn_T1w.nii.gz.*NaN", _summary(ext))
     # an altered checkpoint is refused before any work
     copy = tmp_path / "models"
     shutil.copytree(models, copy)
@@ -141,7 +155,7 @@ def test_inference_bad_input(planted, tmp_path, capsys):
     checkpoint.write_bytes(checkpoint.read_bytes() + b"\0")
     assert main([*args, "--models", str(copy)]) == ExitCode.DATA
     assert "SHA-256" in capsys.readouterr().err
-    # --device cuda without CUDA
+    # --device cuda without CUDA stops with the fix
     if not torch.cuda.is_available():
         assert main([*args, "--models", str(models), "--device", "cuda"]) != 0
         assert "--device" in capsys.readouterr().err
@@ -151,9 +165,7 @@ def test_null_cohort_stays_at_chance():
     # no planted effect: out-of-fold AUC within 0.5 +- 0.15 (60 subjects, crops pooled to 4 mm:
     # the claim does not depend on the resolution, and 60 subjects keep the AUC's SD near 0.075)
     cohort = make_crop_cohort(60, atrophy=0.0, seed=4)
-    images = cohort.images[..., :72, :92, :76]
-    n = len(images)
-    pooled = images.reshape(n, 1, 36, 2, 46, 2, 38, 2).mean(axis=(3, 5, 7)).astype(np.float16)
+    pooled = _pooled(cohort)
     y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
     groups = cohort.participants.participant_id.to_numpy()
     spec = NetworkSpec(
@@ -165,8 +177,9 @@ def test_null_cohort_stays_at_chance():
     result = deep_cross_validate(
         pooled, y, groups, outer_splits(y, groups, 3), spec, torch.device("cpu"), seed=2
     )
-    predictions = result.predictions
-    assert abs(roc_auc_score(predictions.y_true, predictions.score) - 0.5) <= 0.15
+    # the mean over folds, as in the tables (pooled out-of-fold scores of different fold models
+    # are not on one scale)
+    assert abs(result.folds["auc"].mean() - 0.5) <= 0.15, result.folds["auc"]
     # every row embedded out of fold
     assert np.isfinite(result.embeddings).all() and set(result.test_fold) == {0, 1, 2}
 
@@ -182,3 +195,55 @@ def test_deep_learning_needs_a_target_and_crops(tmp_path, capsys):
     target = ["--target", "diagnosis", "--positive-label", "ALS"]
     assert main([*args, *target, "--dl-models", "resnet3d"]) == ExitCode.DATA
     assert "no session has CNN-ready crops" in capsys.readouterr().err
+
+
+def _pooled(cohort):
+    """The 2 mm crops averaged over 2 x 2 x 2 blocks (4 mm): cheap networks for API checks."""
+    n = len(cohort.images)
+    images = cohort.images[..., :72, :92, :76]
+    return images.reshape(n, 1, 36, 2, 46, 2, 38, 2).mean(axis=(3, 5, 7)).astype(np.float16)
+
+
+def test_gamer_with_age_and_its_attention_maps():
+    cohort = make_crop_cohort(12, atrophy=0.8, seed=6)
+    volumes = np.concatenate([_pooled(cohort)] * 2, axis=1)  # two "contrasts"
+    y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
+    groups = cohort.participants.participant_id.to_numpy()
+    ages = cohort.participants.age.to_numpy(dtype=np.float32)
+    spec = NetworkSpec(
+        "gamer",
+        network_options("gamer", 4),
+        dataclasses.replace(TRAININGS["seed004"], epochs=1, batch_size=4, loss="weighted-ce"),
+        validation=True,
+    )
+    splits = outer_splits(y, groups, 3)
+    result = deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"), ages=ages)
+    assert len(result.states) == 3 and result.embeddings.shape == (12, 32)
+    assert (result.folds.n_validation > 0).all()
+    maps = out_of_fold_relevance(result, spec, volumes, ages, "composite", torch.device("cpu"))
+    assert maps.shape == (12, *volumes.shape[2:]) and np.isfinite(maps).all()
+    # GAMER needs the age of every session
+    with pytest.raises(ValueError, match="age"):
+        deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"))
+
+
+def test_pretrained_feature_extractor(planted, tmp_path):
+    root, cohort, bids, out = planted
+    net = build_network("cnn8", 1, **network_options("cnn8", 2))
+    path = tmp_path / "alzheimer_cnn8.pt"
+    torch.save(
+        checkpoint("cnn8", network_options("cnn8", 2), 1, cohort.images.shape[2:], 2.0, net), path
+    )
+    args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(root / "work")]
+    args += ["--target", "diagnosis", "--positive-label", "ALS", "--smote-k", "3"]
+    args += ["--classifiers", "logistic_regression", "--feature-extractor", str(path)]
+    assert main(args) == 0
+    for layer in ("dl7", "dl8"):
+        table = pd.read_csv(out / "group" / f"features_pretrained_{layer}.tsv", sep="\t")
+        assert table.shape == (24, 1 + 32) and table.filter(like=layer).notna().all().all()
+    summary = pd.read_csv(out / "group" / "classification_summary.tsv", sep="\t")
+    assert {"pretrained_dl7", "pretrained_dl8"} <= set(summary.feature_set)
+    # a file that is not a checkpoint is refused with the format named
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": 1}, bad)
+    assert main([*args[:-1], str(bad)]) == ExitCode.DATA

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import ErrorbarContainer
 from sklearn.metrics import adjusted_rand_score
 
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import ExitCode
+from bids_app.statistics.ancova import ancova
 from bids_app.synthetic_subtypes import make_subtype_cohort
+from bids_app.workflows.group_clustering import _emm_figure
 
 
 def _write_dataset(root, table):
@@ -75,6 +79,44 @@ def test_recipe_002_finds_the_planted_subtypes_and_their_survival(subtypes):
     assert (pairs["p_value"] < 0.05).any()
     report = open(f"{group}/report.html").read()
     assert "Kaplan-Meier" in report and "Clustering of the patients" in report
+    # seed 002's Fig. 1: the EMM figure is written and embedded in the report
+    emm = plt.imread(f"{group}/figures/clusters_emm.png")
+    assert emm.shape[0] > 100 and emm.shape[1] > 300
+    assert 'alt="estimated marginal means by cluster" src="data:image/png;base64,' in report
+
+
+def test_emm_figure_draws_the_emm_with_sd_bars_per_group():
+    rng = np.random.default_rng(1)
+    group = np.repeat(["controls", "1", "2"], [40, 30, 20])
+    table = pd.DataFrame(
+        {"cluster": group, "age": rng.normal(60, 8, 90), "sex": rng.choice(["M", "F"], 90)}
+    )
+    # planted: cluster 1 thinner, cluster 2 spread five times wider than the others
+    spread = np.where(group == "2", 0.5, 0.1)
+    table["precentral"] = 2.5 - 0.4 * (group == "1") + rng.normal(0, 1, 90) * spread
+    table["medulla"] = rng.normal(5, 0.5, 90)
+    model = ancova(table, ["precentral", "medulla"], "cluster", ["age", "sex"])
+    groups = ["controls", "1", "2"]
+    figure = _emm_figure(model, groups)
+    axes = figure.axes
+    assert [axis.get_title() for axis in axes] == ["precentral", "medulla"]
+    for axis, (_, row) in zip(axes, model.iterrows(), strict=True):
+        bars = [c for c in axis.containers if isinstance(c, ErrorbarContainer)]
+        assert len(bars) == len(groups)
+        for bar, name in zip(bars, groups, strict=True):
+            _, (y,) = bar.lines[0].get_data()
+            (segment,) = bar.lines[2][0].get_segments()
+            assert y == pytest.approx(row[f"emm_{name}"])
+            # the bar is +/- SD of the group (seed 002 Fig. 1), not the EMM's standard error
+            assert np.ptp(segment[:, 1]) == pytest.approx(2 * row[f"sd_{name}"])
+        ticks = [t.get_text() for t in axis.get_xticklabels()]
+        assert ticks == [
+            f"{g}\nn={row[f'n_{n}']}"
+            for g, n in zip(["controls", "cluster 1", "cluster 2"], groups, strict=True)
+        ]
+    heights = [np.ptp(c.lines[2][0].get_segments()[0][:, 1]) for c in axes[0].containers]
+    assert heights[2] > 2 * heights[0] and heights[2] > 2 * heights[1]
+    plt.close(figure)
 
 
 def test_clustering_bad_input_exits_cleanly(subtypes, capsys):

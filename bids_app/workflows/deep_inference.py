@@ -169,7 +169,7 @@ def predict_session(
     age_tensor = None if np.isnan(age) else torch.tensor([age], device=device)
     rows = []
     params = {"models": str(bundle.directory), "card_sha256": bundle.card_sha256}
-    sources = [Path(p) for p in paths]
+    sources = list(item.t1w[:1])
     for name, models in bundle.models.items():
         if any(getattr(m, "uses_age", False) for m in models) and age_tensor is None:
             raise BundleError(f"network {name} takes age: participants.tsv has no age for it")

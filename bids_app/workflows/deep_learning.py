@@ -10,6 +10,7 @@ explained by the fold model that did not train on it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -32,6 +33,7 @@ from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validat
 from bids_app.deep.devices import resolve_device
 from bids_app.deep.lrp import relevance
 from bids_app.deep.training import PRESETS as TRAININGS
+from bids_app.deep.training import edss_closeness_weights
 from bids_app.deep.volumes import load_volumes
 from bids_app.derivatives.writer import DerivativesWriter, software_versions
 from bids_app.inputs.inventory import SessionInputs
@@ -143,17 +145,33 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
     return NetworkSpec(
         name=name,
         options=network_options(name, config.dl_base_width),
-        training=_replace(training, overrides),
+        training=dataclasses.replace(training, **overrides),
         augmentation=AUGMENTATIONS[config.dl_preset],
         flip_rates=SEED001_FLIP_RATES if config.dl_preset == "seed001" else None,
         validation=config.dl_validation,
     )
 
 
-def _replace(training: Any, overrides: Mapping[str, Any]) -> Any:
-    import dataclasses
+def _closeness_weights(
+    rows: pd.DataFrame, target: Target, spec: NetworkSpec
+) -> tuple[np.ndarray | None, NetworkSpec]:
+    """Seed 004's EDSS-closeness loss weights, centred on the target's threshold.
 
-    return dataclasses.replace(training, **overrides)
+    Without a numeric target (``--threshold``) there is no score to be close to: the
+    class-weighted cross-entropy of seed 001 is used instead, with a warning.
+    """
+    scores = pd.to_numeric(rows[target.column], errors="coerce")
+    if target.threshold is None or scores.isna().any() or not scores.between(0, 10).all():
+        LOGGER.warning(
+            "%s: the EDSS-closeness loss of seed 004 needs a numeric --target in [0, 10] with "
+            "--threshold; using the class-weighted cross-entropy",
+            spec.name,
+        )
+        return None, dataclasses.replace(
+            spec, training=dataclasses.replace(spec.training, loss="weighted-ce")
+        )
+    # seed 004 §II.D centres the weights on EDSS 5, its class threshold
+    return edss_closeness_weights(scores.to_numpy(), centre=target.threshold), spec
 
 
 def collect_crops(
@@ -280,11 +298,22 @@ def run_deep_learning(
     feature_set = "crops_" + "+".join(contrasts)
     outcome = DeepOutcome(rows=rows, affine=affine, volumes=volumes, ages=ages)
     results = outcome.results
+    weights = None
     for name in config.dl_models:
         spec = network_spec(name, config)
+        if spec.training.loss == "edss-closeness":
+            weights, spec = _closeness_weights(rows, target, spec)
         start = time.perf_counter()
         result = deep_cross_validate(
-            volumes, y, groups, splits, spec, device, ages=ages, seed=config.seed
+            volumes,
+            y,
+            groups,
+            splits,
+            spec,
+            device,
+            ages=ages,
+            sample_values=weights,
+            seed=config.seed,
         )
         LOGGER.info(
             "%s on %s: AUC %.3f, F1 %.3f (%.0f s on %s)",

@@ -153,6 +153,51 @@ def _km_figure(curves: pd.DataFrame) -> plt.Figure:
     return figure
 
 
+def _emm_figure(ancova_table: pd.DataFrame, groups: Sequence[str]) -> plt.Figure:
+    """Estimated marginal mean ± SD of every metric per group (seed 002, Fig. 1).
+
+    Seed 002's Fig. 1 plots, per metric, the EMMs adjusted for age and sex with error bars of
+    the SDs (not the EMMs' standard errors), the controls' EMM and SD as black dotted lines.
+
+    Parameters
+    ----------
+    ancova_table : pandas.DataFrame
+        The output of :func:`bids_app.statistics.ancova.ancova`: one row per metric with
+        ``feature``, ``emm_<group>``, ``sd_<group>`` and ``n_<group>``.
+    groups : sequence of str
+        The groups to plot, in order; :data:`CONTROLS` also spans the panel as dotted lines.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per metric, a point with a ± SD bar per group, groups labelled with their n.
+    """
+    figure, axes = plt.subplots(
+        1, len(ancova_table), figsize=(3.2 * len(ancova_table), 3.6), squeeze=False
+    )
+    for axis, (_, row) in zip(axes[0], ancova_table.iterrows(), strict=True):
+        for x, group in enumerate(groups):
+            emm, sd = row[f"emm_{group}"], row[f"sd_{group}"]
+            color = "black" if group == CONTROLS else f"C{x}"
+            axis.errorbar(x, emm, yerr=sd, fmt="o", color=color, capsize=4)
+            if group == CONTROLS:
+                for level, width in ((emm, 1.0), (emm - sd, 0.6), (emm + sd, 0.6)):
+                    axis.axhline(level, color="black", linestyle=":", linewidth=width)
+        names = [group if group == CONTROLS else f"cluster {group}" for group in groups]
+        axis.set_xticks(
+            range(len(groups)),
+            [
+                f"{name}\nn={row[f'n_{group}']:.0f}"
+                for name, group in zip(names, groups, strict=True)
+            ],
+            fontsize=8,
+        )
+        axis.set(xlim=(-0.5, len(groups) - 0.5), title=row["feature"], ylabel="EMM ± SD")
+    figure.suptitle("Estimated marginal means (age- and sex-adjusted) ± SD")
+    figure.tight_layout()
+    return figure
+
+
 def run_clustering(
     tables: Mapping[str, pd.DataFrame],
     participants: pd.DataFrame,
@@ -266,10 +311,15 @@ def run_clustering(
         compared, list(metrics.columns), "cluster", [c for c in ("age", "sex") if c in compared]
     )
     writer.write_table(model, writer.group_file("cluster_ancova", ".tsv"), params=params)
+    plotted = [CONTROLS, *(str(label) for label in sorted(labels.unique()))]
+    emm_figure = _emm_figure(model, [g for g in plotted if f"emm_{g}" in model])
+    writer.write_figure(emm_figure, "clusters_emm")
     sections.append(
         (
             "Cluster profiles and metrics",
-            table_html(profiles[profiles["row_type"] == "test"]) + table_html(model),
+            table_html(profiles[profiles["row_type"] == "test"])
+            + table_html(model)
+            + figure_html(emm_figure, "estimated marginal means by cluster"),
         )
     )
     time_column, event_column = survival
