@@ -188,3 +188,48 @@ def test_feature_tables_for_every_session(cohort, run_outputs):
     for family in suffixes:
         group = pd.read_csv(out / "group" / f"features_{family}.tsv", sep="\t")
         assert group["participant_id"].nunique() == len({t.entities["subject"] for t in sessions})
+
+
+def _bundle(root: Path, shape) -> Path:
+    """A model bundle of one untrained narrow ResNet3D (3 folds), as a group run writes it."""
+    import torch
+
+    from bids_app.deep.bundle import CARD_VERSION, checkpoint
+    from bids_app.deep.networks import build_network
+    from bids_app.models.persistence import file_digest
+
+    root.mkdir()
+    options = {"widths": (2, 4, 4, 8), "head": (8, 4)}
+    files = {}
+    for fold in range(3):
+        torch.manual_seed(fold)
+        net = build_network("resnet3d", 1, **options)
+        path = root / f"fold-{fold}.pt"
+        torch.save(checkpoint("resnet3d", options, 1, shape, 2.0, net), path)
+        files[f"fold-{fold}"] = {"path": path.name, "sha256": file_digest(path)}
+    card = {
+        "card_version": CARD_VERSION,
+        "networks": {"resnet3d": {"contrasts": ["T1w"], "files": files}},
+    }
+    (root / "model_card.json").write_text(json.dumps(card))
+    return root
+
+
+def test_participant_inference_writes_maps_in_t1w_space(cohort, run_outputs, tmp_path):
+    out, work = run_outputs
+    crop = next(out.rglob("*_desc-cnn_T1w.nii.gz"))
+    models = _bundle(tmp_path / "models", nib.load(crop).shape)
+    args = ["-w", str(work), "--sloppy", "--seed", "3", "--participant-label", "001"]
+    assert main([str(cohort), str(out), "participant", *args, "--models", str(models)]) == 0
+    preproc = next(out.glob("sub-001/**/sub-001*_desc-preproc_T1w.nii.gz"))
+    native = nib.load(next(out.glob("sub-001/**/sub-001*_desc-resnet3d_relevance.nii.gz")))
+    assert native.shape == nib.load(preproc).shape
+    assert np.allclose(native.affine, nib.load(preproc).affine)
+    on_crop = nib.load(next(out.glob("sub-001/**/*space-*_desc-resnet3d_relevance.nii.gz")))
+    # the map was carried to the T1w: its total relevance is of the same order
+    ratio = (
+        np.abs(native.get_fdata()).sum()
+        * np.prod(native.header.get_zooms()[:3])
+        / (np.abs(on_crop.get_fdata()).sum() * 8.0)
+    )
+    assert 0.3 < ratio < 3.0

@@ -184,18 +184,25 @@ def run_classification(
                 smote_k=config.smote_k or None,
             )
             start = time.perf_counter()
-            result = nested_cross_validate(
-                X,
-                y,
-                groups,
-                spec,
-                pipeline,
-                splits,
-                feature_set=feature_set,
-                inner_folds=config.cv_folds,
-                seed=config.seed,
-                n_jobs=config.nprocs,
-            )
+            try:
+                result = nested_cross_validate(
+                    X,
+                    y,
+                    groups,
+                    spec,
+                    pipeline,
+                    splits,
+                    feature_set=feature_set,
+                    inner_folds=config.cv_folds,
+                    seed=config.seed,
+                    n_jobs=config.nprocs,
+                )
+            except ValueError as exc:
+                # e.g. ComBat on an inner training fold that holds one row of a site
+                raise CrossValidationError(
+                    f"{feature_set} / {spec.label}: {exc} (with few participants per site, "
+                    "lower --cv-folds or use --harmonization none)"
+                ) from exc
             results[feature_set, name] = result
             LOGGER.info(
                 "classification %s / %s: F1 %.3f, AUC %.3f (%.0f s)",
