@@ -15,6 +15,17 @@ from scipy import ndimage
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run torch on one thread: tiny 3D convolutions crawl with several on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _head(shape: tuple[int, int, int], seed: int) -> np.ndarray:
     """A smooth blob-shaped 'head' with a brighter core, as int16."""
     rng = np.random.default_rng(seed)

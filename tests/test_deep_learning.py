@@ -35,13 +35,7 @@ from bids_app.workflows.deep_learning import network_options, out_of_fold_releva
 FAST = ["--dl-base-width", "4", "--dl-epochs", "6", "--dl-batch-size", "2", "--no-dl-validation"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny 3D convolutions run far slower with several threads on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _group(bids, out, work, *extra):
@@ -99,7 +93,7 @@ def test_bundle_and_model_card(planted, tmp_path):
     shutil.copytree(bundle_dir, other)
     card["card_version"] = 99
     (other / "model_card.json").write_text(json.dumps(card))
-    with pytest.raises(BundleError, match="model card version 99"):
+    with pytest.raises(BundleError, match="card version 99"):
         load_bundle(other, cohort.images.shape[2:], ["T1w"])
     maps = nib.load(out / "group" / "deep_resnet3d_relevance_TP.nii.gz")
     assert maps.shape == cohort.images.shape[2:]

@@ -41,6 +41,8 @@ SHAPE = (16, 16, 16)
 CPU = torch.device("cpu")
 FAST = TrainingConfig(epochs=6, batch_size=8, learning_rate=1e-2, patience=None)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class TinyNet(nn.Module):
     """One convolution, a global max pool and a linear head: enough to find a bright blob."""

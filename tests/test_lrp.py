@@ -14,13 +14,7 @@ from bids_app.deep.networks import CNN8, GAMER, Multiply, ResNet3D
 SIZE = (16, 16, 16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny 3D convolutions are far slower with several threads on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _volumes(n: int, channels: int, seed: int = 0) -> torch.Tensor:

@@ -24,7 +24,6 @@ SHA-256 so that they can be traced to the exact models.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from torch import nn
 
 from bids_app.deep.networks import NETWORKS, build_network, positive_probability
 from bids_app.errors import DataError
-from bids_app.models.persistence import file_digest
+from bids_app.models.persistence import file_digest, read_versioned_json, verified_file
 
 #: Identifier and version of the checkpoint layout.
 CHECKPOINT_FORMAT = "neurostrat-network"
@@ -203,20 +202,13 @@ def read_card(directory: Path) -> tuple[dict[str, Any], str]:
         If the card is missing, unreadable or of another version.
     """
     path = directory / MODEL_CARD
-    if not path.is_file():
-        raise BundleError(
-            f"{directory}: no {MODEL_CARD}; give the group/deep_models folder of an earlier "
-            "group run with --dl-models"
-        )
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
-    if card.get("card_version") != CARD_VERSION:
-        raise BundleError(
-            f"{path}: model card version {card.get('card_version')!r}, this NeuroStrat reads "
-            f"version {CARD_VERSION}; use the NeuroStrat version that trained the bundle"
-        )
+    card = read_versioned_json(
+        path,
+        "card_version",
+        CARD_VERSION,
+        BundleError,
+        "give the group/deep_models folder of an earlier group run with --dl-models",
+    )
     return card, file_digest(path)
 
 
@@ -253,16 +245,10 @@ def load_bundle(
                 f"has {list(contrasts)}; give the same --dl-contrasts"
             )
         loaded = []
-        for key in sorted(entry["files"]):
-            record = entry["files"][key]
-            file = directory / record["path"]
-            if not file.is_file():
-                raise BundleError(f"{file}: missing (listed in {directory / MODEL_CARD})")
-            if file_digest(file) != record["sha256"]:
-                raise BundleError(
-                    f"{file}: its SHA-256 differs from the model card's; the file was changed "
-                    "after the run that saved it, so it is not loaded"
-                )
+        for key in sorted(entry["files"], key=lambda k: int(k.removeprefix("fold-"))):
+            file = verified_file(
+                directory, entry["files"][key], directory / MODEL_CARD, BundleError
+            )
             model, _ = load_checkpoint(file, input_shape, len(entry["contrasts"]))
             loaded.append(model)
         models[name] = loaded

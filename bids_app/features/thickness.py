@@ -14,9 +14,11 @@ inversions of the displacement fields, see :data:`THICKNESS_PRESETS` and
 
 DiReCT allocates and frees dozens of brain-sized images per iteration. glibc hands blocks that
 large straight back to the kernel, which must fault in and zero them again at the next
-allocation: 15 to 23 million page faults and 40-60 system CPU-seconds per 1 mm brain, and far
-more when memory is short. :func:`cortical_thickness` therefore keeps freed memory in the
-process's heap while DiReCT runs (:func:`heap_kept`) and returns it afterwards.
+allocation: 15 to 23 million page faults and 43 to 61 system CPU-seconds per 1 mm brain
+(FreeSurfer's ``norm.mgz``, 10 iterations), more when memory is short. :func:`cortical_thickness`
+therefore keeps freed memory in the process's heap while DiReCT runs (:func:`heap_kept`) and
+returns it afterwards: side by side on the same brain (3 iterations, 1 ITK thread) this cut the
+page faults from 3.7 to 0.28 million and the CPU time from 73 to 64 seconds (user time equal).
 """
 
 from __future__ import annotations

@@ -137,6 +137,80 @@ def manifest(entries: Sequence[Mapping[str, Any]], info: Mapping[str, Any]) -> d
     return {"manifest_version": MANIFEST_VERSION, **info, "models": models}
 
 
+def read_versioned_json(
+    path: Path, key: str, version: int, error: type[Exception], missing: str
+) -> dict[str, Any]:
+    """Read a manifest or model card and check its layout version.
+
+    Parameters
+    ----------
+    path : Path
+        The JSON file.
+    key : str
+        Its version field (``manifest_version``, ``card_version``).
+    version : int
+        The version this NeuroStrat reads.
+    error : type of Exception
+        What to raise.
+    missing : str
+        What to tell the user when the file is absent.
+
+    Returns
+    -------
+    dict
+        The content.
+
+    Raises
+    ------
+    Exception
+        ``error``, when the file is missing, not JSON or of another version.
+    """
+    if not path.is_file():
+        raise error(f"{path.parent}: no {path.name}; {missing}")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
+    if content.get(key) != version:
+        raise error(
+            f"{path}: {key.replace('_', ' ')} {content.get(key)!r}, this NeuroStrat reads "
+            f"version {version}; use the NeuroStrat version that wrote it"
+        )
+    return content
+
+
+def verified_file(
+    directory: Path, record: Mapping[str, str], listing: Path, error: type[Exception]
+) -> Path:
+    """Return a listed file after checking that it exists and its SHA-256 is unchanged.
+
+    Parameters
+    ----------
+    directory : Path
+        The models folder.
+    record : mapping
+        ``path`` (relative to ``directory``) and ``sha256``.
+    listing : Path
+        The manifest or card that lists it (named in errors).
+    error : type of Exception
+        What to raise.
+
+    Returns
+    -------
+    Path
+        The file, safe to load.
+    """
+    file = directory / record["path"]
+    if not file.is_file():
+        raise error(f"{file}: missing (listed in {listing})")
+    if file_digest(file) != record["sha256"]:
+        raise error(
+            f"{file}: its SHA-256 differs from the one in {listing.name}; the file was changed "
+            "after the run that saved it, so it is not loaded"
+        )
+    return file
+
+
 def load_models(directory: Path) -> tuple[dict[str, Any], list[SavedModel]]:
     """Load every model of a models folder after checking the files' digests.
 
@@ -158,32 +232,19 @@ def load_models(directory: Path) -> tuple[dict[str, Any], list[SavedModel]]:
         If the manifest is missing or unreadable, or a file is missing or altered.
     """
     path = directory / MANIFEST
-    if not path.is_file():
-        raise ModelBundleError(
-            f"{directory}: no {MANIFEST}; give the group/models folder of an earlier group run"
-        )
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelBundleError(f"{path}: not valid JSON ({exc})") from exc
-    if info.get("manifest_version") != MANIFEST_VERSION:
-        raise ModelBundleError(
-            f"{path}: manifest version {info.get('manifest_version')!r}, this NeuroStrat reads "
-            f"version {MANIFEST_VERSION}"
-        )
+    info = read_versioned_json(
+        path,
+        "manifest_version",
+        MANIFEST_VERSION,
+        ModelBundleError,
+        "give the group/models folder of an earlier group run",
+    )
     models = []
     for name, entry in info["models"].items():
-        loaded = {}
-        for key, record in entry["files"].items():
-            file = directory / record["path"]
-            if not file.is_file():
-                raise ModelBundleError(f"{file}: missing (listed in {path})")
-            if file_digest(file) != record["sha256"]:
-                raise ModelBundleError(
-                    f"{file}: its SHA-256 differs from the manifest's; the file was changed "
-                    "after the run that saved it, so it is not loaded"
-                )
-            loaded[key] = joblib.load(file)
+        loaded = {
+            key: joblib.load(verified_file(directory, record, path, ModelBundleError))
+            for key, record in entry["files"].items()
+        }
         folds = [loaded[k] for k in sorted(loaded) if k.startswith("fold-")]
         models.append(SavedModel(name, entry, folds, loaded["full"]))
     return info, models

@@ -28,7 +28,6 @@ import numpy as np
 from bids_app.errors import DataError, NoInputError, UsageError
 
 if TYPE_CHECKING:
-    import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
 #: Files an HD-BET (nnU-Net) model folder must hold, relative to it.
@@ -117,39 +116,6 @@ def find_hdbet_weights(weights_dir: Path | None = None) -> Path | None:
     return default
 
 
-def resolve_torch_device(device: str) -> torch.device:
-    """Turn ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` into a ``torch.device``.
-
-    Parameters
-    ----------
-    device : str
-        The requested device; ``"auto"`` picks CUDA when available, else the CPU.
-
-    Returns
-    -------
-    torch.device
-        The device.
-
-    Raises
-    ------
-    UsageError
-        When the name is not a device or the device is not available.
-    """
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"{device!r} is not a torch device (use cpu, cuda or auto)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested for HD-BET but CUDA is not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {device!r} requested for HD-BET but MPS is not available")
-    return dev
-
-
 @contextmanager
 def _environ(name: str, value: str) -> Iterator[None]:
     """Set an environment variable for the duration of a ``with`` block."""
@@ -205,7 +171,9 @@ def make_hdbet_predictor(
         raise UsageError(
             f"HD-BET brain extraction needs hd-bet and nnunetv2 installed ({exc})"
         ) from exc
-    dev = resolve_torch_device(device)
+    from bids_app.deep.devices import resolve_device
+
+    dev = resolve_device(device)
     predictor = nnUNetPredictor(
         tile_step_size=0.5,
         use_gaussian=True,
