@@ -58,7 +58,7 @@ def inference_and_lrp(
         relevance(net, x, age, rule="composite")
         _sync(device)
         times.append(time.perf_counter() - start)
-    return {"task": "inference+lrp", "network": name, "seconds": min(times), "unit": "s/subject"}
+    return {"task": "inference+lrp", "network": name, "value": min(times), "unit": "s/subject"}
 
 
 def training_throughput(
@@ -79,7 +79,7 @@ def training_throughput(
     return {
         "task": f"training (batch {batch_size}, bf16 on CUDA)",
         "network": name,
-        "seconds": n_volumes / seconds,
+        "value": n_volumes / seconds,
         "unit": "volumes/s",
     }
 

@@ -68,6 +68,8 @@ def test_planted_atrophy_is_learnt_and_explained(planted):
     # the deep features entered the classifiers' comparison, and the networks its tables
     summary = pd.read_csv(group / "classification_summary.tsv", sep="\t")
     assert "deep_resnet3d" in set(summary.feature_set)
+    embeddings = pd.read_csv(group / "features_deep_resnet3d.tsv", sep="\t")
+    assert embeddings.shape == (24, 1 + 16) and embeddings.notna().all().all()
     assert "resnet3d" in set(summary.classifier)
     report = (group / "report.html").read_text()
     assert "Deep learning: cross-validated metrics" in report

@@ -7,10 +7,13 @@ in 2.0-3.5 mm (the planted medulla shrinkage and the null cohort are in
 ``tests/test_planted_atrophy.py``).
 
 The input is ``norm.mgz`` cropped to the brain plus :data:`CROP_MARGIN_VOXELS`: the 256^3
-FreeSurfer grid is three quarters air, which every step of the pipeline would otherwise process (N4,
-registration, segmentation, atlas warps). Cropping keeps the 1 mm voxels and their world
+FreeSurfer grid is three quarters air, which every step of the pipeline would otherwise process
+(N4, registration, segmentation, atlas warps). Cropping keeps the 1 mm voxels and their world
 coordinates, so the volumes and the thickness are those of the same brain; DiReCT already runs
-on the brain's bounding box whatever the field of view.
+on the brain's bounding box whatever the field of view. With one process and one ITK thread the
+test took 353 CPU-seconds (DiReCT about 245 of them), against 1003 for the 256^3 input with
+``--nprocs 2`` and DiReCT's former 20 inversion iterations (same machine, same day, loaded);
+the volume ratios were unchanged (1.06, 0.89, 0.87 against 1.06, 0.88, 0.87).
 """
 
 from __future__ import annotations

@@ -165,7 +165,10 @@ class DirectSettings:
 #: thickness_inversion.tsv``) cut DiReCT from 459 to 285 CPU-seconds; against 20 iterations the
 #: 68 regional means correlate at r = 0.998 and read 0.16 mm thinner on average (at most
 #: 0.37 mm; regional mean 3.00 instead of 3.17 mm), and the synthetic shells of
-#: ``tests/test_thickness.py`` read 1.52 and 3.05 mm instead of 1.52 and 3.09 mm.
+#: ``tests/test_thickness.py`` read 1.52 and 3.05 mm instead of 1.52 and 3.09 mm. On Colin27
+#: (325 CPU-seconds instead of the table's 460 at 2 threads) the regional mean read 2.88 mm
+#: instead of 3.01, precentral 2.54 instead of 2.63 and paracentral 2.58 instead of 2.68 mm: a
+#: thinning of 4-5 %, a tenth of the distance between "fast" and "antspy-default".
 THICKNESS_PRESETS: dict[str, DirectSettings] = {
     "antspy-default": DirectSettings(),
     "fast": DirectSettings(iterations=10, crop_margin_mm=5.0, invert_iterations=5),

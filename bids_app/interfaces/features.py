@@ -167,7 +167,12 @@ class Thickness(SimpleInterface):
         settings = thickness.THICKNESS_PRESETS[self.inputs.preset]
         thickness_map = thickness.cortical_thickness(_load(self.inputs.dseg), gm, wm, settings)
         regions = thickness.desikan_killiany_cortex()
-        values = thickness.bilateral_thickness(thickness_map, _load(self.inputs.aparcaseg), regions)
+        values = thickness.bilateral_thickness(
+            thickness_map,
+            _load(self.inputs.aparcaseg),
+            regions,
+            competitors=thickness.DK_NON_CORTICAL_GREY,
+        )
         columns = {}
         for name in values:
             structure, _, side = name.rpartition("_")

@@ -44,7 +44,8 @@ def relevance_map_figure(
     Parameters
     ----------
     relevance : nibabel.Nifti1Image
-        The map (positive relevance shown, thresholded at its 95th percentile).
+        The map (its positive relevance shown above the 99th percentile: LRP through max
+        pooling is sparse, so lower thresholds show mostly near-zero voxels).
     background : nibabel.Nifti1Image
         An image on the same grid (the subject's crop, or the mean crop).
     title : str
@@ -57,7 +58,7 @@ def relevance_map_figure(
     """
     data = np.asarray(relevance.dataobj, dtype=np.float32)
     positive = data[data > 0]
-    threshold = float(np.percentile(positive, 95)) if positive.size else 0.0
+    threshold = float(np.percentile(positive, 99)) if positive.size else 0.0
     peak = np.unravel_index(np.argmax(data), data.shape)
     cut = nib.affines.apply_affine(relevance.affine, peak)
     figure = plt.figure(figsize=(8, 3))
@@ -70,6 +71,9 @@ def relevance_map_figure(
         title=title,
         figure=figure,
         colorbar=True,
+        cmap="hot",
+        symmetric_cbar=False,
+        vmin=threshold,
         draw_cross=False,
         black_bg=False,
         annotate=True,

@@ -518,6 +518,7 @@ def _write_tables(
         "deep_history": histories,
         "deep_exclusions": left_out,
         **{f"deep_{name}_predictions": table for name, table in outcome.predictions.items()},
+        **{f"features_{family}": table for family, table in outcome.features.items()},
     }
     for name, table in tables.items():
         writer.write_table(table, writer.group_file(name, ".tsv"), params=params)

@@ -7,6 +7,7 @@ the results are then written by the derivatives writer, which alone decides thei
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import multiprocessing
 from collections.abc import Iterator, Sequence
@@ -520,10 +521,17 @@ def process_session(
     )
     workflow = init_participant_wf(inputs, options, work_dir)
     plugin, plugin_args = _plugin(config, inputs.key)
+    # nipype's MultiProc calls gc.collect() at every 0.2 s poll while a slot is free; with the
+    # imaging stack loaded each collection took ~160 ms, about 250 CPU-s per 1 mm session.
+    # Freezing the objects that exist now makes those collections nearly free.
+    gc.collect()
+    gc.freeze()
     try:
         outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
     except Exception as exc:  # a node failed: nipype wraps the cause, keep it for the summary
         return SessionOutcome(inputs.key, "failed", failure_reason(exc))
+    finally:
+        gc.unfreeze()
     write_session_outputs(outputs, inputs, options, writer, sources, params)
     return SessionOutcome(inputs.key, "done")
 
