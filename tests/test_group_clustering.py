@@ -123,3 +123,19 @@ def test_clustering_bad_input_exits_cleanly(subtypes, capsys):
     _, _, args = subtypes
     assert main([*args, "--cluster-features", "nosuch"]) == ExitCode.DATA
     assert "'nosuch' is in no participant-level feature table" in capsys.readouterr().err
+
+
+def test_one_cluster_still_describes_survival(tmp_path):
+    # no planted subtypes: BIC picks one cluster, and the report shows the patients' survival
+    # (Kaplan-Meier, median) without comparisons
+    table, _ = make_subtype_cohort(n_patients=60, n_controls=20, subtypes=False, seed=1)
+    bids, out = _write_dataset(tmp_path, table)
+    args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(tmp_path / "w")]
+    assert main([*args, "--cluster-features", "002", "--seed", "1"]) == 0
+    clusters = pd.read_csv(out / "group" / "clusters.tsv", sep="\t")
+    assert clusters["cluster"].nunique() == 1
+    median = pd.read_csv(out / "group" / "survival_median.tsv", sep="\t")
+    assert len(median) == 1
+    assert not (out / "group" / "survival_logrank.tsv").exists()
+    report = (out / "group" / "report.html").read_text()
+    assert "one cluster, nothing to compare" in report

@@ -323,7 +323,7 @@ def run_clustering(
         )
     )
     time_column, event_column = survival
-    if time_column in described and event_column in described and k > 1:
+    if time_column in described and event_column in described:
         sections += _survival(described, labels, time_column, event_column, params, writer)
     return sections
 
@@ -340,6 +340,21 @@ def _survival(
     try:
         curves = kaplan_meier_by_group(time, event, labels)
         medians = median_survival(time, event, labels)
+    except ValueError as exc:
+        raise ClusteringError(f"survival ({time_column}, {event_column}): {exc}") from exc
+    writer.write_table(curves, writer.group_file("survival_km", ".tsv"), params=params)
+    writer.write_table(medians, writer.group_file("survival_median", ".tsv"), params=params)
+    figure = _km_figure(curves)
+    writer.write_figure(figure, "survival_km")
+    if labels.nunique() < 2:
+        # one cluster: the patients' survival is described, there is nothing to compare
+        return [
+            (
+                "Survival of the patients (Kaplan-Meier; one cluster, nothing to compare)",
+                figure_html(figure, "Kaplan-Meier") + table_html(medians),
+            )
+        ]
+    try:
         tests = logrank_tests(time, event, labels)
         survivors, _ = long_short_survivors(time, event)
     except ValueError as exc:
@@ -351,15 +366,8 @@ def _survival(
         positive="short",
         categorical=["cluster"],
     )
-    for name, table in (
-        ("survival_km", curves),
-        ("survival_median", medians),
-        ("survival_logrank", tests),
-        ("survival_odds_ratios", odds),
-    ):
+    for name, table in (("survival_logrank", tests), ("survival_odds_ratios", odds)):
         writer.write_table(table, writer.group_file(name, ".tsv"), params=params)
-    figure = _km_figure(curves)
-    writer.write_figure(figure, "survival_km")
     return [
         (
             "Survival by cluster (Kaplan-Meier, log-rank; seed 002)",
