@@ -32,7 +32,7 @@ from bids_app.synthetic_crops import make_crop_cohort, write_crop_dataset
 from bids_app.workflows.deep_learning import network_options, out_of_fold_relevance
 
 #: Small, quick training for CPU: a narrow ResNet3D (4-8-16-32 kernels), a few epochs.
-FAST = ["--dl-base-width", "4", "--dl-epochs", "6", "--dl-batch-size", "2", "--no-dl-validation"]
+FAST = ["--dl-base-width", "4", "--dl-epochs", "4", "--dl-batch-size", "2", "--no-dl-validation"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

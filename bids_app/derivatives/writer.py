@@ -469,50 +469,34 @@ class DerivativesWriter:
         """
         return write_text_atomic(path, text)
 
-    def write_model(self, model: Any, name: str, folder: Path) -> Path:
-        """Save a fitted model (joblib) atomically.
+    def write_model(self, model: Any, name: str, folder: Path, kind: str = "joblib") -> Path:
+        """Save a fitted model atomically.
 
         Parameters
         ----------
         model : object
-            A fitted scikit-learn-style pipeline.
+            A fitted scikit-learn-style pipeline (``kind="joblib"``), or a network checkpoint
+            dict from :func:`bids_app.deep.bundle.checkpoint` (``kind="torch"``).
         name : str
-            ``<feature_set>__<classifier>/<fold-k or full>``.
+            ``<feature_set>__<classifier>/<fold-k or full>`` or ``<network>/<fold-k>``.
         folder : Path
             The models folder being written (from :meth:`staged_models`).
+        kind : {"joblib", "torch"}
+            How the model is serialised (``.joblib`` or ``.pt``).
 
         Returns
         -------
         Path
             The written file.
         """
-        path = folder / f"{name}.joblib"
+        if kind == "torch":
+            import torch
+
+            path, save = folder / f"{name}.pt", lambda part: torch.save(dict(model), part)
+        else:
+            path, save = folder / f"{name}.joblib", lambda part: joblib.dump(model, part)
         with atomic_path(path) as part:
-            joblib.dump(model, part)
-        return path
-
-    def write_checkpoint(self, checkpoint: Mapping[str, Any], name: str, folder: Path) -> Path:
-        """Save a network checkpoint (``torch.save`` of a dict) atomically.
-
-        Parameters
-        ----------
-        checkpoint : mapping
-            From :func:`bids_app.deep.bundle.checkpoint`.
-        name : str
-            ``<network>/<fold-k>``.
-        folder : Path
-            The models folder being written (from :meth:`staged_models`).
-
-        Returns
-        -------
-        Path
-            The written file.
-        """
-        import torch
-
-        path = folder / f"{name}.pt"
-        with atomic_path(path) as part:
-            torch.save(dict(checkpoint), part)
+            save(part)
         return path
 
     @contextlib.contextmanager

@@ -449,12 +449,13 @@ def save_bundle(
         for name, (result, spec) in results.items():
             files = {}
             for fold, state in enumerate(result.states):
-                path = writer.write_checkpoint(
+                path = writer.write_model(
                     checkpoint(
                         name, spec.options, len(contrasts), input_shape, voxel_size_mm, state
                     ),
                     f"{name}/fold-{fold}",
                     root,
+                    kind="torch",
                 )
                 files[f"fold-{fold}"] = {
                     "path": path.relative_to(root).as_posix(),
