@@ -26,8 +26,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
-from collections.abc import Collection, Iterator, Mapping
+import multiprocessing
+import os
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import ants
 import nibabel as nib
@@ -37,6 +41,10 @@ from scipy import ndimage
 from bids_app.features.atlases import atlas_path, read_label_table
 from bids_app.preprocessing.antsio import to_ants
 from bids_app.utils.arrays import bounding_box
+
+T = TypeVar("T")
+#: ITK's thread-count variable (read once per process).
+ITK_THREADS = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 
 #: Labels of our tissue segmentation (``dseg``: 1 CSF, 2 GM, 3 WM, sMRIPrep's convention).
 GM_LABEL, WM_LABEL = 2, 3
@@ -221,18 +229,15 @@ def cortical_thickness(
         margin = tuple(math.ceil(settings.crop_margin_mm / z) for z in zooms)
         box = bounding_box(labels >= GM_LABEL, margin)
     affine = dseg.slicer[box].affine
-
-    def cropped(img: nib.Nifti1Image) -> ants.ANTsImage:
-        return to_ants(nib.Nifti1Image(np.asanyarray(img.dataobj)[box], affine))
-
-    with heap_kept():
-        thickness = _direct(
-            cropped(nib.Nifti1Image(labels, dseg.affine)),
-            cropped(gm_prob),
-            cropped(wm_prob),
-            settings,
-            verbose,
-        )
+    thickness = in_one_itk_thread(
+        _direct_arrays,
+        labels[box],
+        np.asanyarray(gm_prob.dataobj)[box],
+        np.asanyarray(wm_prob.dataobj)[box],
+        affine,
+        settings,
+        verbose,
+    )
     full = np.zeros(labels.shape, dtype=np.float32)
     full[box] = thickness
     return nib.Nifti1Image(full, dseg.affine)
@@ -267,6 +272,61 @@ def heap_kept() -> Iterator[None]:
         mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
         malloc_trim(0)
+
+
+def in_one_itk_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run ``function(*args)`` with ITK on one thread, in a fresh process if need be.
+
+    ITK's multi-threaded ``KellyKapowski`` costs far more than its single-threaded run: on
+    Colin27 at 1 mm (preset ``fast``) two ITK threads had not finished after 12 minutes and
+    1445 CPU-s, where one thread took 324 CPU-s (README, "Performance").
+    ITK reads its thread count once per process, so unless this process already runs ITK on one
+    thread the call goes to a new (spawned) process that does.
+
+    Parameters
+    ----------
+    function : callable
+        A module-level function (it is pickled).
+    *args
+        Its arguments (pickled too).
+
+    Returns
+    -------
+    object
+        What ``function`` returns.
+    """
+    if os.environ.get(ITK_THREADS) == "1":
+        return function(*args)
+    previous = os.environ.get(ITK_THREADS)
+    os.environ[ITK_THREADS] = "1"  # the spawned process inherits the environment
+    try:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(function, *args).result()
+    finally:
+        if previous is None:
+            os.environ.pop(ITK_THREADS, None)
+        else:
+            os.environ[ITK_THREADS] = previous
+
+
+def _direct_arrays(
+    labels: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    affine: np.ndarray,
+    settings: DirectSettings,
+    verbose: bool,
+) -> np.ndarray:
+    """:func:`_direct` on arrays of one grid (picklable, for :func:`in_one_itk_thread`)."""
+    with heap_kept():
+        return _direct(
+            to_ants(nib.Nifti1Image(labels, affine)),
+            to_ants(nib.Nifti1Image(gm, affine)),
+            to_ants(nib.Nifti1Image(wm, affine)),
+            settings,
+            verbose,
+        )
 
 
 def _direct(
