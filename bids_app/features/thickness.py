@@ -41,6 +41,7 @@ from scipy import ndimage
 from bids_app.features.atlases import atlas_path, read_label_table
 from bids_app.preprocessing.antsio import to_ants
 from bids_app.utils.arrays import bounding_box
+from bids_app.utils.environment import environment_variable
 
 T = TypeVar("T")
 #: ITK's thread-count variable (read once per process).
@@ -297,17 +298,11 @@ def in_one_itk_thread(function: Callable[..., T], *args: Any) -> T:
     """
     if os.environ.get(ITK_THREADS) == "1":
         return function(*args)
-    previous = os.environ.get(ITK_THREADS)
-    os.environ[ITK_THREADS] = "1"  # the spawned process inherits the environment
-    try:
+    # the spawned process inherits the environment
+    with environment_variable(ITK_THREADS, "1"):
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             return pool.submit(function, *args).result()
-    finally:
-        if previous is None:
-            os.environ.pop(ITK_THREADS, None)
-        else:
-            os.environ[ITK_THREADS] = previous
 
 
 def _direct_arrays(

@@ -15,10 +15,7 @@ redirected or captured standard output.
 
 from __future__ import annotations
 
-import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +23,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.errors import DataError, NoInputError, UsageError
+from bids_app.utils.environment import environment_variable
 
 if TYPE_CHECKING:
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -116,20 +114,6 @@ def find_hdbet_weights(weights_dir: Path | None = None) -> Path | None:
     return default
 
 
-@contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
-    """Set an environment variable for the duration of a ``with`` block."""
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def make_hdbet_predictor(
     weights_dir: Path, device: str = "cpu", use_tta: bool = False
 ) -> nnUNetPredictor:
@@ -185,7 +169,7 @@ def make_hdbet_predictor(
         allow_tqdm=False,
     )
     try:
-        with _environ("nnUNet_compile", "F"):
+        with environment_variable("nnUNet_compile", "F"):
             predictor.initialize_from_trained_model_folder(str(weights_dir), "all")
     except ModuleNotFoundError as exc:
         raise DataError(
