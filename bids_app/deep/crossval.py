@@ -269,3 +269,32 @@ def deep_cross_validate(
         embeddings=embeddings if embeddings is not None else np.empty((len(y), 0)),
         test_fold=test_fold,
     )
+
+
+def fold_models(
+    result: DeepCVResult, spec: NetworkSpec, in_channels: int, device: torch.device
+) -> list[torch.nn.Module]:
+    """Rebuild the fold models of the first repeat, in evaluation mode on ``device``.
+
+    Parameters
+    ----------
+    result : DeepCVResult
+        The cross-validation (its fold weights).
+    spec : NetworkSpec
+        The network.
+    in_channels : int
+        Input contrasts.
+    device : torch.device
+        Where the models go.
+
+    Returns
+    -------
+    list of torch.nn.Module
+        Fold ``k`` explains the rows with ``result.test_fold == k``.
+    """
+    models = []
+    for state in result.states:
+        net = build_network(spec.name, in_channels, **dict(spec.options))
+        net.load_state_dict(state)
+        models.append(net.to(device).eval())
+    return models

@@ -29,7 +29,7 @@ from bids_app.config import Config
 from bids_app.deep.augment import PRESETS as AUGMENTATIONS
 from bids_app.deep.augment import SEED001_FLIP_RATES
 from bids_app.deep.bundle import CARD_VERSION, MODEL_CARD, checkpoint, load_checkpoint
-from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validate
+from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validate, fold_models
 from bids_app.deep.devices import resolve_device
 from bids_app.deep.lrp import relevance
 from bids_app.deep.training import PRESETS as TRAININGS
@@ -389,13 +389,8 @@ def out_of_fold_relevance(
     numpy.ndarray
         float32 ``[n_rows, X, Y, Z]``: relevance of the positive class summed over contrasts.
     """
-    from bids_app.deep.networks import build_network
-
     maps = np.zeros((len(volumes), *volumes.shape[2:]), dtype=np.float32)
-    for fold, state in enumerate(result.states):
-        net = build_network(spec.name, volumes.shape[1], **dict(spec.options))
-        net.load_state_dict(state)
-        net.to(device).eval()
+    for fold, net in enumerate(fold_models(result, spec, volumes.shape[1], device)):
         members = np.flatnonzero(result.test_fold == fold)
         for chunk in np.array_split(members, max(1, int(np.ceil(len(members) / batch_size)))):
             if not len(chunk):

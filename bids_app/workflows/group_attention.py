@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 
 from bids_app.config import Config
-from bids_app.deep.networks import build_network, positive_probability
+from bids_app.deep.crossval import fold_models
+from bids_app.deep.networks import positive_probability
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.features.atlases import load_atlas
 from bids_app.models.design import Target
@@ -74,11 +75,7 @@ def _crop_maps(
 def _predictor(outcome: DeepOutcome, name: str, device: torch.device):
     """Score images with the fold model that did not train on each row (out of fold)."""
     result, spec = outcome.results[name]
-    nets = []
-    for state in result.states:
-        net = build_network(spec.name, outcome.volumes.shape[1], **dict(spec.options))
-        net.load_state_dict(state)
-        nets.append(net.to(device).eval())
+    nets = fold_models(result, spec, outcome.volumes.shape[1], device)
     ages = outcome.ages
 
     @torch.no_grad()
