@@ -88,8 +88,9 @@ def _run_step(step: str, anat: Path, cwd: Path) -> None:
             atlas="desikan-killiany",
         ).run()
     elif step == "thickness":
+        # as the workflow's node with --nprocs 2 and one session: two hemispheres at once
         features.Thickness(
-            dseg=str(files["dseg"]), probseg=probseg, aparcaseg=str(files["aparcaseg"])
+            dseg=str(files["dseg"]), probseg=probseg, aparcaseg=str(files["aparcaseg"]), n_jobs=2
         ).run()
     elif step == "radiomics":
         features.Radiomics(

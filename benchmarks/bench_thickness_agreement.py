@@ -149,8 +149,11 @@ def run_child(variant: str, derivatives: Path, subject: str, out: Path) -> None:
         nib.load(derivative(derivatives, subject, suffix))
         for suffix in ("dseg.nii.gz", "label-GM_probseg.nii.gz", "label-WM_probseg.nii.gz")
     ]
+    parcellation = native_parcellation(derivatives, subject) if settings.by_hemisphere else None
     start = time.perf_counter()
-    thickness = cortical_thickness(*images, settings=settings, verbose=True)
+    thickness = cortical_thickness(
+        *images, settings=settings, verbose=True, parcellation=parcellation, n_jobs=2
+    )
     seconds = time.perf_counter() - start
     nib.save(thickness, out / "thickness.nii.gz")
     (out / "child.json").write_text(json.dumps({"direct_s": seconds}) + "\n")

@@ -150,6 +150,7 @@ class _ThicknessInputSpec(BaseInterfaceInputSpec):
     probseg = InputMultiObject(File(exists=True), mandatory=True, desc="CSF, GM, WM posteriors")
     aparcaseg = File(exists=True, mandatory=True, desc="Desikan-Killiany on the T1w grid")
     preset = traits.Enum(*thickness.THICKNESS_PRESETS, usedefault=True)
+    n_jobs = traits.Int(1, usedefault=True, nohash=True, desc="processes running DiReCT at once")
 
 
 class _ThicknessOutputSpec(_TableOutputSpec):
@@ -165,11 +166,19 @@ class Thickness(SimpleInterface):
     def _run_interface(self, runtime):
         _, gm, wm = map(_load, self.inputs.probseg)
         settings = thickness.THICKNESS_PRESETS[self.inputs.preset]
-        thickness_map = thickness.cortical_thickness(_load(self.inputs.dseg), gm, wm, settings)
+        aparcaseg = _load(self.inputs.aparcaseg)
+        thickness_map = thickness.cortical_thickness(
+            _load(self.inputs.dseg),
+            gm,
+            wm,
+            settings,
+            parcellation=aparcaseg,
+            n_jobs=self.inputs.n_jobs,
+        )
         regions = thickness.desikan_killiany_cortex()
         values = thickness.bilateral_thickness(
             thickness_map,
-            _load(self.inputs.aparcaseg),
+            aparcaseg,
             regions,
             competitors=thickness.DK_NON_CORTICAL_GREY,
         )

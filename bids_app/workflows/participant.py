@@ -105,6 +105,8 @@ class AnatomicalOptions:
         Regions described by PyRadiomics.
     thickness_preset : str
         DiReCT preset (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
+    nprocs : int
+        Processes this session may use (the thickness step runs its hemispheres side by side).
     """
 
     skull_strip: str
@@ -120,6 +122,7 @@ class AnatomicalOptions:
     atlas: str = "desikan-killiany"
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
     thickness_preset: str = "fast"
+    nprocs: int = 1
 
     @property
     def resolution(self) -> int:
@@ -318,7 +321,12 @@ def _connect_features(
         if lesion is not None:
             workflow.connect(lesion, "out_file", node, "lesion")
     if "thickness" in families:
-        node = pe.Node(Thickness(preset=options.thickness_preset), name="thickness", mem_gb=2.0)
+        node = pe.Node(
+            Thickness(preset=options.thickness_preset, n_jobs=options.nprocs),
+            name="thickness",
+            mem_gb=2.0,
+            n_procs=options.nprocs,
+        )
         workflow.connect([
             (segment, node, [("out_dseg", "dseg"), ("out_probseg", "probseg")]),
             (atlas, node, [("aparcaseg", "aparcaseg")]),
@@ -466,6 +474,7 @@ def resolve_options(
         atlas=config.atlas,
         radiomics_rois=config.radiomics_rois,
         thickness_preset=config.thickness_preset,
+        nprocs=config.nprocs,
     )
 
 
