@@ -17,11 +17,12 @@ import pytest
 from bids_app.synthetic import CohortSpec, make_cohort
 from tests.conftest import read_volumes
 
-#: Share of the planted volume loss that the measurement must find. The issue's target is the
-#: whole loss (0.85 ± 0.05); measured at 2 mm with --sloppy: 32-54 % of it (ratios 0.89-0.95 for
-#: planted 0.80-0.85), because the synthetic shrinkage pulls cerebellum and pons tissue into the
-#: medulla's place and the registration follows only part of that (see the README).
-DETECTED_SHARE = (0.25, 1.25)
+#: The issue's target: a planted 15 % medulla shrinkage reads as a ratio of 0.85 ± 0.05, and
+#: within 0.05 of the ratio realised on the subject's true labels. Measured at 2 mm with
+#: --sloppy: 0.87-0.88 for realised 0.85-0.88 (0.93-0.94 before the local SyN of the brain stem,
+#: whose 4 mm global SyN missed the cerebellar cortex that the shrinkage pulls into the
+#: medulla's place).
+PLANTED, TOLERANCE = 0.85, 0.05
 #: Two cohorts from the same seed: with a planted 15 % medulla shrinkage in the ALS group, and
 #: without any planted effect. Control subjects are byte-identical in both, ALS subjects differ
 #: only by the planted atrophy, so the ratio of our two measurements is the measured atrophy.
@@ -65,8 +66,8 @@ def test_planted_medulla_shrinkage_is_measured(planted) -> None:
     controls = truth.index[truth.diagnosis == "CN"]
     print(pd.DataFrame({"measured": ratio, "planted": truth.realised_ratio}).round(3))
     for subject in patients:
-        share = (1 - ratio[subject]) / (1 - truth.realised_ratio[subject])
-        assert DETECTED_SHARE[0] <= share <= DETECTED_SHARE[1], (subject, share)
+        assert abs(ratio[subject] - PLANTED) <= TOLERANCE, (subject, ratio[subject])
+        assert abs(ratio[subject] - truth.realised_ratio[subject]) <= TOLERANCE, subject
     # one ITK thread: the identical controls measure identical volumes (a voxel may differ)
     assert np.allclose(ratio[controls], 1.0, atol=0.01)
     # the neighbours of the medulla are not affected

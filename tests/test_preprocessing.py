@@ -28,6 +28,7 @@ from bids_app.preprocessing.registration import (
     crop_to_head,
     head_mask,
     register_to_template,
+    warp_labels,
 )
 from bids_app.preprocessing.templates import load_template, templateflow_files
 from tests.conftest import SHARED_DATA
@@ -209,3 +210,36 @@ def test_segmentation_finds_the_tissues_and_leaves_no_temporary_files(tmp_path, 
     assert dice(labels == 3, truth["WM"]) > 0.85 and dice(labels == 2, truth["GM"]) > 0.6
     assert list(tmp_path.iterdir()) == []
     assert tempfile.tempdir == str(tmp_path)
+
+
+def test_local_refinement_follows_a_smaller_structure(tmp_path):
+    """The subject's 'medulla' is a ball of radius 6 mm where the template's has 8 mm.
+
+    With an identity global mapping the warped label keeps the template's size; the local SyN
+    around it follows the subject's ball, and a label outside the refined set is untouched.
+    """
+    import ants
+
+    shape, affine = (64, 64, 64), np.eye(4)
+    grid = np.sqrt(((np.indices(shape).T - 31.5) ** 2).sum(axis=-1)).T
+
+    def image(radius: float) -> nib.Nifti1Image:
+        data = np.where(grid <= radius, 1000.0, 300.0)
+        return nib.Nifti1Image(ndimage.gaussian_filter(data, 1.0).astype(np.float32), affine)
+
+    labels = np.zeros(shape, np.int16)
+    labels[grid <= 8] = 175
+    labels[2:8, 2:8, 2:8] = 7  # far from the ball: outside the refined box
+    identity = tmp_path / "identity.mat"
+    ants.write_transform(ants.create_ants_transform(dimension=3), str(identity))
+    atlas, subject = nib.Nifti1Image(labels, affine), image(6.0)
+    plain = np.asarray(warp_labels(atlas, subject, [identity]).dataobj)
+    refined = np.asarray(
+        warp_labels(atlas, subject, [identity], refine=(175,), template_t1w=image(8.0)).dataobj
+    )
+    truth = int((grid <= 6).sum())
+    assert (plain == labels).all()
+    assert abs((refined == 175).sum() / truth - 1) < 0.15, ((refined == 175).sum(), truth)
+    assert ((refined == 7) == (labels == 7)).all()
+    with pytest.raises(ValueError, match="needs the template T1w"):
+        warp_labels(atlas, subject, [identity], refine=(175,))

@@ -134,6 +134,9 @@ def test_each_hemisphere_reads_as_the_whole_brain():
     assert np.median(difference) < 0.05 and np.percentile(difference, 99) < 0.3
     with pytest.raises(ValueError, match="needs the subject's parcellation"):
         cortical_thickness(dseg, gm, wm)
+    unlabelled = nib.Nifti1Image(np.zeros(dseg.shape, np.int16), dseg.affine)
+    with pytest.raises(ValueError, match="no white matter in a cerebral hemisphere"):
+        cortical_thickness(dseg, gm, wm, parcellation=unlabelled)
 
 
 def test_coarser_grid_comes_back_on_the_input_grid():

@@ -247,7 +247,8 @@ def cortical_thickness(
     ------
     ValueError
         When the images are not on one grid, ``dseg`` has no grey or no white matter, or
-        ``settings.by_hemisphere`` is set without a parcellation.
+        ``settings.by_hemisphere`` is set without a parcellation or with one that places no
+        white matter in a cerebral hemisphere.
     """
     images = {"gm_prob": gm_prob, "wm_prob": wm_prob}
     if parcellation is not None:
@@ -265,6 +266,11 @@ def cortical_thickness(
             raise ValueError("settings.by_hemisphere needs the subject's parcellation")
         sides = cerebral_hemispheres(parcellation, brain)
         parts = [sides == side for side in (1, 2) if ((sides == side) & (labels == WM_LABEL)).any()]
+        if not parts:
+            raise ValueError(
+                "the parcellation places no white matter in a cerebral hemisphere: is it the "
+                "Desikan-Killiany atlas on the grid of dseg?"
+            )
     else:
         parts = [brain]
     margin: tuple[int, ...] | None = None

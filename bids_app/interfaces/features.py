@@ -29,7 +29,8 @@ from bids_app.features import histogram, radiomics, thickness, volumes
 from bids_app.features.atlases import load_atlas
 from bids_app.features.brainstem import brainstem_atlas
 from bids_app.interfaces.anatomical import _load, _save
-from bids_app.preprocessing.registration import apply_transform
+from bids_app.preprocessing.registration import warp_labels
+from bids_app.preprocessing.templates import load_template
 from bids_app.utils.arrays import bounding_box
 
 #: Desikan-Killiany brain-stem codes used as the radiomics ``brainstem`` ROI.
@@ -44,14 +45,11 @@ def _save_table(values: dict[str, float], cwd: str, name: str) -> str:
     return str(path)
 
 
-def _labels(img: nib.Nifti1Image) -> nib.Nifti1Image:
-    return nib.Nifti1Image(np.rint(np.asarray(img.dataobj)).astype(np.int16), img.affine)
-
-
 class _AtlasInputSpec(BaseInterfaceInputSpec):
     t1w = File(exists=True, mandatory=True, desc="T1w (grid of the results)")
     inverse = File(exists=True, mandatory=True, desc="template-to-T1w displacement field")
     atlas = Str("desikan-killiany", usedefault=True, desc="atlas of the regional GM volumes")
+    templateflow_home = Str("", usedefault=True, desc="TemplateFlow folder ('' for nilearn)")
 
 
 class _AtlasOutputSpec(TraitedSpec):
@@ -60,7 +58,10 @@ class _AtlasOutputSpec(TraitedSpec):
 
 
 class AtlasToT1w(SimpleInterface):
-    """Warp Desikan-Killiany (brain stem split) and the chosen atlas to the T1w."""
+    """Warp Desikan-Killiany (brain stem split) and the chosen atlas to the T1w.
+
+    The brain stem's parts are refined by a local SyN (:func:`warp_labels`).
+    """
 
     input_spec = _AtlasInputSpec
     output_spec = _AtlasOutputSpec
@@ -68,14 +69,16 @@ class AtlasToT1w(SimpleInterface):
     def _run_interface(self, runtime):
         t1w = _load(self.inputs.t1w)
         inverse = [Path(self.inputs.inverse)]
-        dk = brainstem_atlas()
-        aparcaseg = _labels(apply_transform(dk, t1w, inverse, "nearestNeighbor"))
+        home = self.inputs.templateflow_home
+        template = load_template(1, Path(home) if home else None)
+        aparcaseg = warp_labels(
+            brainstem_atlas(), t1w, inverse, refine=_BRAINSTEM_CODES, template_t1w=template.t1w
+        )
         self._results["aparcaseg"] = _save(aparcaseg, runtime.cwd, "aparcaseg.nii.gz")
         if self.inputs.atlas == "desikan-killiany":
             self._results["atlas_labels"] = self._results["aparcaseg"]
         else:
-            atlas = load_atlas(self.inputs.atlas).image
-            labels = _labels(apply_transform(atlas, t1w, inverse, "nearestNeighbor"))
+            labels = warp_labels(load_atlas(self.inputs.atlas).image, t1w, inverse)
             self._results["atlas_labels"] = _save(labels, runtime.cwd, "atlas.nii.gz")
         return runtime
 

@@ -9,6 +9,9 @@ Both directions are saved as single displacement fields (ITK convention, usable 
 
 from __future__ import annotations
 
+import math
+import tempfile
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import numpy as np
 from bids_app.preprocessing.antsio import to_ants, to_nibabel
 from bids_app.preprocessing.brain_extraction import largest_component
 from bids_app.preprocessing.templates import Template, with_head
+from bids_app.utils.arrays import bounding_box
 
 #: Height (mm) of the head kept below its top before registration, as FSL's robustfov keeps
 #: 170 mm: the neck of sagittal MPRAGEs otherwise pulls the centre-of-mass initialisation down.
@@ -399,3 +403,126 @@ def field_domain(field: ants.ANTsImage) -> ants.ANTsImage:
         spacing=field.spacing,
         direction=field.direction,
     )
+
+
+@dataclass(frozen=True)
+class LocalRefinement:
+    """Settings of a local SyN that refines the template-to-T1w mapping around a few labels.
+
+    The global registration's SyN stops at a 4 mm grid (:data:`REGISTRATION_PRESETS`): small
+    structures such as the medulla oblongata (about 4 mL) follow it only in part. A second,
+    dense SyN of a box around them, initialised by the global mapping, follows their borders
+    with the cerebrospinal fluid and the cerebellum (see :func:`warp_labels`).
+
+    Parameters
+    ----------
+    margin_mm : float
+        Margin around the labels' bounding box in the T1w (mm).
+    voxel_size_mm : float
+        The local SyN runs on the box resampled to voxels of at least this size (mm).
+    metric : str
+        SyN similarity metric (``CC``, local cross-correlation, or ``mattes``).
+    radius : int
+        Radius (voxels) of ``CC``, or the histogram bins of ``mattes``.
+    iterations : tuple of int
+        SyN iterations per level (shrink factors 4, 2, 1).
+    flow_sigma, grad_step : float
+        SyN regularisation and gradient step.
+    """
+
+    margin_mm: float = 15.0
+    voxel_size_mm: float = 2.0
+    metric: str = "CC"
+    radius: int = 2
+    iterations: tuple[int, ...] = (100, 70, 30)
+    flow_sigma: float = 3.0
+    grad_step: float = 0.2
+
+    def to_dict(self) -> dict:
+        """Return the settings as JSON-serialisable values."""
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+
+
+def warp_labels(
+    labels: nib.Nifti1Image,
+    reference: nib.Nifti1Image,
+    inverse: list[Path],
+    refine: Collection[int] = (),
+    template_t1w: nib.Nifti1Image | None = None,
+    settings: LocalRefinement = LocalRefinement(),
+) -> nib.Nifti1Image:
+    """Warp a template-space label map to the T1w (nearest label), refining some labels locally.
+
+    Every label is warped with the global mapping. When ``refine`` is given, the T1w's box
+    around those labels (plus ``settings.margin_mm``) is registered once more: the template
+    T1w, brought into the box by the global mapping, is registered to the box with SyN
+    (:class:`LocalRefinement`), and the label map is warped through both mappings. Inside the box,
+    the voxels that either warp gives one of ``refine`` take the refined warp's label; all
+    other voxels keep the global one.
+
+    Parameters
+    ----------
+    labels : nibabel.Nifti1Image
+        Integer labels in template space.
+    reference : nibabel.Nifti1Image
+        The T1w (grid of the result, and the fixed image of the local registration).
+    inverse : list of Path
+        Template-to-T1w transforms in ANTs order (e.g. the inverse of
+        :func:`register_to_template`).
+    refine : collection of int
+        Labels whose borders are refined; none by default.
+    template_t1w : nibabel.Nifti1Image or None
+        The template T1w (on any grid in template space); needed when ``refine`` is given.
+    settings : LocalRefinement
+        Settings of the local SyN.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        int16 labels on the grid of ``reference``.
+
+    Raises
+    ------
+    ValueError
+        When ``refine`` is given without ``template_t1w``.
+    """
+    transforms = [str(t) for t in inverse]
+    warped = np.rint(
+        np.asarray(apply_transform(labels, reference, inverse, "nearestNeighbor").dataobj)
+    )
+    codes = warped.astype(np.int16)
+    target = np.isin(codes, list(refine))
+    if not target.any():
+        return nib.Nifti1Image(codes, reference.affine)
+    if template_t1w is None:
+        raise ValueError("refining labels needs the template T1w")
+    zooms = np.asarray(reference.header.get_zooms()[:3], dtype=float)
+    box = bounding_box(target, tuple(math.ceil(settings.margin_mm / z) for z in zooms))
+    fixed = to_ants(reference.slicer[box])
+    spacing = tuple(max(s, settings.voxel_size_mm) for s in fixed.spacing)
+    grid = ants.resample_image(fixed, spacing, use_voxels=False, interp_type=0)
+    moving = ants.apply_transforms(grid, to_ants(template_t1w), transforms, interpolator="linear")
+    with tempfile.TemporaryDirectory(prefix="neurostrat_local_syn_") as tmp:
+        local = ants.registration(
+            grid,
+            moving,
+            type_of_transform="SyNOnly",
+            initial_transform="Identity",
+            syn_metric=settings.metric,
+            syn_sampling=settings.radius,
+            reg_iterations=settings.iterations,
+            flow_sigma=settings.flow_sigma,
+            grad_step=settings.grad_step,
+            outprefix=f"{tmp}/local_",
+        )
+        refined = ants.apply_transforms(
+            fixed,
+            to_ants(labels),
+            [*local["fwdtransforms"], *transforms],
+            interpolator="nearestNeighbor",
+        )
+    refined_codes = np.rint(refined.numpy()).astype(np.int16)
+    inside = codes[box]  # a view: edited in place
+    change = np.isin(inside, list(refine)) | np.isin(refined_codes, list(refine))
+    inside[change] = refined_codes[change]
+    return nib.Nifti1Image(codes, reference.affine)

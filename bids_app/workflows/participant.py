@@ -303,7 +303,11 @@ def _connect_features(
     n4_brain, segment = workflow.get_node("n4_brain"), workflow.get_node("segment")
     families = set(options.features)
     if families & {"volumes", "thickness", "radiomics"}:
-        atlas = pe.Node(AtlasToT1w(atlas=options.atlas), name="atlas_to_t1w", mem_gb=1.5)
+        atlas = pe.Node(
+            AtlasToT1w(atlas=options.atlas, templateflow_home=str(options.templateflow_home or "")),
+            name="atlas_to_t1w",
+            mem_gb=1.5,
+        )
         workflow.connect([
             (n4_brain, atlas, [("out_file", "t1w")]),
             (workflow.get_node("register"), atlas, [("inverse", "inverse")]),
