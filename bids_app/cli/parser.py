@@ -150,8 +150,9 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
     feats.add_argument(
         "--thickness-preset",
         choices=THICKNESS_PRESET_NAMES,
-        help="DiReCT settings: fast (1 mm, 10 iterations; default), coarse (1.5 mm grid, 20 "
-        "iterations: half the time, thins thin synthetic shells), antspy-default (slow)",
+        help="DiReCT settings: fast (1 mm, 10 iterations, the two hemispheres side by side "
+        "with --nprocs 2; default), coarse (whole brain, 1.5 mm grid, 20 iterations; thins thin "
+        "synthetic shells), antspy-default (whole brain, ANTsPy's settings; slow)",
     )
 
     group = parser.add_argument_group("Options for the group level")

@@ -412,12 +412,12 @@ def map_in_one_itk_thread(
 ) -> list[T]:
     """Run ``function(*args)`` for each ``args`` of ``calls`` with ITK on one thread.
 
-    ITK's multi-threaded ``KellyKapowski`` costs far more than its single-threaded run: on
-    Colin27 at 1 mm (preset ``fast``) two ITK threads had not finished after 12 minutes and
-    1445 CPU-s, where one thread took 324 CPU-s (README, "Performance"); parallel work is
-    therefore split by processes, never by ITK threads. ITK reads its thread count once per
-    process, so unless this process already runs ITK on one thread and one job is asked for,
-    the calls go to new (spawned) processes that do.
+    ITK's multi-threaded filters sum in a varying order, so only one thread makes DiReCT repeat
+    run after run; parallel work is therefore split by processes (one per hemisphere), which on
+    Colin27 at 1 mm ran as fast as two ITK threads on the whole brain (166 s against 181 s wall,
+    README, "Performance"). ITK reads its thread count once per process, so unless this
+    process already runs ITK on one thread and one job is asked for, the calls go to new
+    (spawned) processes that do.
 
     Parameters
     ----------

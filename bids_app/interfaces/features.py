@@ -152,7 +152,8 @@ class _ThicknessInputSpec(BaseInterfaceInputSpec):
     dseg = File(exists=True, mandatory=True, desc="tissue labels (1 CSF, 2 GM, 3 WM)")
     probseg = InputMultiObject(File(exists=True), mandatory=True, desc="CSF, GM, WM posteriors")
     aparcaseg = File(exists=True, mandatory=True, desc="Desikan-Killiany on the T1w grid")
-    preset = traits.Enum(*thickness.THICKNESS_PRESETS, usedefault=True)
+    # an Enum's default is its first value: "fast", the product's default
+    preset = traits.Enum("fast", *thickness.THICKNESS_PRESETS, usedefault=True)
     n_jobs = traits.Int(1, usedefault=True, nohash=True, desc="processes running DiReCT at once")
 
 
