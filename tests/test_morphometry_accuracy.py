@@ -13,7 +13,9 @@ coordinates, so the volumes and the thickness are those of the same brain; DiReC
 on the brain's bounding box whatever the field of view. With one process and one ITK thread the
 test took 353 CPU-seconds (DiReCT about 245 of them), against 1003 for the 256^3 input with
 ``--nprocs 2`` and DiReCT's former 20 inversion iterations (same machine, same day, loaded);
-the volume ratios were unchanged (1.06, 0.89, 0.87 against 1.06, 0.88, 0.87).
+the volume ratios were unchanged (1.06, 0.89, 0.87 against 1.06, 0.88, 0.87). With the local
+SyN of the brain stem and thickness per hemisphere (2026-12-06): 0.98, 0.89, 0.87; mean
+thickness 2.96 mm.
 """
 
 from __future__ import annotations
