@@ -62,9 +62,20 @@ def test_planted_atrophy_is_learnt_and_explained(planted):
     assert len(folds) == 3 and set(folds.classifier) == {"resnet3d"}
     predictions = pd.read_csv(group / "deep_resnet3d_predictions.tsv", sep="\t")
     assert roc_auc_score(predictions.y_true, predictions.score) >= 0.8
+    # The true positives' relevance sits in the planted gyri: they hold at least 1.5 times
+    # their share of the brain's volume of its positive part (measured 2.2), and each planted
+    # gyrus is more relevant in the true positives than in the true negatives. (The ranking's
+    # first region depends on the CPU's floating-point paths: precentral on one machine, the
+    # adjacent pars opercularis, with precentral 9th and 12th, on another, for the same seed.)
+    tp_map = np.asarray(nib.load(group / "deep_resnet3d_relevance_TP.nii.gz").dataobj)
+    brain, gyri = cohort.brain_mask > 0, np.isin(cohort.atlas, cohort.planted)
+    positive = np.clip(tp_map, 0, None)
+    share = positive[gyri & brain].sum() / positive[brain].sum()
+    assert share >= 1.5 * (gyri & brain).sum() / brain.sum(), share
     ranking = pd.read_csv(group / "deep_resnet3d_relevance_regions.tsv", sep="\t")
-    tp = ranking[ranking.group == "TP"].sort_values("rank")
-    assert int(tp.label.iloc[0]) in cohort.planted, tp.head()
+    by_group = ranking.pivot_table(index="label", columns="group", values="mean_relevance")
+    planted_rows = by_group.loc[list(cohort.planted)]
+    assert (planted_rows["TP"] > planted_rows["TN"]).all(), planted_rows
     # the deep features entered the classifiers' comparison, and the networks its tables
     summary = pd.read_csv(group / "classification_summary.tsv", sep="\t")
     assert "deep_resnet3d" in set(summary.feature_set)

@@ -423,7 +423,10 @@ class LocalRefinement:
     metric : str
         SyN similarity metric (``CC``, local cross-correlation, or ``mattes``).
     radius : int
-        Radius (voxels) of ``CC``, or the histogram bins of ``mattes``.
+        Radius (voxels) of ``CC``, or the histogram bins of ``mattes``. On the planted cohort
+        of ``tests/test_planted_atrophy.py`` (2 mm) radius 1 read a planted 15 % medulla loss
+        (realised 0.877 and 0.853) as 0.870 and 0.867 in 6 s, radius 2 as 0.868 and 0.882 in
+        14 s; 40/20/10 iterations with radius 2 read 0.896 and 0.924.
     iterations : tuple of int
         SyN iterations per level (shrink factors 4, 2, 1).
     flow_sigma, grad_step : float
@@ -433,7 +436,7 @@ class LocalRefinement:
     margin_mm: float = 15.0
     voxel_size_mm: float = 2.0
     metric: str = "CC"
-    radius: int = 2
+    radius: int = 1
     iterations: tuple[int, ...] = (100, 70, 30)
     flow_sigma: float = 3.0
     grad_step: float = 0.2
