@@ -10,7 +10,7 @@ cerebellum volumes, lesion load) and 002 "Cortical Thickness Analysis and Volume
   of the segmentation inside its atlas labels, warped to the T1w with nearest neighbour; the
   brain stem's parts through a local SyN of the box around them on a 2 mm grid, which follows
   their borders better than the global registration's 4 mm SyN (a planted 15 % medulla
-  shrinkage read 0.93-0.94 without it, 0.87-0.88 with it);
+  shrinkage read 0.93-0.94 without it, 0.87 with it);
 * the lateral ventricles count the CSF voxels within :data:`VENTRICLE_REACH_MM` of their
   warped labels that the atlas places in deep white matter or nuclei (ventricles larger than
   the template's), plus half of the GM-classified voxels on their white-matter border: a voxel
