@@ -61,7 +61,7 @@ def _derivatives(subject: str, root: Path) -> Path:
 
 def _run_step(step: str, anat: Path, cwd: Path) -> None:
     """Run one step as the workflow does (the child process's work)."""
-    from bids_app.interfaces import features
+    from bids_app.participant.interfaces import features
 
     stem = next(anat.glob("*_desc-preproc_T1w.nii.gz")).name.replace("_desc-preproc_T1w.nii.gz", "")
     files = {

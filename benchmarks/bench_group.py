@@ -2,7 +2,7 @@
 
 Issue target: 3 feature sets × 9 classifiers, nested 3-fold cross-validation, on a 654 × 400
 table in at most 3 minutes on 2 cores. The table is drawn by
-:func:`bids_app.synthetic_features.make_feature_cohort` (654 subjects as in seed 000, 3 sites,
+:func:`bids_app.synthetic.features.make_feature_cohort` (654 subjects as in seed 000, 3 sites,
 planted group, age and site effects); the feature sets mimic seed 000's: 107 columns (the
 radiomic set), 256 columns (a deep-feature layer) and all 400. Every classifier runs in the
 product's pipeline (scaler → ComBat → SMOTE k=5 → classifier) with the inner grid search on
@@ -33,7 +33,7 @@ from bids_app.config import CLASSIFIER_NAMES  # noqa: E402
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline  # noqa: E402
 from bids_app.models.crossval import nested_cross_validate, outer_splits  # noqa: E402
 from bids_app.models.design import SITE, Target, build_design, join_families  # noqa: E402
-from bids_app.synthetic_features import make_feature_cohort  # noqa: E402
+from bids_app.synthetic.features import make_feature_cohort  # noqa: E402
 from bids_app.utils.threads import limit_threads  # noqa: E402
 
 #: Issue target for the whole grid (seconds, 2 cores).

@@ -1,6 +1,6 @@
 """Group-level classification: planted effects found, null data not, no leakage, bad input.
 
-The cohorts are feature tables drawn by :func:`bids_app.synthetic_features.make_feature_cohort`
+The cohorts are feature tables drawn by :func:`bids_app.synthetic.features.make_feature_cohort`
 (ComBat's generative model with planted group, age and site effects); the end-to-end tests write
 them as participant-level derivatives and run the group level through the CLI.
 """
@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import ExitCode
+from bids_app.group.workflow import clinical_by_session
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import (
     CrossValidationError,
@@ -27,8 +28,7 @@ from bids_app.models.crossval import (
     outer_splits,
 )
 from bids_app.models.design import SITE, DesignError, Target, build_design, join_families
-from bids_app.synthetic_features import make_feature_cohort
-from bids_app.workflows.group import clinical_by_session
+from bids_app.synthetic.features import make_feature_cohort
 
 
 def _design(cohort, target=None, **kwargs):

@@ -26,7 +26,7 @@ from bids_app.statistics.survival import (
     odds_ratios,
     prepare_survival,
 )
-from bids_app.synthetic_subtypes import make_subtype_cohort
+from bids_app.synthetic.subtypes import make_subtype_cohort
 
 METRICS = ["precentral", "paracentral", "medulla"]
 

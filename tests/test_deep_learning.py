@@ -1,7 +1,7 @@
 """Deep learning at the group and participant level, end to end on synthetic crops.
 
 A cohort of 2 mm MNI crops with strong atrophy planted in both precentral gyri of the positive
-subjects (``bids_app.synthetic_crops``) must be learnt out of fold (AUC >= 0.8) and the
+subjects (``bids_app.synthetic.crops``) must be learnt out of fold (AUC >= 0.8) and the
 class-average relevance of its true positives must rank a planted region first; a null cohort
 must stay near chance. The CLI writes the fold tables, the bundle with its model card, the
 attention analyses and the report; ``participant --models`` applies the bundle.
@@ -27,9 +27,9 @@ from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
 from bids_app.deep.networks import build_network
 from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.errors import ExitCode
+from bids_app.group.deep_learning import network_options, out_of_fold_relevance
 from bids_app.models.crossval import outer_splits
-from bids_app.synthetic_crops import make_crop_cohort, write_crop_dataset
-from bids_app.workflows.deep_learning import network_options, out_of_fold_relevance
+from bids_app.synthetic.crops import make_crop_cohort, write_crop_dataset
 
 #: Small, quick training for CPU: a narrow ResNet3D (4-8-16-32 kernels), a few epochs.
 FAST = ["--dl-base-width", "4", "--dl-epochs", "4", "--dl-batch-size", "2", "--no-dl-validation"]

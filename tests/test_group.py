@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_app.group.workflow import assemble_group_table
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
-from bids_app.workflows.group import assemble_group_table
 
 
 def _cohort(rng, n, age_shift=0.0, male_share=(0.5, 0.5)):

@@ -15,9 +15,9 @@ from sklearn.metrics import adjusted_rand_score
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import ExitCode
+from bids_app.group.clustering import _emm_figure
 from bids_app.statistics.ancova import ancova
-from bids_app.synthetic_subtypes import make_subtype_cohort
-from bids_app.workflows.group_clustering import _emm_figure
+from bids_app.synthetic.subtypes import make_subtype_cohort
 
 
 def _write_dataset(root, table):

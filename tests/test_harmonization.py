@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bids_app.models.harmonization import ComBatHarmonizer, check_sites
-from bids_app.synthetic_features import FeatureCohort, make_feature_cohort
+from bids_app.synthetic.features import FeatureCohort, make_feature_cohort
 
 
 def _table(cohort: FeatureCohort) -> pd.DataFrame:

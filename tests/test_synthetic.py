@@ -14,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_app import synthetic
 from bids_app.synthetic import CohortSpec, make_cohort
+from bids_app.synthetic import cohort as synthetic
 
 SYNTHSEG_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "synthseg_labels"
 

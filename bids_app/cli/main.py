@@ -132,13 +132,13 @@ def run(config: Config, run_id: str) -> int:
     participants = read_participants(config.bids_dir)
 
     if config.analysis_level == "participant":
-        from bids_app.workflows.participant import run_participant_level
+        from bids_app.participant.workflow import run_participant_level
 
         outcomes = list(run_participant_level(inventory, config, writer))
         if config.models:
             import pandas as pd
 
-            from bids_app.workflows.deep_inference import run_inference
+            from bids_app.participant.inference import run_inference
 
             ages = pd.to_numeric(participants.get("age", pd.Series(dtype=float)), errors="coerce")
             outcomes += run_inference(inventory, ages, config, writer)
@@ -153,7 +153,7 @@ def run(config: Config, run_id: str) -> int:
         logger.info("log: %s", log_file)
         return int(ExitCode.SUBJECTS_FAILED) if failed else int(ExitCode.OK)
 
-    from bids_app.workflows.group import run_group_level
+    from bids_app.group.workflow import run_group_level
 
     report = run_group_level(inventory, participants, config, writer)
     print(f"Group report: {report}")

@@ -227,7 +227,7 @@ def choose_k_by_bic(
     generalised to correlated metrics (the precentral and paracentral thicknesses are). It
     spends 3 + 1 parameters per extra cluster on three metrics, where ``"diag"`` (the
     independence model of SPSS's log-likelihood distance) spends 6 + 1 and ``"full"`` 9 + 1.
-    On 20 cohorts of :func:`bids_app.synthetic_subtypes.make_subtype_cohort` (90 patients,
+    On 20 cohorts of :func:`bids_app.synthetic.subtypes.make_subtype_cohort` (90 patients,
     three subtypes ~4 SDs apart) ``"tied"`` chose k = 3 in 20, ``"diag"`` in 6 (k = 2 in 12),
     ``"full"`` in 2 and ``"spherical"`` in 13; on 20 null cohorts (no subtypes) ``"tied"`` and
     ``"full"`` chose k = 1 in 20, ``"diag"`` in 17 and ``"spherical"`` in 7, as it cannot model

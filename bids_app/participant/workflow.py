@@ -26,7 +26,7 @@ from bids_app.derivatives.naming import TEMPLATE_SPACE
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import NeuroStratError, NoInputError
 from bids_app.inputs.inventory import SessionInputs
-from bids_app.interfaces.anatomical import (
+from bids_app.participant.interfaces.anatomical import (
     N4,
     CnnReady,
     ConformMask,
@@ -39,8 +39,15 @@ from bids_app.interfaces.anatomical import (
     SegmentTissues,
     WarpTemplateMask,
 )
-from bids_app.interfaces.conform import Conform
-from bids_app.interfaces.features import AtlasToT1w, Histogram, Radiomics, Thickness, Volumes
+from bids_app.participant.interfaces.conform import Conform
+from bids_app.participant.interfaces.features import (
+    AtlasToT1w,
+    Histogram,
+    Radiomics,
+    Thickness,
+    Volumes,
+)
+from bids_app.participant.nipype_setup import configure_nipype, failure_reason
 from bids_app.preprocessing.bias import N4_PRESETS
 from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
@@ -49,7 +56,6 @@ from bids_app.preprocessing.hdbet import find_hdbet_weights
 from bids_app.preprocessing.registration import REGISTRATION_PRESETS
 from bids_app.preprocessing.templates import TISSUES
 from bids_app.utils.logs import track
-from bids_app.workflows.nipype_setup import configure_nipype, failure_reason
 
 LOGGER = logging.getLogger("bids_app.participant")
 

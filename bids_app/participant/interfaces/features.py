@@ -28,7 +28,7 @@ from nipype.interfaces.base import (
 from bids_app.features import histogram, radiomics, thickness, volumes
 from bids_app.features.atlases import load_atlas
 from bids_app.features.brainstem import brainstem_atlas
-from bids_app.interfaces.anatomical import _load, _save
+from bids_app.participant.interfaces.anatomical import _load, _save
 from bids_app.preprocessing.registration import LocalRefinement, warp_labels
 from bids_app.preprocessing.templates import load_template
 from bids_app.utils.arrays import bounding_box

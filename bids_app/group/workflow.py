@@ -15,6 +15,23 @@ from bids_app.deep.devices import resolve_device
 from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import DataError
+from bids_app.group.attention import run_attention_analyses
+from bids_app.group.classification import (
+    class_names,
+    covariates_for,
+    default_feature_sets,
+    run_apply_models,
+    run_classification,
+    target_of,
+)
+from bids_app.group.clustering import ClusteringError, run_clustering
+from bids_app.group.deep_learning import (
+    DeepOutcome,
+    collect_crops,
+    pretrained_features,
+    run_deep_learning,
+)
+from bids_app.group.statistics import run_statistics
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.inputs.participants import read_sessions
 from bids_app.models.crossval import CrossValidationError
@@ -23,23 +40,6 @@ from bids_app.models.persistence import ModelBundleError
 from bids_app.reports.group import render_group_report
 from bids_app.reports.html import table_html
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
-from bids_app.workflows.classification import (
-    class_names,
-    covariates_for,
-    default_feature_sets,
-    run_apply_models,
-    run_classification,
-    target_of,
-)
-from bids_app.workflows.deep_learning import (
-    DeepOutcome,
-    collect_crops,
-    pretrained_features,
-    run_deep_learning,
-)
-from bids_app.workflows.group_attention import run_attention_analyses
-from bids_app.workflows.group_clustering import ClusteringError, run_clustering
-from bids_app.workflows.group_statistics import run_statistics
 
 LOGGER = logging.getLogger("bids_app.group")
 

@@ -147,7 +147,7 @@ def run_classification(
         Names of the negative and positive class (figures).
     extra_folds : pandas.DataFrame, optional
         Fold metrics of models trained elsewhere on the same folds (the networks of
-        :mod:`bids_app.workflows.deep_learning`), added to the comparison tables.
+        :mod:`bids_app.group.deep_learning`), added to the comparison tables.
 
     Returns
     -------

@@ -1768,7 +1768,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(out)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

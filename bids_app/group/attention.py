@@ -22,6 +22,7 @@ from bids_app.deep.crossval import fold_models
 from bids_app.deep.networks import positive_probability
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.features.atlases import load_atlas
+from bids_app.group.deep_learning import DeepOutcome
 from bids_app.models.design import Target
 from bids_app.preprocessing.cnn_input import to_crop_grid
 from bids_app.preprocessing.templates import load_template
@@ -37,7 +38,6 @@ from bids_app.statistics.attention import (
     spearman_permutation,
     voxelwise_regression,
 )
-from bids_app.workflows.deep_learning import DeepOutcome
 
 LOGGER = logging.getLogger("bids_app.deep")
 

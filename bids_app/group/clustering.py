@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.group.statistics import first_sessions
 from bids_app.reports.html import figure_html, table_html
 from bids_app.statistics.ancova import ancova
 from bids_app.statistics.clustering import (
@@ -39,7 +40,6 @@ from bids_app.statistics.survival import (
     median_survival,
     odds_ratios,
 )
-from bids_app.workflows.group_statistics import first_sessions
 
 LOGGER = logging.getLogger("bids_app.group")
 

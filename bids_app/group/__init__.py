@@ -1,0 +1,1 @@
+"""Group level: design → scikit-learn-style estimators → statistics → results."""

@@ -1,0 +1,1 @@
+"""Participant level: the nipype workflow of one session and the CNN inference on it."""

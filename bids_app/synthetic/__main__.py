@@ -1,0 +1,7 @@
+"""``python -m bids_app.synthetic OUT_DIR [options]``: write a synthetic BIDS cohort."""
+
+import sys
+
+from bids_app.synthetic.cohort import main
+
+sys.exit(main())

@@ -1,1 +1,0 @@
-"""The participant and group levels: nipype graphs and orchestration around the science."""
