@@ -66,7 +66,7 @@ REFERENCES = {
     ),
     "jhu": ("atlases/jhu189.nii.gz", {MIDBRAIN: (99, 100), PONS: (113, 114), MEDULLA: (115, 116)}),
 }
-# Axial planes of the former synthetic.py split (MNI z, mm).
+# Axial planes of the split the synthetic cohort (bids_app.synthetic) formerly used (MNI z, mm).
 AXIAL_MIDBRAIN_PONS_Z, AXIAL_PONS_MEDULLA_Z = -14.0, -42.0
 
 

@@ -14,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_app.synthetic import CohortSpec, make_cohort
-from bids_app.synthetic import cohort as synthetic
+from bids_app.synthetic import CohortSpec, main, make_cohort
+from bids_app.synthetic.anatomy import MEDULLA, MIDBRAIN, PONS, WM_LESION
 
 SYNTHSEG_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "synthseg_labels"
 
@@ -124,7 +124,7 @@ def test_ground_truth_maps_share_the_t1w_grid(cohort: Path) -> None:
             assert other.shape == image.shape
             np.testing.assert_allclose(other.affine, image.affine)
         labels = np.asarray(dseg.dataobj)
-        brainstem = {synthetic.MIDBRAIN, synthetic.PONS, synthetic.MEDULLA}
+        brainstem = {MIDBRAIN, PONS, MEDULLA}
         assert brainstem <= set(np.unique(labels).tolist())
         # brain tissue is bright and the background dark in T1w
         data = np.asarray(image.dataobj)
@@ -140,7 +140,7 @@ def test_lesions_only_in_subjects_with_flair(cohort: Path) -> None:
         # lesions are bright in FLAIR relative to white matter
         truth_dir = cohort / "sourcedata" / "ground_truth" / flair.relative_to(cohort).parent
         labels = np.asarray(nib.load(truth_dir / f"{stem}_dseg.nii.gz").dataobj)
-        assert np.array_equal(lesion, labels == synthetic.WM_LESION)
+        assert np.array_equal(lesion, labels == WM_LESION)
         data = np.asarray(nib.load(flair).dataobj)
         assert data[lesion].mean() > data[(labels == 2) | (labels == 41)].mean()
     without = [
@@ -214,7 +214,7 @@ def test_null_cohort_has_no_planted_deformation(tmp_path: Path) -> None:
 
 def test_refuses_a_foreign_non_empty_folder(tmp_path: Path, capsys) -> None:
     (tmp_path / "notes.txt").write_text("not a cohort")
-    assert synthetic.main([str(tmp_path), "--n-subjects", "2"]) == 1
+    assert main([str(tmp_path), "--n-subjects", "2"]) == 1
     assert "refusing" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 

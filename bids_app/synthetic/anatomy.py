@@ -46,9 +46,11 @@ from bids_app.synthetic.geometry import upsample
 # split by fractions of its own superior-inferior extent, from the top: midbrain 25 %, pons 40 %,
 # medulla the remaining 35 % (typical adult lengths ~15/25/25 mm above the foramen magnum).
 BRAINSTEM_SPLIT_FRACTIONS = (0.25, 0.40)
+
 # Mean adult total intracranial volume; the MNI152 anatomy (TIV ~2.0 L) is scaled to it
 # (Buckner et al. 2004, NeuroImage 23:724).
 TYPICAL_TIV_ML = 1450.0
+
 # FreeSurfer lookup-table codes used beyond the aseg/aparc codes of the sources.
 WM_LESION = 77
 SKULL = 165
@@ -58,6 +60,7 @@ CEREBRAL_WM = (2, 41)
 # Codes >= 500 in SynthSeg training maps are extra-cerebral tissues (not FreeSurfer codes).
 SYNTHSEG_EXTRACEREBRAL_MIN = 500
 _EXTRACRANIAL = frozenset({0, SPINAL_CORD, SKULL, HEAD_EXTRACEREBRAL})
+
 _HEAD_SEED = 20230101  # fixed: the synthesised MNI head is one anatomy, not a random draw
 _FOV_MARGIN_MM = 20.0
 _MAX_FOV_MM = 256.0
@@ -97,6 +100,7 @@ REGIONS: dict[str, Region] = {
     "lateral_ventricles": Region((4, 43), 4.0, direction=-1),
     "brain": Region((), 4.0),
 }
+
 # FreeSurfer names for the non-cortical codes that can appear in a label map.
 ASEG_NAMES: dict[int, str] = {
     2: "Left-Cerebral-White-Matter",
@@ -156,7 +160,20 @@ ASEG_NAMES: dict[int, str] = {
 
 
 def code_lut(codes: Sequence[int] | frozenset[int], size: int = 4096) -> np.ndarray:
-    """Boolean lookup table: ``lut[label]`` is True for the given codes."""
+    """Return a boolean lookup table of label codes: ``lut[label]`` is True for ``codes``.
+
+    Parameters
+    ----------
+    codes : sequence of int
+        Label codes to mark.
+    size : int
+        Length of the table (one more than the largest label it can look up).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean table, indexed by a label map: ``code_lut(codes)[labels]`` is the mask.
+    """
     lut = np.zeros(size, dtype=bool)
     lut[list(codes)] = True
     return lut
@@ -164,7 +181,13 @@ def code_lut(codes: Sequence[int] | frozenset[int], size: int = 4096) -> np.ndar
 
 @functools.lru_cache(maxsize=1)
 def brain_lut() -> np.ndarray:
-    """Lookup table of brain labels: intracranial codes except extra-cerebral CSF."""
+    """Return the lookup table of brain labels: intracranial codes except extra-cerebral CSF.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean table over label codes 0..4095 (cached: do not modify).
+    """
     lut = np.ones(4096, dtype=bool)
     lut[list(_EXTRACRANIAL | {CSF})] = False
     lut[SYNTHSEG_EXTRACEREBRAL_MIN:1000] = False
@@ -173,21 +196,54 @@ def brain_lut() -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def intracranial_lut() -> np.ndarray:
-    """Lookup table of intracranial labels (brain and CSF), i.e. the total intracranial volume."""
+    """Return the lookup table of intracranial labels (brain and CSF), i.e. of the TIV.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean table over label codes 0..4095 (cached: do not modify).
+    """
     lut = brain_lut().copy()
     lut[CSF] = True
     return lut
 
 
 def region_lut(region: str) -> np.ndarray:
-    """Lookup table of a region's labels."""
+    """Return the lookup table of a region's labels.
+
+    Parameters
+    ----------
+    region : str
+        Key of :data:`REGIONS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean table over label codes 0..4095.
+    """
     labels = REGIONS[region].labels
     return brain_lut() if not labels else code_lut(labels)
 
 
 @dataclass(frozen=True)
 class Anatomy:
-    """A whole-head label map on an axis-aligned (RAS, positive diagonal) grid."""
+    """A whole-head label map on an axis-aligned (RAS, positive diagonal) grid.
+
+    Attributes
+    ----------
+    name : str
+        Description of the source, used in messages.
+    labels : numpy.ndarray
+        int16 FreeSurfer-coded label map.
+    affine : numpy.ndarray
+        Voxel-to-world matrix (4 x 4, positive diagonal).
+    centre : numpy.ndarray
+        World centre of the scanners' field of view (mm).
+    fov_mm : numpy.ndarray
+        Extent of the field of view along x, y, z (mm).
+    native_scale : float
+        Linear factor that brings the anatomy to a typical adult head size.
+    """
 
     name: str
     labels: np.ndarray
@@ -362,7 +418,18 @@ def _synthseg_anatomy(path: str) -> Anatomy:
 
 
 def load_anatomy(key: str) -> Anatomy:
-    """Anatomy for a key: ``"mni"`` or the path of a SynthSeg label map."""
+    """Return the anatomy of a key, built once per process.
+
+    Parameters
+    ----------
+    key : str
+        ``"mni"`` or the path of a SynthSeg label map.
+
+    Returns
+    -------
+    Anatomy
+        The label map with its field of view.
+    """
     return _mni_anatomy() if key == "mni" else _synthseg_anatomy(key)
 
 
@@ -386,29 +453,40 @@ def synthseg_maps(anatomy_dir: str | os.PathLike[str]) -> list[Path]:
     return maps
 
 
-def template_label_image() -> nib.Nifti1Image:
-    """Return the MNI152 whole-head FreeSurfer-coded label map used by ``anatomy="mni"``.
+@functools.lru_cache(maxsize=4)
+def present_codes(key: str) -> np.ndarray:
+    """Return the lookup table of the label codes present in an anatomy source.
+
+    Parameters
+    ----------
+    key : str
+        Anatomy key (:func:`load_anatomy`).
 
     Returns
     -------
-    nibabel.Nifti1Image
-        int16 label map (1 mm, RAS) with FreeSurfer codes including 173/174/175 (brain stem),
-        126 (cord), 165 (skull) and 258 (scalp).
+    numpy.ndarray
+        Boolean table over label codes 0..4095 (cached: do not modify).
     """
-    anat = _mni_anatomy()
-    return nib.Nifti1Image(anat.labels.copy(), anat.affine)
-
-
-@functools.lru_cache(maxsize=4)
-def present_codes(key: str) -> np.ndarray:
-    """Boolean lookup table of the label codes present in an anatomy source."""
     present = np.zeros(4096, dtype=bool)
     present[np.nonzero(np.bincount(load_anatomy(key).labels.ravel()))[0]] = True
     return present
 
 
 def check_regions(key: str, regions: Sequence[str]) -> None:
-    """Raise ``ValueError`` naming the first region absent from the anatomy source."""
+    """Check that an anatomy source contains some label of every region.
+
+    Parameters
+    ----------
+    key : str
+        Anatomy key (:func:`load_anatomy`).
+    regions : sequence of str
+        Keys of :data:`REGIONS`.
+
+    Raises
+    ------
+    ValueError
+        Naming the first region absent from the source.
+    """
     anat = load_anatomy(key)
     present = present_codes(key)
     for region in regions:

@@ -19,12 +19,10 @@ from bids_app.synthetic.anatomy import REGIONS, check_regions, load_anatomy, reg
 # Age-related atrophy, applied to every subject relative to age 40: whole-brain volume loss of
 # ~0.2 %/year and lateral-ventricle growth of ~2 %/year (Scahill et al. 2003, Arch Neurol
 # 60:989; Fotenos et al. 2005, Neurology 64:1032).
-# Age-related atrophy, applied to every subject relative to age 40: whole-brain volume loss of
-# ~0.2 %/year and lateral-ventricle growth of ~2 %/year (Scahill et al. 2003, Arch Neurol
-# 60:989; Fotenos et al. 2005, Neurology 64:1032).
 AGE_REFERENCE_YEARS = 40.0
 BRAIN_LOSS_PER_YEAR = 0.002
 VENTRICLE_GROWTH_PER_YEAR = 0.02
+
 _CALIBRATION_SEED = 7  # fixed sub-voxel sample positions of the calibration
 CALIBRATION_STEPS = 30
 
@@ -147,14 +145,45 @@ def _strength(key: str, region: str, fraction: float) -> float:
 
 
 def prepare_regions(key: str, regions: Sequence[str]) -> None:
-    """Warm the per-process caches (anatomy, fields, calibration) for some regions."""
+    """Check the regions and warm the per-process caches (anatomy, fields, calibration).
+
+    Worker processes forked afterwards share the warmed caches.
+
+    Parameters
+    ----------
+    key : str
+        Anatomy key (:func:`~bids_app.synthetic.anatomy.load_anatomy`).
+    regions : sequence of str
+        Regions that will be deformed.
+
+    Raises
+    ------
+    ValueError
+        A region is absent from the anatomy source.
+    """
     check_regions(key, regions)
     for region in regions:
         _calibration_curve(key, region, REGIONS[region].direction)
 
 
 def age_fractions(age: float) -> dict[str, float]:
-    """Age-related volume changes (fraction lost; negative = growth) relative to age 40."""
+    """Return the age-related volume changes relative to age 40.
+
+    Parameters
+    ----------
+    age : float
+        Age in years.
+
+    Returns
+    -------
+    dict
+        ``{region: fraction lost}`` (negative = growth) for the brain and lateral ventricles.
+
+    Examples
+    --------
+    >>> age_fractions(50.0)
+    {'brain': 0.02, 'lateral_ventricles': -0.2}
+    """
     years = max(age - AGE_REFERENCE_YEARS, 0.0)
     return {
         "brain": BRAIN_LOSS_PER_YEAR * years,
@@ -163,9 +192,27 @@ def age_fractions(age: float) -> dict[str, float]:
 
 
 def apply_atrophy(key: str, fractions: Mapping[str, float], points: np.ndarray) -> np.ndarray:
-    """Pull-back positions after shrinking/enlarging regions by the given volume fractions.
+    """Pull back positions after shrinking/enlarging regions by the given volume fractions.
 
-    Returns ``points`` itself (not a copy) when every fraction is zero.
+    Parameters
+    ----------
+    key : str
+        Anatomy key (:func:`~bids_app.synthetic.anatomy.load_anatomy`).
+    fractions : mapping
+        ``{region: fraction of its template volume removed}``; negative fractions enlarge.
+    points : numpy.ndarray
+        World points (3, N) at which the deformed anatomy is sampled.
+
+    Returns
+    -------
+    numpy.ndarray
+        Anatomy positions (3, N) to sample instead; ``points`` itself (not a copy) when every
+        fraction is zero.
+
+    Raises
+    ------
+    ValueError
+        A fraction is beyond what a smooth deformation gives without folding.
     """
     moved = points
     for region, fraction in fractions.items():

@@ -19,6 +19,7 @@ _COMMON_COLUMNS: dict[str, dict[str, Any]] = {
     "age": {"Description": "Age at the first session", "Units": "year"},
     "sex": {"Description": "Sex", "Levels": {"M": "male", "F": "female"}},
 }
+# Clinical columns of each family (:func:`clinical_family`); "n/a" for controls.
 CLINICAL_COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
     "als": {
         "alsfrs_r": {

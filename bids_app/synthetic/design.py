@@ -19,7 +19,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Session:
-    """One imaging session of a subject."""
+    """One imaging session of a subject.
+
+    Attributes
+    ----------
+    label : str
+        BIDS session label (``01``, ``02``).
+    age : float
+        Age at the session (years).
+    acq_time : str
+        Date and time of the session (ISO 8601).
+    planted : dict
+        ``{region: planted fraction of its volume removed}`` (negative = enlarged).
+    """
 
     label: str
     age: float
@@ -29,9 +41,30 @@ class Session:
 
 @dataclass(frozen=True)
 class SubjectPlan:
-    """Everything a worker needs to simulate one subject."""
+    """Everything a worker needs to simulate one subject.
 
-    index: int
+    Attributes
+    ----------
+    participant : dict
+        The subject's row of ``participants.tsv``.
+    anatomy_key : str
+        Anatomy the subject is deformed from (:func:`~bids_app.synthetic.anatomy.load_anatomy`).
+    site : Site
+        The scanner.
+    sex : str
+        ``"M"`` or ``"F"``.
+    severity : float
+        Severity multiplier of the planted atrophy (0 for controls).
+    has_flair : bool
+        Whether a FLAIR is acquired.
+    n_lesions : int
+        Number of white-matter lesions.
+    sessions : tuple of Session
+        The sessions, in order.
+    seed : numpy.random.SeedSequence
+        Seed of everything drawn while simulating the subject.
+    """
+
     participant: dict[str, str]
     anatomy_key: str
     site: Site
@@ -55,7 +88,29 @@ def plan_cohort(
     rng: np.random.Generator,
     subject_seeds: Sequence[np.random.SeedSequence],
 ) -> list[SubjectPlan]:
-    """Draw sites, groups, demographics, clinical values and sessions for every subject."""
+    """Draw sites, groups, demographics, clinical values and sessions for every subject.
+
+    Subjects are spread evenly over sites, groups evenly within each site, and sex is balanced
+    within each group, so that neither is confounded with the diagnosis.
+
+    Parameters
+    ----------
+    spec : CohortSpec
+        The cohort's parameters.
+    sites : sequence of Site
+        The drawn sites.
+    anatomy_keys : sequence of str
+        Anatomies, cycled over subjects.
+    rng : numpy.random.Generator
+        Source of the cohort-level randomness.
+    subject_seeds : sequence of numpy.random.SeedSequence
+        One seed per subject, for its simulation.
+
+    Returns
+    -------
+    list of SubjectPlan
+        One plan per subject, in order.
+    """
     n = spec.n_subjects
     groups = spec.resolved_groups()
     names = list(groups)
@@ -131,7 +186,6 @@ def plan_cohort(
             )
         plans.append(
             SubjectPlan(
-                index=i,
                 participant=row,
                 anatomy_key=anatomy_keys[i % len(anatomy_keys)],
                 site=sites[site_of[i]],

@@ -15,7 +15,17 @@ from bids_app.synthetic.geometry import rotation
 
 @dataclass(frozen=True)
 class Lesion:
-    """A Gaussian ellipsoid in anatomy coordinates; voxels with summed value > 0.5 are lesion."""
+    """A Gaussian ellipsoid in anatomy coordinates; voxels with summed value > 0.5 are lesion.
+
+    Attributes
+    ----------
+    centre : numpy.ndarray
+        World centre (mm).
+    inv_sqrt_cov : numpy.ndarray
+        Matrix (3 x 3) mapping an offset from the centre to standard units.
+    reach_mm : float
+        Half-width of the box outside which the blob is negligible.
+    """
 
     centre: np.ndarray
     inv_sqrt_cov: np.ndarray
@@ -37,7 +47,22 @@ def _lesion_prior(key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_lesions(key: str, n: int, rng: np.random.Generator) -> list[Lesion]:
-    """Draw ``n`` smooth, periventricular-biased white-matter lesion blobs."""
+    """Draw ``n`` smooth, periventricular-biased white-matter lesion blobs.
+
+    Parameters
+    ----------
+    key : str
+        Anatomy key (:func:`~bids_app.synthetic.anatomy.load_anatomy`).
+    n : int
+        Number of lesions.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    list of Lesion
+        The lesions, in anatomy coordinates.
+    """
     if n == 0:
         return []
     world, weights = _lesion_prior(key)
@@ -53,7 +78,19 @@ def draw_lesions(key: str, n: int, rng: np.random.Generator) -> list[Lesion]:
 def apply_lesions(
     labels: np.ndarray, points: np.ndarray, lesions: Sequence[Lesion], growth: float
 ) -> None:
-    """Set cerebral WM voxels inside the lesion blobs (at anatomy points) to code 77."""
+    """Set cerebral WM voxels inside the lesion blobs to code 77 (``WM_LESION``), in place.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Flat label values sampled at ``points``.
+    points : numpy.ndarray
+        Anatomy positions (3, N) of the values.
+    lesions : sequence of Lesion
+        The subject's lesions.
+    growth : float
+        Linear growth factor of every lesion since the first session.
+    """
     candidates = np.nonzero(code_lut(CEREBRAL_WM)[labels])[0]
     if not lesions or candidates.size == 0:
         return

@@ -62,7 +62,7 @@ def _evaluate_lattice(
     return np.stack([ndi.map_coordinates(c, coords, order=1, mode="nearest") for c in lattice])
 
 
-def synthesise(
+def _synthesise(
     labels: np.ndarray, contrast: str, site: Site, rng: np.random.Generator
 ) -> np.ndarray:
     """SynthSeg-style image: per-label Gaussian, PSF blur, bias field, gain, Rician noise."""
@@ -129,9 +129,9 @@ def _simulate_session(
 
     labels_cf = sample(counterfactual)
     labels = sample(planted_pts) if planted_pts is not counterfactual else labels_cf
-    images = {"T1w": synthesise(labels, "T1w", plan.site, rng)}
+    images = {"T1w": _synthesise(labels, "T1w", plan.site, rng)}
     if plan.has_flair:
-        images["FLAIR"] = synthesise(labels, "FLAIR", plan.site, rng)
+        images["FLAIR"] = _synthesise(labels, "FLAIR", plan.site, rng)
     voxel_ml = float(np.prod(plan.site.voxel_size)) / 1000.0
     return {
         "affine": affine,
@@ -234,7 +234,22 @@ def _simulate_subject(plan: SubjectPlan, bids_dir: str) -> tuple[list[dict], set
 def simulate_subjects(
     plans: Sequence[SubjectPlan], bids_dir: Path, n_jobs: int
 ) -> list[tuple[list[dict], set[int]]]:
-    """Simulate subjects in order, in this process or in ``n_jobs`` worker processes."""
+    """Simulate and write every subject, in this process or in ``n_jobs`` worker processes.
+
+    Parameters
+    ----------
+    plans : sequence of SubjectPlan
+        The subjects.
+    bids_dir : Path
+        Output folder.
+    n_jobs : int
+        Worker processes; the output does not depend on it.
+
+    Returns
+    -------
+    list of tuple
+        Per subject, in order: its ground-truth rows and the label codes of its true label maps.
+    """
     if n_jobs <= 1 or len(plans) <= 1:
         return [_simulate_subject(plan, str(bids_dir)) for plan in plans]
     # fork shares the warmed caches (label map, fields, calibration) with the workers

@@ -72,7 +72,28 @@ _SITE_PROFILES: tuple[dict[str, Any], ...] = (
 
 @dataclass(frozen=True)
 class Site:
-    """A scanner: metadata, grid orientation/resolution and intensity perturbations."""
+    """A scanner: metadata, grid orientation/resolution and intensity perturbations.
+
+    Attributes
+    ----------
+    name : str
+        ``siteA``, ``siteB`` ...
+    profile : dict
+        Scanner profile: array orientation, slice scale, DICOM-like metadata and per-contrast
+        timings.
+    voxel_size : tuple of float
+        Voxel size (mm) along the array axes.
+    psf_sigma_vox : float
+        Gaussian point-spread function (voxels).
+    gain : float
+        Global intensity scale.
+    bias_sd : float
+        Standard deviation of the log bias field.
+    noise_sd : float
+        Rician noise level, relative to white matter before the gain.
+    tissue_factor : dict
+        ``{contrast: {tissue: factor}}`` applied to the tissue intensity priors.
+    """
 
     name: str
     profile: dict[str, Any]
@@ -84,12 +105,33 @@ class Site:
     tissue_factor: dict[str, dict[str, float]]
 
     def describe(self) -> dict[str, Any]:
-        """Parameters as a JSON-able dict."""
+        """Return the parameters as a JSON-able dict.
+
+        Returns
+        -------
+        dict
+            Every attribute.
+        """
         return dataclasses.asdict(self)
 
 
 def draw_sites(n_sites: int, voxel_size: float, rng: np.random.Generator) -> list[Site]:
-    """Draw per-site contrast, gain, bias, noise and blur (SynthSeg-style randomisation)."""
+    """Draw per-site contrast, gain, bias, noise and blur (SynthSeg-style randomisation).
+
+    Parameters
+    ----------
+    n_sites : int
+        Number of sites; scanner profiles are cycled over them.
+    voxel_size : float
+        Nominal isotropic voxel size (mm).
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    list of Site
+        The sites, in order.
+    """
     sites = []
     for i in range(n_sites):
         profile = _SITE_PROFILES[i % len(_SITE_PROFILES)]
@@ -124,7 +166,22 @@ def _site_letter(i: int) -> str:
 
 
 def site_grid(anat: Anatomy, site: Site) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Scanner grid (affine, shape) of a site: its array orientation and voxel size."""
+    """Return a site's scanner grid over an anatomy: its array orientation and voxel size.
+
+    Parameters
+    ----------
+    anat : Anatomy
+        The anatomy, whose field of view the grid covers.
+    site : Site
+        The scanner.
+
+    Returns
+    -------
+    affine : numpy.ndarray
+        Voxel-to-world matrix (4 x 4).
+    shape : tuple of int
+        Array shape.
+    """
     axis_of = {
         "R": (0, 1.0),
         "L": (0, -1.0),
@@ -146,7 +203,22 @@ def site_grid(anat: Anatomy, site: Site) -> tuple[np.ndarray, tuple[int, int, in
 
 
 def sidecar(site: Site, contrast: str, affine: np.ndarray) -> dict[str, Any]:
-    """BIDS sidecar with the site's scanner metadata for a contrast."""
+    """Return the BIDS sidecar of an image: the site's scanner metadata for a contrast.
+
+    Parameters
+    ----------
+    site : Site
+        The scanner.
+    contrast : str
+        ``"T1w"`` or ``"FLAIR"``.
+    affine : numpy.ndarray
+        The image's voxel-to-world matrix (its slice axis is described).
+
+    Returns
+    -------
+    dict
+        JSON-able sidecar.
+    """
     profile = site.profile
     slice_axis = nib.aff2axcodes(affine)[2]
     return {

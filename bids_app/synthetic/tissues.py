@@ -64,7 +64,23 @@ _TISSUE_OF_CODE: dict[int, str] = {
 
 
 def tissue(code: int) -> str:
-    """Tissue class of a label code (cortical parcels are cortex; unknown codes are guessed)."""
+    """Return the tissue class of a label code.
+
+    Parameters
+    ----------
+    code : int
+        FreeSurfer (or SynthSeg extra-cerebral) label code.
+
+    Returns
+    -------
+    str
+        Key of :data:`TISSUES`; cortical parcels are cortex, unknown codes are guessed.
+
+    Examples
+    --------
+    >>> tissue(2), tissue(1024), tissue(520)
+    ('wm', 'cortex', 'soft_tissue')
+    """
     if code in _TISSUE_OF_CODE:
         return _TISSUE_OF_CODE[code]
     if 1000 <= code < 3000:
