@@ -1,8 +1,16 @@
-"""Shared fixtures: small BIDS datasets written by the tests themselves."""
+"""Shared fixtures: small BIDS datasets written by the tests themselves.
+
+Also the suite's guards: tests marked ``requires_bids_validator`` skip, with the reason, where the
+``bids-validator`` command is not installed, and a run fails if its tests left new files in the
+repository (outputs belong in ``tmp_path``; the participant level's default work folder is
+``./work``, so a test that runs it passes ``-w``).
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,7 +20,80 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPOSITORY / ".." / "shared" / "data"
+
+#: Why a test marked ``requires_bids_validator`` is skipped where the command is missing.
+NO_BIDS_VALIDATOR = "needs the bids-validator command (npm install -g bids-validator@1.15.0)"
+#: Folders that a test run may leave in the repository: the caches of Python, pytest and ruff.
+CACHES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
+_UNTRACKED_BEFORE = pytest.StashKey[frozenset[str] | None]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``requires_bids_validator`` when the command is not installed."""
+    if shutil.which("bids-validator") is not None:
+        return
+    skip = pytest.mark.skip(reason=NO_BIDS_VALIDATOR)
+    for item in items:
+        if item.get_closest_marker("requires_bids_validator"):
+            item.add_marker(skip)
+
+
+def untracked_paths(repository: Path = REPOSITORY) -> frozenset[str] | None:
+    """Untracked and ignored paths of a git checkout, caches left out; None outside a checkout.
+
+    ``git status`` lists a new folder once (``work/``), not each file in it; the folders at the
+    top of the checkout are added, since git does not list an empty one.
+    """
+    if not (repository / ".git").exists():
+        return None
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    paths = {line[3:] for line in status.splitlines() if line[:2] in ("??", "!!")}
+    paths |= {f"{entry.name}/" for entry in repository.iterdir() if entry.is_dir()}
+    return frozenset(
+        path
+        for path in paths
+        if not CACHES & set(Path(path).parts) and not path.endswith((".pyc", ".pyo"))
+    )
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note the repository's untracked files before the tests (in the controller only)."""
+    if not _is_xdist_worker(session.config):
+        session.config.stash[_UNTRACKED_BEFORE] = untracked_paths()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if its tests created files in the repository (in the controller only)."""
+    before = session.config.stash.get(_UNTRACKED_BEFORE, None)
+    if _is_xdist_worker(session.config) or before is None:
+        return
+    new = sorted((untracked_paths() or frozenset()) - before)
+    if not new:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_sep("=", "tests wrote into the repository", red=True, bold=True)
+        for path in new:
+            reporter.write_line(f"{REPOSITORY / path}")
+        reporter.write_line("write into tmp_path instead (runs of the app: pass -w)")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -53,15 +53,15 @@ def test_invalid_bids(tmp_path, make_bids):
     assert main([str(bids), str(tmp_path / "out"), "participant"]) == ExitCode.INVALID_BIDS
 
 
+@pytest.mark.requires_bids_validator
 def test_invalid_bids_from_validator(tmp_path, make_bids, capsys):
     bids = make_bids(subjects=["01"])
     (bids / "sub-01" / "anat" / "sub-01_T1x.nii.gz").write_bytes(b"")
     code = main([str(bids), str(tmp_path / "out"), "participant"])
     assert code == ExitCode.INVALID_BIDS
     assert "--skip-bids-validation" in capsys.readouterr().err
-    code = main(
-        [str(bids), str(tmp_path / "out"), "participant", "--skip_bids_validator", *FEW_FEATURES]
-    )
+    args = ["--skip_bids_validator", "-w", str(tmp_path / "work"), *FEW_FEATURES]
+    code = main([str(bids), str(tmp_path / "out"), "participant", *args])
     assert code == ExitCode.OK
 
 
