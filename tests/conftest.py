@@ -1,7 +1,7 @@
 """Shared fixtures: small BIDS datasets written by the tests themselves.
 
 Also the suite's guards: tests marked ``requires_bids_validator`` skip, with the reason, where the
-``bids-validator`` command is not installed, and a run fails if its tests left new files in the
+``bids-validator`` command is not installed, and a run fails if its tests wrote into the
 repository (outputs belong in ``tmp_path``; the participant level's default work folder is
 ``./work``, so a test that runs it passes ``-w``).
 """
@@ -27,7 +27,7 @@ SHARED_DATA = REPOSITORY / ".." / "shared" / "data"
 NO_BIDS_VALIDATOR = "needs the bids-validator command (npm install -g bids-validator@1.15.0)"
 #: Folders that a test run may leave in the repository: the caches of Python, pytest and ruff.
 CACHES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
-_UNTRACKED_BEFORE = pytest.StashKey[frozenset[str] | None]()
+_CHANGES_BEFORE = pytest.StashKey[frozenset[str] | None]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,11 +40,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def untracked_paths(repository: Path = REPOSITORY) -> frozenset[str] | None:
-    """Untracked and ignored paths of a git checkout, caches left out; None outside a checkout.
+def repository_changes(repository: Path = REPOSITORY) -> frozenset[str] | None:
+    """The changes of a git checkout (``git status``, ignored files included, caches left out).
 
-    ``git status`` lists a new folder once (``work/``), not each file in it; the folders at the
-    top of the checkout are added, since git does not list an empty one.
+    One entry per changed path, as ``git status --porcelain`` writes it (``?? new.txt``,
+    `` M changed.py``, ``!! work/``): a new folder is one entry, not one per file in it. The
+    folders at the top of the checkout are added (``.. name/``), since git does not list an empty
+    one. None outside a git checkout.
     """
     if not (repository / ".git").exists():
         return None
@@ -59,12 +61,12 @@ def untracked_paths(repository: Path = REPOSITORY) -> frozenset[str] | None:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    paths = {line[3:] for line in status.splitlines() if line[:2] in ("??", "!!")}
-    paths |= {f"{entry.name}/" for entry in repository.iterdir() if entry.is_dir()}
+    entries = set(status.splitlines())
+    entries |= {f".. {entry.name}/" for entry in repository.iterdir() if entry.is_dir()}
     return frozenset(
-        path
-        for path in paths
-        if not CACHES & set(Path(path).parts) and not path.endswith((".pyc", ".pyo"))
+        entry
+        for entry in entries
+        if not CACHES & set(Path(entry[3:]).parts) and not entry.endswith((".pyc", ".pyo"))
     )
 
 
@@ -73,26 +75,29 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Note the repository's untracked files before the tests (in the controller only)."""
+    """Note the repository's changes before the tests (in the controller only)."""
     if not _is_xdist_worker(session.config):
-        session.config.stash[_UNTRACKED_BEFORE] = untracked_paths()
+        session.config.stash[_CHANGES_BEFORE] = repository_changes()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Fail the run if its tests created files in the repository (in the controller only)."""
-    before = session.config.stash.get(_UNTRACKED_BEFORE, None)
+    """Fail the run if its tests wrote into the repository (in the controller only)."""
+    before = session.config.stash.get(_CHANGES_BEFORE, None)
     if _is_xdist_worker(session.config) or before is None:
         return
-    new = sorted((untracked_paths() or frozenset()) - before)
+    new = sorted((repository_changes() or frozenset()) - before)
     if not new:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write("\n")
-        reporter.write_sep("=", "tests wrote into the repository", red=True, bold=True)
-        for path in new:
-            reporter.write_line(f"{REPOSITORY / path}")
-        reporter.write_line("write into tmp_path instead (runs of the app: pass -w)")
+        reporter.write_sep("=", f"tests wrote into the repository {REPOSITORY}", red=True)
+        for entry in new:
+            reporter.write_line(entry)
+        reporter.write_line(
+            "Tests write into tmp_path (runs of the app: pass -w, whose default is ./work); "
+            "files edited by hand during the run are listed too."
+        )
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
