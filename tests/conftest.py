@@ -25,8 +25,9 @@ SHARED_DATA = REPOSITORY / ".." / "shared" / "data"
 
 #: Why a test marked ``requires_bids_validator`` is skipped where the command is missing.
 NO_BIDS_VALIDATOR = "needs the bids-validator command (npm install -g bids-validator@1.15.0)"
-#: Folders that a test run may leave in the repository: the caches of Python, pytest and ruff.
-CACHES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
+#: What a test run may leave in the repository: the caches of Python, pytest and ruff, and the
+#: data file of a coverage run.
+CACHES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".coverage"})
 _CHANGES_BEFORE = pytest.StashKey[frozenset[str] | None]()
 
 
