@@ -29,6 +29,11 @@ $(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt pypro
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15
 
+# The development lane: the tests not marked slow (the long ones stay in `make test`).
+.PHONY: test-fast
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile -m "not slow"
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_preprocessing.py

@@ -1,8 +1,16 @@
-"""Shared fixtures: small BIDS datasets written by the tests themselves."""
+"""Shared fixtures: small BIDS datasets written by the tests themselves.
+
+Also the suite's guards: tests marked ``requires_bids_validator`` skip, with the reason, where the
+``bids-validator`` command is not installed, and a run fails if its tests wrote into the
+repository (outputs belong in ``tmp_path``; the participant level's default work folder is
+``./work``, so a test that runs it passes ``-w``).
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,7 +20,86 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPOSITORY / ".." / "shared" / "data"
+
+#: Why a test marked ``requires_bids_validator`` is skipped where the command is missing.
+NO_BIDS_VALIDATOR = "needs the bids-validator command (npm install -g bids-validator@1.15.0)"
+#: What a test run may leave in the repository: the caches of Python, pytest and ruff, and the
+#: data file of a coverage run.
+CACHES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".coverage"})
+_CHANGES_BEFORE = pytest.StashKey[frozenset[str] | None]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``requires_bids_validator`` when the command is not installed."""
+    if shutil.which("bids-validator") is not None:
+        return
+    skip = pytest.mark.skip(reason=NO_BIDS_VALIDATOR)
+    for item in items:
+        if item.get_closest_marker("requires_bids_validator"):
+            item.add_marker(skip)
+
+
+def repository_changes(repository: Path = REPOSITORY) -> frozenset[str] | None:
+    """The changes of a git checkout (``git status``, ignored files included, caches left out).
+
+    One entry per changed path, as ``git status --porcelain`` writes it (``?? new.txt``,
+    `` M changed.py``, ``!! work/``): a new folder is one entry, not one per file in it. The
+    folders at the top of the checkout are added (``.. name/``), since git does not list an empty
+    one. None outside a git checkout.
+    """
+    if not (repository / ".git").exists():
+        return None
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    entries = set(status.splitlines())
+    entries |= {f".. {entry.name}/" for entry in repository.iterdir() if entry.is_dir()}
+    return frozenset(
+        entry
+        for entry in entries
+        if not CACHES & set(Path(entry[3:]).parts) and not entry.endswith((".pyc", ".pyo"))
+    )
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note the repository's changes before the tests (in the controller only)."""
+    if not _is_xdist_worker(session.config):
+        session.config.stash[_CHANGES_BEFORE] = repository_changes()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if its tests wrote into the repository (in the controller only)."""
+    before = session.config.stash.get(_CHANGES_BEFORE, None)
+    if _is_xdist_worker(session.config) or before is None:
+        return
+    new = sorted((repository_changes() or frozenset()) - before)
+    if not new:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_sep("=", f"tests wrote into the repository {REPOSITORY}", red=True)
+        for entry in new:
+            reporter.write_line(entry)
+        reporter.write_line(
+            "Tests write into tmp_path (runs of the app: pass -w, whose default is ./work); "
+            "files edited by hand during the run are listed too."
+        )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

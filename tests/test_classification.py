@@ -66,6 +66,7 @@ def test_planted_effect_is_found():
     assert max(aucs.values()) >= 0.9, aucs
 
 
+@pytest.mark.slow
 def test_label_permuted_data_gives_chance_auc():
     cohort = make_feature_cohort(n_subjects=120, n_features=30, effect_size=1.5, seed=2)
     rng = np.random.default_rng(0)

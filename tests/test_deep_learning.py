@@ -55,6 +55,7 @@ def planted(tmp_path_factory):
     return root, cohort, bids, out
 
 
+@pytest.mark.slow
 def test_planted_atrophy_is_learnt_and_explained(planted):
     _, cohort, _, out = planted
     group = out / "group"
@@ -87,6 +88,7 @@ def test_planted_atrophy_is_learnt_and_explained(planted):
     assert "Attention maps: resnet3d" in report
 
 
+@pytest.mark.slow
 def test_bundle_and_model_card(planted, tmp_path):
     _, cohort, _, out = planted
     bundle_dir = out / "group" / "deep_models"
@@ -112,6 +114,7 @@ def test_bundle_and_model_card(planted, tmp_path):
     assert maps.shape == cohort.images.shape[2:]
 
 
+@pytest.mark.slow
 def test_participant_inference_with_the_bundle(planted, tmp_path):
     out = planted[3]
     external = make_crop_cohort(6, atrophy=0.8, seed=11)
@@ -141,6 +144,7 @@ def _summary(out):
     return sorted((out / "logs").glob("summary_*.txt"))[-1].read_text()
 
 
+@pytest.mark.slow
 def test_inference_bad_input(planted, tmp_path, capsys):
     out = planted[3]
     external = make_crop_cohort(2, atrophy=0.8, seed=12)
@@ -169,6 +173,7 @@ def test_inference_bad_input(planted, tmp_path, capsys):
         assert "--device" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_null_cohort_stays_at_chance():
     # no planted effect: mean fold AUC within 0.5 +- 0.15. 120 subjects (test folds of 40 keep
     # the mean's SD near 0.05), crops pooled to 8 mm: the claim does not depend on resolution
@@ -237,6 +242,7 @@ def test_gamer_with_age_and_its_attention_maps():
         deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_pretrained_feature_extractor(planted, tmp_path):
     root, cohort, bids, out = planted
     net = build_network("cnn8", 1, **network_options("cnn8", 2))

@@ -14,6 +14,8 @@ from bids import BIDSLayout
 from bids_app.cli.main import main
 from bids_app.preprocessing.quality import dice
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):

@@ -53,15 +53,15 @@ def test_invalid_bids(tmp_path, make_bids):
     assert main([str(bids), str(tmp_path / "out"), "participant"]) == ExitCode.INVALID_BIDS
 
 
+@pytest.mark.requires_bids_validator
 def test_invalid_bids_from_validator(tmp_path, make_bids, capsys):
     bids = make_bids(subjects=["01"])
     (bids / "sub-01" / "anat" / "sub-01_T1x.nii.gz").write_bytes(b"")
     code = main([str(bids), str(tmp_path / "out"), "participant"])
     assert code == ExitCode.INVALID_BIDS
     assert "--skip-bids-validation" in capsys.readouterr().err
-    code = main(
-        [str(bids), str(tmp_path / "out"), "participant", "--skip_bids_validator", *FEW_FEATURES]
-    )
+    args = ["--skip_bids_validator", "-w", str(tmp_path / "work"), *FEW_FEATURES]
+    code = main([str(bids), str(tmp_path / "out"), "participant", *args])
     assert code == ExitCode.OK
 
 
@@ -125,6 +125,7 @@ def test_corrupt_image_spares_other_subjects(tmp_path, make_bids, capsys):
     assert "2 done" in summary and "1 failed" in summary and "sub-02" in summary
 
 
+@pytest.mark.slow
 def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
     bids = make_bids(subjects=["01", "02"], sessions=["1", "2"])
     missing = bids / "sub-01" / "ses-2" / "anat" / "sub-01_ses-2_T1w.nii.gz"
@@ -145,6 +146,7 @@ def test_session_without_t1w_fails_alone(tmp_path, make_bids, capsys):
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["participant", "group"])
 def test_group_without_group_column(tmp_path, make_bids, level):
     bids = make_bids(subjects=["01", "02"])

@@ -78,7 +78,7 @@ def test_dataset_root_checks(tmp_path, make_bids):
         check_dataset_root(bids)
 
 
-@pytest.mark.skipif(shutil.which("bids-validator") is None, reason="bids-validator not installed")
+@pytest.mark.requires_bids_validator
 def test_validator_accepts_valid_and_rejects_invalid(make_bids):
     bids = make_bids(sessions=["1"], flair=["01"])
     validate_dataset(bids)

@@ -19,6 +19,8 @@ import pytest
 from bids_app.cli.main import main
 from bids_app.errors import ExitCode
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:

@@ -17,6 +17,8 @@ import pytest
 from bids_app.synthetic import CohortSpec, make_cohort
 from tests.conftest import read_volumes
 
+pytestmark = pytest.mark.slow
+
 #: The issue's target: a planted 15 % medulla shrinkage reads as a ratio of 0.85 ± 0.05, and
 #: within 0.05 of the ratio realised on the subject's true labels. Measured at 2 mm with
 #: --sloppy: 0.870 and 0.868 for realised 0.877 and 0.853 (0.93-0.94 before the local SyN of

@@ -108,6 +108,7 @@ def shells() -> dict[float, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+@pytest.mark.slow
 def test_shell_thickness_is_measured(shells):
     # DiReCT runs from the centres of the WM boundary voxels and at ANTs' gradient step (kept by
     # "fast") stops short of the outer edge of a sharp synthetic shell: at 1 mm we measured
@@ -123,6 +124,7 @@ def test_shell_thickness_is_measured(shells):
     assert 0.75 * 1.5 <= thick - thin <= 1.25 * 1.5, (thin, thick)
 
 
+@pytest.mark.slow
 def test_each_hemisphere_reads_as_the_whole_brain():
     """Run apart, each hemisphere reads what the whole image reads (shells that do not touch)."""
     dseg, gm, wm, atlas = _hemispheres()
