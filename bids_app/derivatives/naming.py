@@ -403,7 +403,7 @@ GROUP: dict[str, GroupOutput] = {
 LOGS = {"log": ".txt", "inventory": ".tsv", "summary": ".txt"}
 
 
-def group_path(output: str, **fields: str) -> Path:
+def group_path(output: str, /, **fields: str) -> Path:
     """Return the path of a group-level output, relative to the dataset root.
 
     Parameters
@@ -435,7 +435,7 @@ def group_path(output: str, **fields: str) -> Path:
     return Path("group") / GROUP[output].pattern.format(**fields)
 
 
-def bundle_path(directory: Path, output: str, **fields: str) -> Path:
+def bundle_path(directory: Path, output: str, /, **fields: str) -> Path:
     """Return the path of a file of a model bundle (a ``models`` or ``deep_models`` folder).
 
     Parameters

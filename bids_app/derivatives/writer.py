@@ -419,7 +419,7 @@ class DerivativesWriter:
         """
         return self.output_dir / report_path(entities)
 
-    def group_file(self, output: str, **fields: str) -> Path:
+    def group_file(self, output: str, /, **fields: str) -> Path:
         """Return the absolute path of a group-level output.
 
         Parameters
@@ -474,6 +474,7 @@ class DerivativesWriter:
         self,
         table: pd.DataFrame,
         output: str,
+        /,
         *,
         params: Mapping[str, Any] | None = None,
         columns: Mapping[str, Mapping[str, Any]] | None = None,
@@ -506,7 +507,7 @@ class DerivativesWriter:
         return self.write_table(table, path, sources=sources, params=params, columns=columns)
 
     def write_group_image(
-        self, img: nib.spatialimages.SpatialImage, output: str, **fields: str
+        self, img: nib.spatialimages.SpatialImage, output: str, /, **fields: str
     ) -> Path:
         """Save a group-level NIfTI image (a map in template space) atomically.
 
@@ -529,7 +530,7 @@ class DerivativesWriter:
             nib.save(img, part)
         return path
 
-    def write_group_figure(self, png: bytes, output: str, **fields: str) -> Path:
+    def write_group_figure(self, png: bytes, output: str, /, **fields: str) -> Path:
         """Write a rendered group-level figure (PNG bytes) atomically.
 
         Parameters
@@ -551,7 +552,7 @@ class DerivativesWriter:
             part.write_bytes(png)
         return path
 
-    def write_group_text(self, text: str, output: str, **fields: str) -> Path:
+    def write_group_text(self, text: str, output: str, /, **fields: str) -> Path:
         """Write a group-level text output (the HTML report) atomically.
 
         Parameters
@@ -624,7 +625,7 @@ class BundleWriter:
 
     root: Path
 
-    def write_model(self, model: Any, output: str, **fields: str) -> Path:
+    def write_model(self, model: Any, output: str, /, **fields: str) -> Path:
         """Save a fitted model atomically, serialised as its output's format says.
 
         Parameters
