@@ -286,22 +286,22 @@ def run_group_level(
         ]
     )
     covariates = covariates_for(config, table.columns)
-    part = render_statistics(run_statistics(tables, table, config.group_column, covariates, writer))
+    statistics = run_statistics(tables, table, config.group_column, covariates, writer)
+    sections = _written(render_statistics(statistics), writer)
     try:
         if config.cluster_features:
-            part += render_clustering(
-                run_clustering(
-                    tables,
-                    table,
-                    config.group_column,
-                    config.control_label,
-                    config.cluster_features,
-                    config.cluster_method,
-                    (config.survival_time, config.survival_event),
-                    config.seed,
-                    writer,
-                )
+            clusters = run_clustering(
+                tables,
+                table,
+                config.group_column,
+                config.control_label,
+                config.cluster_features,
+                config.cluster_method,
+                (config.survival_time, config.survival_event),
+                config.seed,
+                writer,
             )
+            sections += _written(render_clustering(clusters), writer)
         extra_folds = None
         if config.feature_extractor:
             crops, _ = collect_crops(inventory, writer, config.dl_contrasts)
@@ -318,10 +318,12 @@ def run_group_level(
             tables.update(extracted)
         if config.dl_models:
             deep, attention = _deep_learning(inventory, participants, config, writer)
-            part += render_deep_learning(deep, attention)
+            sections += _written(render_deep_learning(deep, attention), writer)
             tables.update(deep.features)
             extra_folds = deep.folds
-        part += _classification(tables, participants, config, writer, extra_folds)
+        sections += _written(
+            _classification(tables, participants, config, writer, extra_folds), writer
+        )
     except (
         DesignError,
         CrossValidationError,
@@ -330,14 +332,19 @@ def run_group_level(
         BundleError,
     ) as exc:
         raise DataError(str(exc)) from exc
-    for figure in part.figures:
-        writer.write_group_figure(figure.png, figure.output, **figure.fields)
     report = render_group_report(
-        table, demographics, tests, exclusions, config.group_column, summary, part.sections
+        table, demographics, tests, exclusions, config.group_column, summary, sections
     )
     path = writer.write_group_text(report, "report")
     LOGGER.info("group report: %s", path)
     return path
+
+
+def _written(part: ReportPart, writer: DerivativesWriter) -> list[tuple[str, str]]:
+    """Write a rendered part's figures under ``group/figures``; return its report sections."""
+    for figure in part.figures:
+        writer.write_group_figure(figure.png, figure.output, **figure.fields)
+    return part.sections
 
 
 def _deep_learning(
