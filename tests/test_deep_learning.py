@@ -97,19 +97,20 @@ def test_bundle_and_model_card(planted, tmp_path):
     assert len(entry["files"]) == 3 and len(entry["folds"]) == 3
     assert entry["input_shape"] == list(cohort.images.shape[2:])
     assert card["software"]["torch"] == torch.__version__
-    bundle = load_bundle(bundle_dir, cohort.images.shape[2:], ["T1w"])
+    card_path = bundle_dir / "model_card.json"
+    bundle = load_bundle(card_path, cohort.images.shape[2:], ["T1w"])
     assert len(bundle.models["resnet3d"]) == 3
     with pytest.raises(BundleError, match="trained on crops of"):
-        load_bundle(bundle_dir, (10, 10, 10), ["T1w"])
+        load_bundle(card_path, (10, 10, 10), ["T1w"])
     with pytest.raises(BundleError, match="--dl-contrasts"):
-        load_bundle(bundle_dir, cohort.images.shape[2:], ["T1w", "FLAIR"])
+        load_bundle(card_path, cohort.images.shape[2:], ["T1w", "FLAIR"])
     # a bundle of another card version is refused with the fix
     other = tmp_path / "other"
     shutil.copytree(bundle_dir, other)
     card["card_version"] = 99
     (other / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(BundleError, match="card version 99"):
-        load_bundle(other, cohort.images.shape[2:], ["T1w"])
+        load_bundle(other / "model_card.json", cohort.images.shape[2:], ["T1w"])
     maps = nib.load(out / "group" / "deep_resnet3d_relevance_TP.nii.gz")
     assert maps.shape == cohort.images.shape[2:]
 

@@ -87,11 +87,13 @@ def test_failed_write_leaves_nothing(writer, monkeypatch):
 
 
 def test_table_uses_na(writer):
-    path = writer.write_table(
+    path = writer.write_group_table(
         pd.DataFrame({"a": [1.0, np.nan]}),
-        writer.group_file("t", ".tsv"),
+        "ancova",
         columns={"a": {"Description": "a"}},
+        family="t",
     )
+    assert path == writer.output_dir / "group" / "ancova_t.tsv"
     assert path.read_text().splitlines() == ["a", "1.0", "n/a"]
     assert json.loads(path.with_suffix(".json").read_text())["a"] == {"Description": "a"}
 

@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import ExitCode
-from bids_app.group.clustering import _emm_figure
+from bids_app.reports.clustering import emm_figure
 from bids_app.statistics.ancova import ancova
 from bids_app.synthetic.subtypes import make_subtype_cohort
 
@@ -97,7 +97,7 @@ def test_emm_figure_draws_the_emm_with_sd_bars_per_group():
     table["medulla"] = rng.normal(5, 0.5, 90)
     model = ancova(table, ["precentral", "medulla"], "cluster", ["age", "sex"])
     groups = ["controls", "1", "2"]
-    figure = _emm_figure(model, groups)
+    figure = emm_figure(model, groups)
     axes = figure.axes
     assert [axis.get_title() for axis in axes] == ["precentral", "medulla"]
     for axis, (_, row) in zip(axes, model.iterrows(), strict=True):

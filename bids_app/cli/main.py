@@ -116,7 +116,7 @@ def run(config: Config, run_id: str) -> int:
         container=config.container,
     )
     writer.initialise()
-    log_file = writer.log_file(run_id, "log", ".txt")
+    log_file = writer.log_file(run_id, "log")
     logger = setup_logging(config.verbosity, log_file)
     logger.info("NeuroStrat %s, %s level, run %s", __version__, config.analysis_level, run_id)
     logger.debug("configuration: %s", config.to_dict())
@@ -127,7 +127,7 @@ def run(config: Config, run_id: str) -> int:
     layout = load_layout(config.bids_dir)
     inventory = build_inventory(layout, config.participant_label, config.session_label)
     table = inventory_table(inventory)
-    writer.write_table(table, writer.log_file(run_id, "inventory", ".tsv"))
+    writer.write_table(table, writer.log_file(run_id, "inventory"))
     logger.info("inventory (%d subject/session):\n%s", len(table), table.to_string(index=False))
     participants = read_participants(config.bids_dir)
 
@@ -148,7 +148,7 @@ def run(config: Config, run_id: str) -> int:
         lines = [f"participant level: {summary}"] + [
             f"  FAILED {o.key}: {o.reason}" for o in failed
         ]
-        writer.write_text(writer.log_file(run_id, "summary", ".txt"), "\n".join(lines) + "\n")
+        writer.write_text(writer.log_file(run_id, "summary"), "\n".join(lines) + "\n")
         (logger.error if failed else logger.info)("\n".join(lines))
         logger.info("log: %s", log_file)
         return int(ExitCode.SUBJECTS_FAILED) if failed else int(ExitCode.OK)

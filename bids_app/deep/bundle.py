@@ -40,8 +40,7 @@ from bids_app.models.persistence import file_digest, read_versioned_json, verifi
 #: Identifier and version of the checkpoint layout.
 CHECKPOINT_FORMAT = "neurostrat-network"
 CHECKPOINT_VERSION = 1
-#: The model card's file name inside a bundle, and its layout version.
-MODEL_CARD = "model_card.json"
+#: Version of the model card's layout.
 CARD_VERSION = 1
 
 
@@ -181,13 +180,13 @@ class Bundle:
     models: dict[str, list[nn.Module]]
 
 
-def read_card(directory: Path) -> tuple[dict[str, Any], str]:
+def read_card(path: Path) -> tuple[dict[str, Any], str]:
     """Read and check a bundle's model card.
 
     Parameters
     ----------
-    directory : Path
-        The bundle folder.
+    path : Path
+        The model card (see :func:`bids_app.derivatives.naming.bundle_path`).
 
     Returns
     -------
@@ -201,7 +200,6 @@ def read_card(directory: Path) -> tuple[dict[str, Any], str]:
     BundleError
         If the card is missing, unreadable or of another version.
     """
-    path = directory / MODEL_CARD
     card = read_versioned_json(
         path,
         "card_version",
@@ -213,14 +211,15 @@ def read_card(directory: Path) -> tuple[dict[str, Any], str]:
 
 
 def load_bundle(
-    directory: Path, input_shape: Sequence[int] | None = None, contrasts: Sequence[str] = ()
+    card_path: Path, input_shape: Sequence[int] | None = None, contrasts: Sequence[str] = ()
 ) -> Bundle:
     """Load every network of a bundle after checking digests, shapes and contrasts.
 
     Parameters
     ----------
-    directory : Path
-        A ``group/deep_models`` folder.
+    card_path : Path
+        The model card of a ``group/deep_models`` folder (its files are listed relative to the
+        card's folder).
     input_shape : sequence of int, optional
         Crop size of the data the bundle will see.
     contrasts : sequence of str
@@ -236,7 +235,8 @@ def load_bundle(
     BundleError
         If anything does not match (nothing is computed before all checks pass).
     """
-    card, digest = read_card(directory)
+    directory = card_path.parent
+    card, digest = read_card(card_path)
     models: dict[str, list[nn.Module]] = {}
     for name, entry in card["networks"].items():
         if contrasts and list(entry["contrasts"]) != list(contrasts):
@@ -246,9 +246,7 @@ def load_bundle(
             )
         loaded = []
         for key in sorted(entry["files"], key=lambda k: int(k.removeprefix("fold-"))):
-            file = verified_file(
-                directory, entry["files"][key], directory / MODEL_CARD, BundleError
-            )
+            file = verified_file(directory, entry["files"][key], card_path, BundleError)
             model, _ = load_checkpoint(file, input_shape, len(entry["contrasts"]))
             loaded.append(model)
         models[name] = loaded

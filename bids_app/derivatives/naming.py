@@ -9,6 +9,7 @@ that BIDS does not define yet are listed in :data:`CUSTOM_SUFFIXES` and go into 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Entity order of the BIDS specification (Appendix "Entity table"), derivative entities included.
@@ -272,40 +273,208 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(name + ".json")
 
 
-def group_path(name: str, extension: str) -> Path:
+@dataclass(frozen=True)
+class GroupOutput:
+    """One group-level output: where it goes, its format and what it holds.
+
+    Parameters
+    ----------
+    pattern : str
+        Path relative to ``group/``, with ``{field}`` placeholders (e.g. ``{network}``).
+    format : str
+        ``tsv`` (with a JSON data dictionary), ``png``, ``nii.gz``, ``html``, ``json``,
+        ``joblib`` or ``pt``.
+    description : str
+        One line for the outputs reference of the documentation.
+    """
+
+    pattern: str
+    format: str
+    description: str
+
+
+def _tsv(pattern: str, description: str) -> GroupOutput:
+    return GroupOutput(f"{pattern}.tsv", "tsv", description)
+
+
+def _png(name: str, description: str) -> GroupOutput:
+    return GroupOutput(f"figures/{name}.png", "png", description)
+
+
+def _nifti(pattern: str, description: str) -> GroupOutput:
+    return GroupOutput(f"{pattern}.nii.gz", "nii.gz", description)
+
+
+#: Folders of the model bundles under ``group/``, written and replaced as a whole.
+BUNDLES = ("models", "deep_models")
+
+#: Every group-level output of NeuroStrat by name (paths under ``<output_dir>/group/``).
+GROUP: dict[str, GroupOutput] = {
+    # the cohort
+    "participants": _tsv("participants", "one row per subject: participants.tsv and imaging"),
+    "demographics": _tsv("demographics", "age and sex by diagnostic group"),
+    "demographics_tests": _tsv("demographics_tests", "age and sex compared between groups"),
+    "features": _tsv("features_{family}", "every session's features of one family, stacked"),
+    "report": GroupOutput("report.html", "html", "the group report (self-contained HTML)"),
+    # statistics
+    "ancova": _tsv("ancova_{family}", "ANCOVA of every feature of a family between groups"),
+    "histograms_by_group": _tsv("histograms_by_group", "mean intensity histogram per group"),
+    "figure_histograms_by_group": _png("histograms_by_group", "mean histogram per group"),
+    # clustering and survival (seed 002)
+    "clusters": _tsv("clusters", "cluster, metrics and silhouette of every clustered patient"),
+    "clustering_bic": _tsv("clustering_bic", "BIC of the Gaussian mixture for every k"),
+    "clustering_silhouette": _tsv("clustering_silhouette", "mean silhouette per cluster"),
+    "clustering_exclusions": _tsv("clustering_exclusions", "patients left out of clustering"),
+    "cluster_profiles": _tsv("cluster_profiles", "clinical profile of every cluster"),
+    "cluster_ancova": _tsv("cluster_ancova", "ANCOVA of the metrics between clusters"),
+    "figure_clusters_emm": _png("clusters_emm", "estimated marginal means ± SD by cluster"),
+    "survival_km": _tsv("survival_km", "Kaplan-Meier curves by cluster"),
+    "survival_median": _tsv("survival_median", "median survival by cluster"),
+    "survival_logrank": _tsv("survival_logrank", "log-rank tests between clusters"),
+    "survival_odds_ratios": _tsv("survival_odds_ratios", "odds of short survival by cluster"),
+    "figure_survival_km": _png("survival_km", "Kaplan-Meier curves by cluster"),
+    # classification (seed 000 Tables 1, 3 and 4)
+    **{
+        f"classification_{name}": _tsv(f"classification_{name}", description)
+        for name, description in (
+            ("folds", "metrics of every model on every outer fold"),
+            ("summary", "metrics of every model, mean and SD over folds"),
+            ("f1", "F1 (%) by feature set and classifier"),
+            ("best", "best model per feature set with its summed confusion matrix"),
+            ("parameters", "hyper-parameters the inner grid search chose"),
+            ("predictions", "out-of-fold predictions of every model"),
+            ("exclusions", "sessions left out of the classification"),
+            ("dropped_features", "feature columns left out of the classification"),
+        )
+    },
+    "figure_classification_roc_pr": _png("classification_roc_pr", "ROC and PR curves"),
+    "figure_classification_confusion": _png("classification_confusion", "confusion matrices"),
+    "model": GroupOutput(
+        "models/{model}/{fold}.joblib", "joblib", "a fitted pipeline (fold model or full refit)"
+    ),
+    "model_manifest": GroupOutput(
+        "models/manifest.json", "json", "what every saved model needs, with file digests"
+    ),
+    # external validation (--apply-models)
+    "external_predictions": _tsv("external_predictions", "saved models' predictions"),
+    "external_exclusions": _tsv("external_exclusions", "sessions the saved models could not use"),
+    "external_metrics": _tsv("external_metrics", "saved models' metrics on this dataset"),
+    # deep learning (--dl-models)
+    "deep_folds": _tsv("deep_folds", "metrics of every network on every outer fold"),
+    "deep_summary": _tsv("deep_summary", "metrics of every network, mean and SD over folds"),
+    "deep_history": _tsv("deep_history", "training curves of every fold"),
+    "deep_exclusions": _tsv("deep_exclusions", "sessions left out of the deep learning"),
+    "deep_predictions": _tsv("deep_{network}_predictions", "out-of-fold predictions"),
+    "deep_relevance": _nifti("deep_{network}_relevance", "out-of-fold relevance maps (4D)"),
+    "deep_checkpoint": GroupOutput(
+        "deep_models/{network}/{fold}.pt", "pt", "a fold checkpoint of a network"
+    ),
+    "deep_model_card": GroupOutput(
+        "deep_models/model_card.json", "json", "the networks' model card, with file digests"
+    ),
+    # attention maps (seed 001 §2.6, seed 004 §II.G)
+    "deep_relevance_average": _nifti(
+        "deep_{network}_relevance_{group}", "class-average relevance of a prediction group"
+    ),
+    "deep_relevance_top": _nifti(
+        "deep_{network}_relevance_{group}_top5", "the class average's top 5 % of voxels"
+    ),
+    "deep_relevance_regions": _tsv(
+        "deep_{network}_relevance_regions", "atlas regions ranked by class-average relevance"
+    ),
+    "deep_regression": _tsv("deep_{network}_regression", "voxel-wise regression summary"),
+    "deep_regression_map": _nifti(
+        "deep_{network}_regression_{group}_{stat}", "R², partial R² or standardised beta map"
+    ),
+    "deep_inversion": _tsv("deep_{network}_inversion", "AUC after the voxel-inversion test"),
+    "deep_spearman": _tsv("deep_{network}_spearman", "relevant-voxel intensity vs the score"),
+    "figure_deep_relevance_regions": _png(
+        "deep_{network}_relevance_regions", "the most relevant regions"
+    ),
+    "figure_deep_relevance_example": _png(
+        "deep_{network}_relevance_example", "one subject's relevance map"
+    ),
+    "figure_deep_relevance_average": _png(
+        "deep_{network}_relevance_{group}", "a class-average relevance map"
+    ),
+}
+
+#: The run's log files under ``logs/`` by kind, with their extension.
+LOGS = {"log": ".txt", "inventory": ".tsv", "summary": ".txt"}
+
+
+def group_path(output: str, /, **fields: str) -> Path:
     """Return the path of a group-level output, relative to the dataset root.
 
     Parameters
     ----------
-    name : str
-        What the file holds, e.g. ``"demographics"``.
-    extension : str
-        The extension with its leading dot.
+    output : str
+        A key of :data:`GROUP`.
+    **fields : str
+        Values of the pattern's placeholders.
 
     Returns
     -------
     Path
-        ``group/<name><extension>``.
+        ``group/<pattern>``.
+
+    Raises
+    ------
+    KeyError
+        If the output is unknown or a placeholder has no value.
 
     Examples
     --------
-    >>> group_path("demographics", ".tsv").as_posix()
+    >>> group_path("demographics").as_posix()
     'group/demographics.tsv'
+    >>> group_path("deep_relevance_top", network="resnet3d", group="TP").as_posix()
+    'group/deep_resnet3d_relevance_TP_top5.nii.gz'
+    >>> group_path("model", model="volumes__svm", fold="full").as_posix()
+    'group/models/volumes__svm/full.joblib'
     """
-    return Path("group") / f"{name}{extension}"
+    return Path("group") / GROUP[output].pattern.format(**fields)
 
 
-def log_path(run_id: str, kind: str, extension: str) -> Path:
-    """Return the path of a run's log or inventory, relative to the dataset root.
+def bundle_path(directory: Path, output: str, /, **fields: str) -> Path:
+    """Return the path of a file of a model bundle (a ``models`` or ``deep_models`` folder).
+
+    Parameters
+    ----------
+    directory : Path
+        The bundle folder (the one being written, or one given with ``--apply-models`` or
+        ``--models``).
+    output : str
+        A key of :data:`GROUP` whose pattern lies in one of :data:`BUNDLES`.
+    **fields : str
+        Values of the pattern's placeholders.
+
+    Returns
+    -------
+    Path
+        The file inside ``directory``.
+
+    Examples
+    --------
+    >>> bundle_path(Path("/old/models"), "model_manifest").as_posix()
+    '/old/models/manifest.json'
+    >>> bundle_path(Path("d"), "deep_checkpoint", network="cnn8", fold="fold-1").as_posix()
+    'd/cnn8/fold-1.pt'
+    """
+    folder, _, inside = GROUP[output].pattern.partition("/")
+    if folder not in BUNDLES:
+        raise ValueError(f"{output!r} is not a file of a model bundle")
+    return directory / inside.format(**fields)
+
+
+def log_path(run_id: str, kind: str) -> Path:
+    """Return the path of a run's log, inventory or summary, relative to the dataset root.
 
     Parameters
     ----------
     run_id : str
         The run identifier, e.g. ``"20261121-101010_ab12cd34"``.
     kind : str
-        ``"log"``, ``"inventory"`` or ``"summary"``.
-    extension : str
-        The extension with its leading dot.
+        A key of :data:`LOGS`.
 
     Returns
     -------
@@ -314,10 +483,31 @@ def log_path(run_id: str, kind: str, extension: str) -> Path:
 
     Examples
     --------
-    >>> log_path("20261121-101010_ab12cd34", "inventory", ".tsv").as_posix()
+    >>> log_path("20261121-101010_ab12cd34", "inventory").as_posix()
     'logs/inventory_20261121-101010_ab12cd34.tsv'
     """
-    return Path("logs") / f"{kind}_{run_id}{extension}"
+    return Path("logs") / f"{kind}_{run_id}{LOGS[kind]}"
+
+
+def group_outputs_reference() -> str:
+    """Return the group-level outputs as a Markdown table, for the documentation.
+
+    Returns
+    -------
+    str
+        One row per :data:`GROUP` entry: path, format and description.
+
+    Examples
+    --------
+    >>> print(group_outputs_reference().splitlines()[2])
+    | `group/participants.tsv` | tsv | one row per subject: participants.tsv and imaging |
+    """
+    rows = ["| Path | Format | Content |", "| --- | --- | --- |"]
+    rows += [
+        f"| `group/{output.pattern}` | {output.format} | {output.description} |"
+        for output in GROUP.values()
+    ]
+    return "\n".join(rows)
 
 
 def bidsignore_lines() -> list[str]:

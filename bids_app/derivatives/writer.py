@@ -26,7 +26,10 @@ import pandas as pd
 
 from bids_app import __version__
 from bids_app.derivatives.naming import (
+    BUNDLES,
+    GROUP,
     bidsignore_lines,
+    bundle_path,
     group_path,
     log_path,
     output_path,
@@ -416,24 +419,24 @@ class DerivativesWriter:
         """
         return self.output_dir / report_path(entities)
 
-    def group_file(self, name: str, extension: str) -> Path:
+    def group_file(self, output: str, /, **fields: str) -> Path:
         """Return the absolute path of a group-level output.
 
         Parameters
         ----------
-        name : str
-            What the file holds.
-        extension : str
-            Extension with the leading dot.
+        output : str
+            A key of :data:`bids_app.derivatives.naming.GROUP`.
+        **fields : str
+            Values of the output's placeholders (e.g. ``family="volumes"``).
 
         Returns
         -------
         Path
             The path under ``output_dir/group``.
         """
-        return self.output_dir / group_path(name, extension)
+        return self.output_dir / group_path(output, **fields)
 
-    def log_file(self, run_id: str, kind: str, extension: str) -> Path:
+    def log_file(self, run_id: str, kind: str) -> Path:
         """Return the absolute path of a run's log, inventory or summary file.
 
         Parameters
@@ -441,16 +444,14 @@ class DerivativesWriter:
         run_id : str
             The run identifier.
         kind : str
-            What the file holds.
-        extension : str
-            Extension with the leading dot.
+            A key of :data:`bids_app.derivatives.naming.LOGS`.
 
         Returns
         -------
         Path
             The path under ``output_dir/logs``.
         """
-        return self.output_dir / log_path(run_id, kind, extension)
+        return self.output_dir / log_path(run_id, kind)
 
     def write_text(self, path: Path, text: str) -> Path:
         """Write a text file (report, log summary) atomically.
@@ -469,60 +470,140 @@ class DerivativesWriter:
         """
         return write_text_atomic(path, text)
 
-    def write_model(self, model: Any, name: str, folder: Path, kind: str = "joblib") -> Path:
-        """Save a fitted model atomically.
+    def write_group_table(
+        self,
+        table: pd.DataFrame,
+        output: str,
+        /,
+        *,
+        params: Mapping[str, Any] | None = None,
+        columns: Mapping[str, Mapping[str, Any]] | None = None,
+        sources: Sequence[Path] = (),
+        **fields: str,
+    ) -> Path:
+        """Write a group-level TSV table and its JSON data dictionary.
 
         Parameters
         ----------
-        model : object
-            A fitted scikit-learn-style pipeline (``kind="joblib"``), or a network checkpoint
-            dict from :func:`bids_app.deep.bundle.checkpoint` (``kind="torch"``).
-        name : str
-            ``<feature_set>__<classifier>/<fold-k or full>`` or ``<network>/<fold-k>``.
-        folder : Path
-            The models folder being written (from :meth:`staged_models`).
-        kind : {"joblib", "torch"}
-            How the model is serialised (``.joblib`` or ``.pt``).
+        table : pandas.DataFrame
+            The table; its index is not written.
+        output : str
+            A key of :data:`bids_app.derivatives.naming.GROUP` of format ``tsv``.
+        params : mapping, optional
+            Parameters of the step.
+        columns : mapping, optional
+            Column name to its description.
+        sources : sequence of Path
+            Input files inside ``bids_dir``.
+        **fields : str
+            Values of the output's placeholders.
 
         Returns
         -------
         Path
             The written file.
         """
-        if kind == "torch":
-            import torch
+        path = self._group_output(output, "tsv", fields)
+        return self.write_table(table, path, sources=sources, params=params, columns=columns)
 
-            path, save = folder / f"{name}.pt", lambda part: torch.save(dict(model), part)
-        else:
-            path, save = folder / f"{name}.joblib", lambda part: joblib.dump(model, part)
+    def write_group_image(
+        self, img: nib.spatialimages.SpatialImage, output: str, /, **fields: str
+    ) -> Path:
+        """Save a group-level NIfTI image (a map in template space) atomically.
+
+        Parameters
+        ----------
+        img : nibabel image
+            The image.
+        output : str
+            A key of :data:`bids_app.derivatives.naming.GROUP` of format ``nii.gz``.
+        **fields : str
+            Values of the output's placeholders.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = self._group_output(output, "nii.gz", fields)
         with atomic_path(path) as part:
-            save(part)
+            nib.save(img, part)
         return path
 
+    def write_group_figure(self, png: bytes, output: str, /, **fields: str) -> Path:
+        """Write a rendered group-level figure (PNG bytes) atomically.
+
+        Parameters
+        ----------
+        png : bytes
+            The PNG file's content (from :mod:`bids_app.reports`).
+        output : str
+            A key of :data:`bids_app.derivatives.naming.GROUP` of format ``png``.
+        **fields : str
+            Values of the output's placeholders.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = self._group_output(output, "png", fields)
+        with atomic_path(path) as part:
+            part.write_bytes(png)
+        return path
+
+    def write_group_text(self, text: str, output: str, /, **fields: str) -> Path:
+        """Write a group-level text output (the HTML report) atomically.
+
+        Parameters
+        ----------
+        text : str
+            The content.
+        output : str
+            A key of :data:`bids_app.derivatives.naming.GROUP` of format ``html``.
+        **fields : str
+            Values of the output's placeholders.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        return write_text_atomic(self._group_output(output, "html", fields), text)
+
+    def _group_output(self, output: str, fmt: str, fields: Mapping[str, str]) -> Path:
+        """Return a group output's path after checking that it has the format being written."""
+        if GROUP[output].format != fmt:
+            raise ValueError(f"{output!r} is a {GROUP[output].format} output, not {fmt}")
+        return self.group_file(output, **fields)
+
     @contextlib.contextmanager
-    def staged_models(self, name: str = "models") -> Iterator[Path]:
-        """Yield a fresh folder that replaces ``group/<name>`` as a whole when the block ends.
+    def model_bundle(self, bundle: str) -> Iterator[BundleWriter]:
+        """Yield a writer of a fresh bundle folder that replaces ``group/<bundle>`` as a whole.
 
         Models of an earlier run never mix with this run's: the old folder is swapped out only
         once every new file is written, and an error leaves it as it was.
 
         Parameters
         ----------
-        name : str
-            ``models`` (classifiers) or ``deep_models`` (networks).
+        bundle : str
+            ``models`` (classifiers) or ``deep_models`` (networks), see
+            :data:`bids_app.derivatives.naming.BUNDLES`.
 
         Yields
         ------
-        Path
-            The folder to write the models and their manifest into.
+        BundleWriter
+            Writes the models and the manifest into the staged folder.
         """
-        final = self.group_file(name, "")
+        if bundle not in BUNDLES:
+            raise ValueError(f"unknown model bundle {bundle!r} (known: {BUNDLES})")
+        final = self.output_dir / "group" / bundle
         tag = uuid.uuid4().hex[:8]
-        part = final.with_name(f".{name}.part-{tag}")
+        part = final.with_name(f".{bundle}.part-{tag}")
         part.mkdir(parents=True)
         try:
-            yield part
-            old = final.with_name(f".{name}.old-{tag}")
+            yield BundleWriter(part)
+            old = final.with_name(f".{bundle}.old-{tag}")
             if final.exists():
                 os.replace(final, old)
             os.replace(part, final)
@@ -531,42 +612,70 @@ class DerivativesWriter:
             if part.exists():
                 shutil.rmtree(part)
 
-    def write_group_image(self, img: nib.spatialimages.SpatialImage, name: str) -> Path:
-        """Save a group-level NIfTI image (a map in template space) atomically.
+
+@dataclass(frozen=True)
+class BundleWriter:
+    """Writer of the files of one model bundle being staged (see ``model_bundle``).
+
+    Parameters
+    ----------
+    root : Path
+        The staged folder (renamed to ``group/models`` or ``group/deep_models`` at the end).
+    """
+
+    root: Path
+
+    def write_model(self, model: Any, output: str, /, **fields: str) -> Path:
+        """Save a fitted model atomically, serialised as its output's format says.
 
         Parameters
         ----------
-        img : nibabel image
-            The image.
-        name : str
-            File name under ``group/`` without extension.
-
-        Returns
-        -------
-        Path
-            The written ``.nii.gz`` file.
-        """
-        path = self.group_file(name, ".nii.gz")
-        with atomic_path(path) as part:
-            nib.save(img, part)
-        return path
-
-    def write_figure(self, figure: Any, name: str) -> Path:
-        """Save a matplotlib figure as PNG under ``group/figures`` atomically.
-
-        Parameters
-        ----------
-        figure : matplotlib.figure.Figure
-            The figure (left open: the report embeds it too).
-        name : str
-            File name without extension.
+        model : object
+            A fitted scikit-learn-style pipeline (format ``joblib``), or a network checkpoint
+            dict from :func:`bids_app.deep.bundle.checkpoint` (format ``pt``).
+        output : str
+            ``model`` or ``deep_checkpoint`` (keys of :data:`bids_app.derivatives.naming.GROUP`).
+        **fields : str
+            ``model`` and ``fold``, or ``network`` and ``fold``.
 
         Returns
         -------
         Path
             The written file.
         """
-        path = self.group_file(f"figures/{name}", ".png")
+        path = bundle_path(self.root, output, **fields)
+        fmt = GROUP[output].format
+        if fmt == "pt":
+            import torch
+
+            def save(part: Path) -> None:
+                torch.save(dict(model), part)
+        elif fmt == "joblib":
+
+            def save(part: Path) -> None:
+                joblib.dump(model, part)
+        else:
+            raise ValueError(f"{output!r} is a {fmt} output, not a model")
         with atomic_path(path) as part:
-            figure.savefig(part, format="png", dpi=110)
+            save(part)
         return path
+
+    def write_json(self, content: Mapping[str, Any], output: str) -> Path:
+        """Write the bundle's manifest or model card atomically.
+
+        Parameters
+        ----------
+        content : mapping
+            The manifest or card.
+        output : str
+            ``model_manifest`` or ``deep_model_card``.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        if GROUP[output].format != "json":
+            raise ValueError(f"{output!r} is a {GROUP[output].format} output, not json")
+        path = bundle_path(self.root, output)
+        return write_text_atomic(path, json.dumps(content, indent=2, default=str))

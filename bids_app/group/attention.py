@@ -11,6 +11,7 @@ relevant voxels with the clinical score, with a permutation p-value.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
@@ -26,8 +27,6 @@ from bids_app.group.deep_learning import DeepOutcome
 from bids_app.models.design import Target
 from bids_app.preprocessing.cnn_input import to_crop_grid
 from bids_app.preprocessing.templates import load_template
-from bids_app.reports.attention import region_bar_figure, relevance_map_figure
-from bids_app.reports.html import figure_html, table_html
 from bids_app.statistics.attention import (
     binarise_percentile,
     class_average_maps,
@@ -91,13 +90,71 @@ def _predictor(outcome: DeepOutcome, name: str, device: torch.device):
     return predict
 
 
+@dataclass(frozen=True)
+class AttentionResult:
+    """The analyses of one network's out-of-fold relevance maps.
+
+    Parameters
+    ----------
+    network : str
+        The network.
+    atlas : str
+        The atlas of the region ranking.
+    counts : dict of str to int
+        Subjects per prediction group (TP, FP, TN, FN) with a class average.
+    shown : str
+        The prediction group shown (TP when there is one).
+    regions : pandas.DataFrame
+        Regions ranked by the shown group's class-average relevance.
+    average : numpy.ndarray
+        The shown group's class-average relevance map.
+    mean_crop : numpy.ndarray
+        The mean of the first contrast's crops (background of ``average``).
+    example : numpy.ndarray
+        Relevance map of one subject of the shown group.
+    example_crop : numpy.ndarray
+        That subject's crop (first contrast).
+    example_subject : str
+        That subject's ``participant_id``.
+    affine : numpy.ndarray
+        Affine of the crop grid.
+    inversion : pandas.DataFrame
+        The voxel-inversion test.
+    regression : pandas.DataFrame or None
+        Summary of the voxel-wise regression (None without the log-Jacobian maps).
+    regression_lesions : bool
+        Whether the regression had the lesion indicator.
+    spearman : pandas.DataFrame or None
+        Spearman's test against the clinical score (None without a numeric target).
+    score : str
+        The clinical score's column.
+    """
+
+    network: str
+    atlas: str
+    counts: dict[str, int]
+    shown: str
+    regions: pd.DataFrame
+    average: np.ndarray
+    mean_crop: np.ndarray
+    example: np.ndarray
+    example_crop: np.ndarray
+    example_subject: str
+    affine: np.ndarray
+    inversion: pd.DataFrame
+    regression: pd.DataFrame | None
+    regression_lesions: bool
+    spearman: pd.DataFrame | None
+    score: str
+
+
 def run_attention_analyses(
     outcome: DeepOutcome,
     target: Target,
     config: Config,
     writer: DerivativesWriter,
     device: torch.device,
-) -> list[tuple[str, str]]:
+) -> list[AttentionResult]:
     """Write the group analyses of every network's out-of-fold relevance maps.
 
     Parameters
@@ -115,8 +172,8 @@ def run_attention_analyses(
 
     Returns
     -------
-    list of (str, str)
-        Report sections.
+    list of AttentionResult
+        One per network.
     """
     grid = nib.Nifti1Image(np.zeros(outcome.volumes.shape[2:], np.uint8), outcome.affine)
     resolution = 1 if abs(outcome.affine[0, 0]) < 1.5 else 2
@@ -126,10 +183,8 @@ def run_attention_analyses(
     brain = np.asarray(to_crop_grid(template.brain_mask, grid).dataobj) > 0
     jacobian = _crop_maps(outcome, writer, "logjacobian_mni", grid, "linear")
     lesions = _crop_maps(outcome, writer, "lesion_mni", grid, "nearest")
-    mean_crop = nib.Nifti1Image(
-        outcome.volumes[:, 0].astype(np.float32).mean(axis=0), outcome.affine
-    )
-    sections = []
+    mean_crop = outcome.volumes[:, 0].astype(np.float32).mean(axis=0)
+    results = []
     for name, maps in outcome.relevance.items():
         predictions = outcome.predictions[name]
         groups = prediction_groups(predictions["y_true"], predictions["y_pred"])
@@ -137,11 +192,17 @@ def run_attention_analyses(
         rankings = []
         for group, average in averages.items():
             writer.write_group_image(
-                nib.Nifti1Image(average, outcome.affine), f"deep_{name}_relevance_{group}"
+                nib.Nifti1Image(average, outcome.affine),
+                "deep_relevance_average",
+                network=name,
+                group=group,
             )
             top = binarise_percentile(average, TOP_PERCENTILE, brain).astype(np.uint8)
             writer.write_group_image(
-                nib.Nifti1Image(top, outcome.affine), f"deep_{name}_relevance_{group}_top5"
+                nib.Nifti1Image(top, outcome.affine),
+                "deep_relevance_top",
+                network=name,
+                group=group,
             )
             rankings.append(
                 region_relevance(average, labels, atlas.labels).assign(
@@ -149,37 +210,12 @@ def run_attention_analyses(
                 )
             )
         ranking = pd.concat(rankings, ignore_index=True)
-        writer.write_table(ranking, writer.group_file(f"deep_{name}_relevance_regions", ".tsv"))
+        writer.write_group_table(ranking, "deep_relevance_regions", network=name)
         shown = "TP" if "TP" in averages else next(iter(averages))
-        top_regions = ranking[ranking.group == shown]
-        bars = region_bar_figure(
-            top_regions, f"{name}: mean relevance of the {shown} ({config.atlas})"
-        )
-        writer.write_figure(bars, f"deep_{name}_relevance_regions")
         example = int(np.flatnonzero(groups == shown)[0])
-        subject = predictions["participant_id"].iloc[example]
-        example_map = relevance_map_figure(
-            nib.Nifti1Image(maps[example], outcome.affine),
-            nib.Nifti1Image(outcome.volumes[example, 0].astype(np.float32), outcome.affine),
-            f"{name}: {subject} ({shown})",
-        )
-        writer.write_figure(example_map, f"deep_{name}_relevance_example")
-        average_map = relevance_map_figure(
-            nib.Nifti1Image(averages[shown], outcome.affine), mean_crop, f"{name}: {shown} average"
-        )
-        writer.write_figure(average_map, f"deep_{name}_relevance_{shown}")
-        html = (
-            "<p>Out-of-fold relevance (each subject explained by the fold model that did not "
-            "train on it), averaged per prediction group: "
-            + ", ".join(f"{g} {int((groups == g).sum())}" for g in averages)
-            + f". Regions of the {config.atlas} atlas ranked by the {shown} class-average "
-            "(seed 001 §2.6.2).</p>"
-            + figure_html(bars, "region ranking")
-            + figure_html(average_map, f"{shown} class-average relevance")
-            + figure_html(example_map, "one subject's relevance map")
-        )
+        regression = None
         if jacobian is not None:
-            html += _regression(name, maps, groups, jacobian, lesions, brain, outcome, writer)
+            regression = _regression(name, maps, groups, jacobian, lesions, brain, outcome, writer)
         inversion = inversion_test(
             _predictor(outcome, name, device),
             outcome.volumes.astype(np.float32),
@@ -190,15 +226,31 @@ def run_attention_analyses(
             n_random=2,
             rng=config.seed,
         )
-        writer.write_table(inversion, writer.group_file(f"deep_{name}_inversion", ".tsv"))
-        html += (
-            "<p>Voxel-inversion test (seed 004 §II.G): AUC after inverting each subject's "
-            "most relevant voxels, and as many random brain voxels.</p>" + table_html(inversion)
-        )
+        writer.write_group_table(inversion, "deep_inversion", network=name)
+        spearman = None
         if target.threshold is not None:
-            html += _spearman(name, maps, brain, outcome, target, config, writer)
-        sections.append((f"Attention maps: {name}", html))
-    return sections
+            spearman = _spearman(name, maps, brain, outcome, target, config, writer)
+        results.append(
+            AttentionResult(
+                network=name,
+                atlas=config.atlas,
+                counts={g: int((groups == g).sum()) for g in averages},
+                shown=shown,
+                regions=ranking[ranking.group == shown],
+                average=averages[shown],
+                mean_crop=mean_crop,
+                example=maps[example],
+                example_crop=outcome.volumes[example, 0].astype(np.float32),
+                example_subject=predictions["participant_id"].iloc[example],
+                affine=outcome.affine,
+                inversion=inversion,
+                regression=regression,
+                regression_lesions=lesions is not None,
+                spearman=spearman,
+                score=target.column,
+            )
+        )
+    return results
 
 
 def _regression(
@@ -210,7 +262,7 @@ def _regression(
     brain: np.ndarray,
     outcome: DeepOutcome,
     writer: DerivativesWriter,
-) -> str:
+) -> pd.DataFrame:
     """Voxel-wise regression of the relevance per prediction group (seed 001 §2.6.3)."""
     rows = []
     for group in np.unique(groups):
@@ -228,7 +280,10 @@ def _regression(
         for stat, values in outputs.items():
             writer.write_group_image(
                 nib.Nifti1Image(values.astype(np.float32), outcome.affine),
-                f"deep_{name}_regression_{group}_{stat}",
+                "deep_regression_map",
+                network=name,
+                group=group,
+                stat=stat,
             )
         rows.append(
             {
@@ -239,13 +294,8 @@ def _regression(
             }
         )
     table = pd.DataFrame(rows)
-    writer.write_table(table, writer.group_file(f"deep_{name}_regression", ".tsv"))
-    return (
-        "<p>Voxel-wise regression of the relevance on the log-Jacobian"
-        + (" and the lesion indicator" if lesions is not None else "")
-        + " per prediction group (seed 001 §2.6.3); R², partial R² and standardised beta maps "
-        "are in group/.</p>" + table_html(table)
-    )
+    writer.write_group_table(table, "deep_regression", network=name)
+    return table
 
 
 def _spearman(
@@ -256,7 +306,7 @@ def _spearman(
     target: Target,
     config: Config,
     writer: DerivativesWriter,
-) -> str:
+) -> pd.DataFrame:
     """Spearman's ρ of the mean intensity in the top relevance mask with the score (seed 004)."""
     masks = np.stack([quantile_masks(m, (SPEARMAN_QUANTILE,), brain)[0] for m in maps])
     images = outcome.volumes[:, 0].astype(np.float32)
@@ -278,8 +328,5 @@ def _spearman(
             }
         ]
     )
-    writer.write_table(table, writer.group_file(f"deep_{name}_spearman", ".tsv"))
-    return (
-        "<p>Spearman's ρ of the mean intensity in each subject's most relevant voxels with "
-        f"{target.column} (seed 004 §II.G, 20,000 permutations).</p>" + table_html(table)
-    )
+    writer.write_group_table(table, "deep_spearman", network=name)
+    return table

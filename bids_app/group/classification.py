@@ -1,9 +1,10 @@
-"""Group-level classification: design → nested cross-validation → tables, figures, models.
+"""Group-level classification: design → nested cross-validation → tables, models, results.
 
 The thin layer between the configuration and the estimators of :mod:`bids_app.models`: it picks
 the feature sets, runs every classifier on every set, writes the tables (seed 000 Tables 1, 3
-and 4 among them), the out-of-fold predictions, the figures and the saved models, and returns
-the report's sections. ``--apply-models`` applies saved models to this dataset instead.
+and 4 among them), the out-of-fold predictions and the saved models, and returns what the report
+shows (:mod:`bids_app.reports.classification` draws it). ``--apply-models`` applies saved models
+to this dataset instead.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ from sklearn.base import clone
 
 from bids_app import __version__
 from bids_app.config import Config
+from bids_app.derivatives.naming import bundle_path
 from bids_app.derivatives.writer import DerivativesWriter, software_versions
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import (
@@ -32,22 +35,8 @@ from bids_app.models.crossval import (
 from bids_app.models.design import SITE, GroupDesign, Target, binary_target, prediction_table
 from bids_app.models.harmonization import check_sites
 from bids_app.models.metrics import METRICS
-from bids_app.models.persistence import (
-    MANIFEST,
-    apply_model,
-    load_models,
-    manifest,
-    model_entry,
-)
+from bids_app.models.persistence import apply_model, load_models, manifest, model_entry
 from bids_app.models.tables import best_models, chosen_parameters, f1_table
-from bids_app.reports.classification import (
-    confusion_figure,
-    design_text,
-    roc_pr_figure,
-    tables_html,
-)
-from bids_app.reports.html import figure_html, table_html
-from bids_app.utils.atomic import write_text_atomic
 
 LOGGER = logging.getLogger("bids_app.group")
 
@@ -65,6 +54,83 @@ _METRIC_COLUMNS = {
     "fn": {"Description": "false negatives"},
     "tp": {"Description": "true positives"},
 }
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """The comparison of the classifiers, for the report.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Metrics of every model, mean and SD over folds.
+    best : pandas.DataFrame
+        Best model per feature set with its summed confusion matrix.
+    parameters : pandas.DataFrame
+        Hyper-parameters the inner grid search chose.
+    best_predictions : dict of str to pandas.DataFrame
+        Best classical model of each feature set to its out-of-fold predictions (first repeat).
+    labels : tuple of str
+        Names of the negative and positive class.
+    n_rows, n_participants : int
+        Sessions and participants in the design.
+    target : str
+        The target in words.
+    counts : dict
+        Class name to its sessions.
+    cv_folds, cv_repeats, seed : int
+        The outer cross-validation.
+    harmonized : bool
+        Whether ComBat ran on the training folds.
+    smote_k : int
+        SMOTE's neighbours (0: no SMOTE).
+    exclusions : pandas.DataFrame
+        Sessions left out.
+    dropped_features : pandas.DataFrame
+        Feature columns left out.
+    """
+
+    summary: pd.DataFrame
+    best: pd.DataFrame
+    parameters: pd.DataFrame
+    best_predictions: dict[str, pd.DataFrame]
+    labels: tuple[str, str]
+    n_rows: int
+    n_participants: int
+    target: str
+    counts: dict
+    cv_folds: int
+    cv_repeats: int
+    seed: int
+    harmonized: bool
+    smote_k: int
+    exclusions: pd.DataFrame
+    dropped_features: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ExternalResult:
+    """Saved models applied to this dataset (``--apply-models``).
+
+    Parameters
+    ----------
+    directory : Path
+        The models folder.
+    n_models : int
+        Models applied.
+    target : str
+        The models' target in words.
+    target_column : str
+        Its column.
+    metrics : pandas.DataFrame
+        Metrics on this dataset (empty without the target column).
+    """
+
+    directory: Path
+    n_models: int
+    target: str
+    target_column: str
+    metrics: pd.DataFrame
 
 
 def default_feature_sets(families: Sequence[str]) -> list[str]:
@@ -132,8 +198,8 @@ def run_classification(
     writer: DerivativesWriter,
     labels: tuple[str, str],
     extra_folds: pd.DataFrame | None = None,
-) -> list[tuple[str, str]]:
-    """Compare the classifiers on the feature sets; write tables, figures and the best models.
+) -> ClassificationResult:
+    """Compare the classifiers on the feature sets; write the tables and the best models.
 
     Parameters
     ----------
@@ -151,8 +217,8 @@ def run_classification(
 
     Returns
     -------
-    list of (str, str)
-        Report sections (title, HTML).
+    ClassificationResult
+        The comparison tables, the best models' predictions and the design in numbers.
     """
     harmonize = config.harmonization == "combat" and design.has_sites
     y, groups = design.y, design.groups
@@ -235,7 +301,7 @@ def run_classification(
         "classification_dropped_features": (design.dropped_features, None),
     }
     for name, (table, columns) in tables.items():
-        writer.write_table(table, writer.group_file(name, ".tsv"), params=params, columns=columns)
+        writer.write_group_table(table, name, params=params, columns=columns)
 
     best_classical = best[
         [(fs, c) in results for fs, c in zip(best.feature_set, best.classifier, strict=True)]
@@ -246,51 +312,26 @@ def run_classification(
         ].predictions.query("repeat == 0")
         for row in best_classical.itertuples()
     }
-    roc = roc_pr_figure(best_predictions)
-    writer.write_figure(roc, "classification_roc_pr")
-    confusion = confusion_figure(best, labels)
-    writer.write_figure(confusion, "classification_confusion")
     save_models(design, config, writer, results, best_classical, harmonize)
-
     counts = pd.Series(y).map({0: labels[0], 1: labels[1]}).value_counts().to_dict()
-    mean_sd = summary[["feature_set", "classifier"]].copy()
-    for metric in METRICS:
-        mean_sd[metric] = [
-            f"{m:.2f} ± {s:.2f}"
-            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
-        ]
-    overview = design_text(len(y), len(set(groups)), design.target.describe(), counts) + (
-        f"<p>Nested, participant-grouped, stratified {config.cv_folds}-fold cross-validation "
-        f"({config.cv_repeats} repeat(s), shuffling seed {config.seed}); inner grid search on "
-        "F1; "
-        + ("ComBat on the training folds; " if harmonize else "")
-        + (f"SMOTE (k={config.smote_k}) on the training folds." if config.smote_k else "")
-        + "</p>"
+    return ClassificationResult(
+        summary=summary,
+        best=best,
+        parameters=parameters,
+        best_predictions=best_predictions,
+        labels=labels,
+        n_rows=len(y),
+        n_participants=len(set(groups)),
+        target=design.target.describe(),
+        counts=counts,
+        cv_folds=config.cv_folds,
+        cv_repeats=config.cv_repeats,
+        seed=config.seed,
+        harmonized=harmonize,
+        smote_k=config.smote_k,
+        exclusions=design.exclusions,
+        dropped_features=design.dropped_features,
     )
-    return [
-        ("Classification: design", overview),
-        (
-            "Classification: F1 (%) by feature set and classifier (seed 000 Table 3)",
-            table_html(f1_table(summary).reset_index()),
-        ),
-        ("Classification: best model per feature set (seed 000 Table 4)", table_html(best)),
-        ("Classification: ROC and precision-recall curves", figure_html(roc, "ROC and PR")),
-        ("Classification: confusion matrices", figure_html(confusion, "confusion matrices")),
-        ("Classification: all metrics (mean ± SD over folds)", table_html(mean_sd)),
-        (
-            "Classification: chosen hyper-parameters (seed 000 Table 1)",
-            table_html(parameters) if len(parameters) else "<p>No grid searched.</p>",
-        ),
-        (
-            "Classification: left out",
-            tables_html(
-                {
-                    "Sessions": design.exclusions,
-                    "Feature columns": design.dropped_features,
-                }
-            ),
-        ),
-    ]
 
 
 def save_models(
@@ -323,14 +364,14 @@ def save_models(
     Path
         The manifest.
     """
-    with writer.staged_models() as root:
+    with writer.model_bundle("models") as bundle:
         entries = []
         for row in best.itertuples():
             result = results[row.feature_set, row.classifier]
             spec = CLASSIFIERS[row.classifier]
             name = f"{row.feature_set}__{row.classifier}"
             files = {
-                f"fold-{k}": writer.write_model(model, f"{name}/fold-{k}", root)
+                f"fold-{k}": bundle.write_model(model, "model", model=name, fold=f"fold-{k}")
                 for k, model in enumerate(result.models)
             }
             # the full model takes the hyper-parameters the folds chose most often
@@ -339,14 +380,14 @@ def save_models(
                 **{f"classifier__{k}": v for k, v in json.loads(chosen).items()}
             )
             full.fit(design.X(row.feature_set), design.y)
-            files["full"] = writer.write_model(full, f"{name}/full", root)
+            files["full"] = bundle.write_model(full, "model", model=name, fold="full")
             entries.append(
                 model_entry(
                     row.feature_set,
                     row.classifier,
                     design.feature_sets[row.feature_set],
                     files,
-                    root,
+                    bundle.root,
                     design.meta["participant_id"].tolist(),
                     {
                         "classifier_label": spec.label,
@@ -368,9 +409,8 @@ def save_models(
             "seed": config.seed,
             "harmonization": "combat" if harmonize else "none",
         }
-        text = json.dumps(manifest(entries, info), indent=2, default=str)
-        write_text_atomic(root / MANIFEST, text)
-    path = writer.group_file("models", "") / MANIFEST
+        bundle.write_json(manifest(entries, info), "model_manifest")
+    path = writer.group_file("model_manifest")
     LOGGER.info("saved models: %s", path)
     return path
 
@@ -381,7 +421,7 @@ def run_apply_models(
     clinical: pd.DataFrame,
     config: Config,
     writer: DerivativesWriter,
-) -> list[tuple[str, str]]:
+) -> ExternalResult:
     """Apply saved models to this dataset (external validation, seed 001 §2.5).
 
     Each model predicts every session with the values it needs; the labels, when this dataset
@@ -402,10 +442,10 @@ def run_apply_models(
 
     Returns
     -------
-    list of (str, str)
-        Report sections.
+    ExternalResult
+        The models applied and their metrics on this dataset.
     """
-    info, models = load_models(directory)
+    info, models = load_models(bundle_path(directory, "model_manifest"))
     saved = info["target"]
     target = Target(saved["column"], saved["positive_label"], saved["threshold"])
     covariates = covariates_for(config, clinical.columns)
@@ -440,21 +480,8 @@ def run_apply_models(
     if len(metrics_table):
         out["external_metrics"] = metrics_table
     for name, table in out.items():
-        writer.write_table(table, writer.group_file(name, ".tsv"), params=params)
-    sections = [
-        (
-            "External validation: saved models applied",
-            f"<p>{len(models)} model(s) from <code>{directory}</code> (target "
-            f"<code>{target.describe()}</code>) applied to this dataset.</p>",
-        )
-    ]
-    if len(metrics_table):
-        sections.append(("External validation: metrics", table_html(metrics_table)))
-    else:
-        sections.append(
-            ("External validation: metrics", f"<p>No column {target.column!r}: no metrics.</p>")
-        )
-    return sections
+        writer.write_group_table(table, name, params=params)
+    return ExternalResult(directory, len(models), target.describe(), target.column, metrics_table)
 
 
 def target_of(config: Config) -> Target:

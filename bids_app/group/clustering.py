@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.group.statistics import first_sessions
-from bids_app.reports.html import figure_html, table_html
 from bids_app.statistics.ancova import ancova
 from bids_app.statistics.clustering import (
     choose_k_by_bic,
@@ -112,90 +111,78 @@ def clustering_metrics(
     return metrics, list(wanted.get("volumes", ())), tiv
 
 
-def _scatter(scaled: pd.DataFrame, labels: pd.Series) -> plt.Figure:
-    columns = list(scaled.columns)
-    pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]] or [
-        (columns[0], columns[0])
-    ]
-    figure, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 3.6), squeeze=False)
-    for axis, (a, b) in zip(axes[0], pairs, strict=True):
-        for label, part in scaled.groupby(labels):
-            axis.scatter(part[a], part[b], s=14, label=f"cluster {label}")
-        axis.set(xlabel=a, ylabel=b)
-    axes[0][0].legend(fontsize=7)
-    figure.suptitle("Patients in the scaled metric space")
-    figure.tight_layout()
-    return figure
-
-
-def _silhouette_figure(per_subject: pd.Series, labels: pd.Series) -> plt.Figure:
-    figure, axis = plt.subplots(figsize=(5, 3.6))
-    start = 0
-    for label in sorted(labels.unique()):
-        values = per_subject[labels == label].sort_values()
-        axis.barh(range(start, start + len(values)), values, height=1.0, label=f"{label}")
-        start += len(values) + 2
-    axis.axvline(per_subject.mean(), color="grey", linestyle=":")
-    axis.set(xlabel="silhouette", yticks=[], title="Silhouette per patient, by cluster")
-    axis.legend(fontsize=7, title="cluster")
-    figure.tight_layout()
-    return figure
-
-
-def _km_figure(curves: pd.DataFrame) -> plt.Figure:
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for group, part in curves.groupby("group"):
-        axis.step(part["time"], part["survival"], where="post", label=f"cluster {group}")
-        axis.fill_between(part["time"], part["ci_lower"], part["ci_upper"], step="post", alpha=0.15)
-    axis.set(xlabel="time", ylabel="survival", ylim=(0, 1.02), title="Kaplan-Meier by cluster")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
-def _emm_figure(ancova_table: pd.DataFrame, groups: Sequence[str]) -> plt.Figure:
-    """Estimated marginal mean ± SD of every metric per group (seed 002, Fig. 1).
-
-    Seed 002's Fig. 1 plots, per metric, the EMMs adjusted for age and sex with error bars of
-    the SDs (not the EMMs' standard errors), the controls' EMM and SD as black dotted lines.
+@dataclass(frozen=True)
+class SurvivalResult:
+    """Survival of the clustered patients.
 
     Parameters
     ----------
-    ancova_table : pandas.DataFrame
-        The output of :func:`bids_app.statistics.ancova.ancova`: one row per metric with
-        ``feature``, ``emm_<group>``, ``sd_<group>`` and ``n_<group>``.
-    groups : sequence of str
-        The groups to plot, in order; :data:`CONTROLS` also spans the panel as dotted lines.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One panel per metric, a point with a ± SD bar per group, groups labelled with their n.
+    curves : pandas.DataFrame
+        Kaplan-Meier curves by cluster (``group, time, survival, ci_lower, ci_upper``).
+    medians : pandas.DataFrame
+        Median survival by cluster.
+    logrank : pandas.DataFrame or None
+        Log-rank tests between clusters (None with one cluster: nothing to compare).
+    odds_ratios : pandas.DataFrame or None
+        Odds of short survival by cluster (None with one cluster).
     """
-    figure, axes = plt.subplots(
-        1, len(ancova_table), figsize=(3.2 * len(ancova_table), 3.6), squeeze=False
-    )
-    for axis, (_, row) in zip(axes[0], ancova_table.iterrows(), strict=True):
-        for x, group in enumerate(groups):
-            emm, sd = row[f"emm_{group}"], row[f"sd_{group}"]
-            color = "black" if group == CONTROLS else f"C{x}"
-            axis.errorbar(x, emm, yerr=sd, fmt="o", color=color, capsize=4)
-            if group == CONTROLS:
-                for level, width in ((emm, 1.0), (emm - sd, 0.6), (emm + sd, 0.6)):
-                    axis.axhline(level, color="black", linestyle=":", linewidth=width)
-        names = [group if group == CONTROLS else f"cluster {group}" for group in groups]
-        axis.set_xticks(
-            range(len(groups)),
-            [
-                f"{name}\nn={row[f'n_{group}']:.0f}"
-                for name, group in zip(names, groups, strict=True)
-            ],
-            fontsize=8,
-        )
-        axis.set(xlim=(-0.5, len(groups) - 0.5), title=row["feature"], ylabel="EMM ± SD")
-    figure.suptitle("Estimated marginal means (age- and sex-adjusted) ± SD")
-    figure.tight_layout()
-    return figure
+
+    curves: pd.DataFrame
+    medians: pd.DataFrame
+    logrank: pd.DataFrame | None = None
+    odds_ratios: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class ClusteringResult:
+    """The clusters of the patients, their profiles and their survival.
+
+    Parameters
+    ----------
+    features : tuple of str
+        The clustering metrics.
+    volumes : tuple of str
+        The metrics corrected for TIV.
+    method : str
+        The clustering method.
+    k : int
+        Clusters (chosen by BIC).
+    bic : pandas.DataFrame
+        BIC for every k.
+    scaled : pandas.DataFrame
+        The patients' min-max scaled metrics (index ``participant_id``).
+    labels : pandas.Series
+        Cluster of every patient.
+    silhouette : float or None
+        Mean silhouette (None with one cluster).
+    silhouettes : pandas.Series or None
+        Silhouette of every patient (None with one cluster).
+    exclusions : pandas.DataFrame
+        Patients left out.
+    profiles : pandas.DataFrame
+        Clinical profile of every cluster (``row_type`` ``test`` rows: the comparisons).
+    ancova : pandas.DataFrame
+        ANCOVA of the metrics between the clusters and the controls.
+    emm_groups : tuple of str
+        The groups of the EMM figure, controls first.
+    survival : SurvivalResult or None
+        When the time and event columns are present.
+    """
+
+    features: tuple[str, ...]
+    volumes: tuple[str, ...]
+    method: str
+    k: int
+    bic: pd.DataFrame
+    scaled: pd.DataFrame
+    labels: pd.Series
+    silhouette: float | None
+    silhouettes: pd.Series | None
+    exclusions: pd.DataFrame
+    profiles: pd.DataFrame
+    ancova: pd.DataFrame
+    emm_groups: tuple[str, ...]
+    survival: SurvivalResult | None = None
 
 
 def run_clustering(
@@ -208,7 +195,7 @@ def run_clustering(
     survival: tuple[str, str],
     seed: int,
     writer: DerivativesWriter,
-) -> list[tuple[str, str]]:
+) -> ClusteringResult:
     """Cluster the patients, describe the clusters and compare their survival.
 
     Parameters
@@ -234,8 +221,8 @@ def run_clustering(
 
     Returns
     -------
-    list of (str, str)
-        Report sections.
+    ClusteringResult
+        Clusters, profiles, ANCOVA and survival.
 
     Raises
     ------
@@ -267,35 +254,15 @@ def run_clustering(
         "reference": "controls" if controls.sum() >= 3 else "all",
     }
     table = pd.DataFrame({"cluster": labels}).join(patients).join(scaled.add_suffix("_scaled"))
-    sections = []
+    overall, silhouettes = None, None
     if k > 1:
-        overall, per_cluster, per_subject = silhouette(scaled, labels)
-        table["silhouette"] = per_subject
-        writer.write_table(
-            per_cluster, writer.group_file("clustering_silhouette", ".tsv"), params=params
-        )
-        silhouette_text = f"mean silhouette {overall:.2f}"
-    else:
-        silhouette_text = "one cluster: no silhouette"
-    writer.write_table(table.reset_index(), writer.group_file("clusters", ".tsv"), params=params)
-    writer.write_table(bic, writer.group_file("clustering_bic", ".tsv"), params=params)
-    writer.write_table(exclusions.reset_index(), writer.group_file("clustering_exclusions", ".tsv"))
-    sections.append(
-        (
-            "Clustering of the patients (seed 002)",
-            f"<p>{len(scaled)} patients clustered on {', '.join(metrics.columns)} "
-            f"({'TIV-corrected: ' + ', '.join(volumes) + '; ' if volumes else ''}min-max "
-            f"scaled); BIC chose k = {k}; {method}; {silhouette_text}. "
-            f"{len(exclusions)} left out (see clustering_exclusions.tsv).</p>"
-            + table_html(bic)
-            + figure_html(_scatter(scaled, labels), "clusters")
-            + (
-                figure_html(_silhouette_figure(table["silhouette"], labels), "silhouette")
-                if k > 1
-                else ""
-            ),
-        )
-    )
+        overall, per_cluster, silhouettes = silhouette(scaled, labels)
+        table["silhouette"] = silhouettes
+        silhouettes = table["silhouette"]
+        writer.write_group_table(per_cluster, "clustering_silhouette", params=params)
+    writer.write_group_table(table.reset_index(), "clusters", params=params)
+    writer.write_group_table(bic, "clustering_bic", params=params)
+    writer.write_group_table(exclusions.reset_index(), "clustering_exclusions")
     described = clinical.join(labels, how="inner")
     profiles = compare_groups(
         described,
@@ -303,29 +270,35 @@ def run_clustering(
         [c for c in PROFILE_CONTINUOUS if c in described],
         [c for c in PROFILE_CATEGORICAL if c in described],
     )
-    writer.write_table(profiles, writer.group_file("cluster_profiles", ".tsv"), params=params)
+    writer.write_group_table(profiles, "cluster_profiles", params=params)
     compared = metrics.join(clinical[[c for c in ("age", "sex") if c in clinical]])
     compared["cluster"] = labels.astype("string").reindex(compared.index)
     compared.loc[controls[controls].index, "cluster"] = CONTROLS
     model = ancova(
         compared, list(metrics.columns), "cluster", [c for c in ("age", "sex") if c in compared]
     )
-    writer.write_table(model, writer.group_file("cluster_ancova", ".tsv"), params=params)
+    writer.write_group_table(model, "cluster_ancova", params=params)
     plotted = [CONTROLS, *(str(label) for label in sorted(labels.unique()))]
-    emm_figure = _emm_figure(model, [g for g in plotted if f"emm_{g}" in model])
-    writer.write_figure(emm_figure, "clusters_emm")
-    sections.append(
-        (
-            "Cluster profiles and metrics",
-            table_html(profiles[profiles["row_type"] == "test"])
-            + table_html(model)
-            + figure_html(emm_figure, "estimated marginal means by cluster"),
-        )
-    )
     time_column, event_column = survival
+    survived = None
     if time_column in described and event_column in described:
-        sections += _survival(described, labels, time_column, event_column, params, writer)
-    return sections
+        survived = _survival(described, labels, time_column, event_column, params, writer)
+    return ClusteringResult(
+        features=tuple(metrics.columns),
+        volumes=tuple(volumes),
+        method=method,
+        k=int(k),
+        bic=bic,
+        scaled=scaled,
+        labels=labels,
+        silhouette=None if overall is None else float(overall),
+        silhouettes=silhouettes,
+        exclusions=exclusions,
+        profiles=profiles,
+        ancova=model,
+        emm_groups=tuple(g for g in plotted if f"emm_{g}" in model),
+        survival=survived,
+    )
 
 
 def _survival(
@@ -335,25 +308,18 @@ def _survival(
     event_column: str,
     params: dict,
     writer: DerivativesWriter,
-) -> list[tuple[str, str]]:
+) -> SurvivalResult:
     time, event = described[time_column], described[event_column]
     try:
         curves = kaplan_meier_by_group(time, event, labels)
         medians = median_survival(time, event, labels)
     except ValueError as exc:
         raise ClusteringError(f"survival ({time_column}, {event_column}): {exc}") from exc
-    writer.write_table(curves, writer.group_file("survival_km", ".tsv"), params=params)
-    writer.write_table(medians, writer.group_file("survival_median", ".tsv"), params=params)
-    figure = _km_figure(curves)
-    writer.write_figure(figure, "survival_km")
+    writer.write_group_table(curves, "survival_km", params=params)
+    writer.write_group_table(medians, "survival_median", params=params)
     if labels.nunique() < 2:
         # one cluster: the patients' survival is described, there is nothing to compare
-        return [
-            (
-                "Survival of the patients (Kaplan-Meier; one cluster, nothing to compare)",
-                figure_html(figure, "Kaplan-Meier") + table_html(medians),
-            )
-        ]
+        return SurvivalResult(curves, medians)
     try:
         tests = logrank_tests(time, event, labels)
         survivors, _ = long_short_survivors(time, event)
@@ -366,15 +332,6 @@ def _survival(
         positive="short",
         categorical=["cluster"],
     )
-    for name, table in (("survival_logrank", tests), ("survival_odds_ratios", odds)):
-        writer.write_table(table, writer.group_file(name, ".tsv"), params=params)
-    return [
-        (
-            "Survival by cluster (Kaplan-Meier, log-rank; seed 002)",
-            figure_html(figure, "Kaplan-Meier")
-            + table_html(medians)
-            + table_html(tests)
-            + "<h3>Short versus long survivors: odds ratios</h3>"
-            + table_html(odds),
-        )
-    ]
+    writer.write_group_table(tests, "survival_logrank", params=params)
+    writer.write_group_table(odds, "survival_odds_ratios", params=params)
+    return SurvivalResult(curves, medians, tests, odds)

@@ -28,7 +28,7 @@ from bids_app import __version__
 from bids_app.config import Config
 from bids_app.deep.augment import PRESETS as AUGMENTATIONS
 from bids_app.deep.augment import SEED001_FLIP_RATES
-from bids_app.deep.bundle import CARD_VERSION, MODEL_CARD, checkpoint, load_checkpoint
+from bids_app.deep.bundle import CARD_VERSION, checkpoint, load_checkpoint
 from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validate, fold_models
 from bids_app.deep.devices import resolve_device
 from bids_app.deep.lrp import relevance
@@ -41,9 +41,36 @@ from bids_app.models.crossval import outer_splits, summarise
 from bids_app.models.design import DesignError, Target, binary_target
 from bids_app.models.metrics import METRICS
 from bids_app.models.persistence import file_digest
-from bids_app.reports.html import table_html
 
 LOGGER = logging.getLogger("bids_app.deep")
+
+
+@dataclass(frozen=True)
+class DeepRun:
+    """How the networks were trained (for the report).
+
+    Parameters
+    ----------
+    networks : tuple of str
+        The networks of ``--dl-models``.
+    feature_set : str
+        Name of the input, ``crops_<contrasts>``.
+    cv_folds : int
+        Outer folds.
+    preset : str
+        ``--dl-preset``.
+    validation : bool
+        Whether a validation fold was held out of each training set.
+    lrp_rule : str
+        LRP rule preset of the attention maps.
+    """
+
+    networks: tuple[str, ...]
+    feature_set: str
+    cv_folds: int
+    preset: str
+    validation: bool
+    lrp_rule: str
 
 
 @dataclass
@@ -52,8 +79,12 @@ class DeepOutcome:
 
     Parameters
     ----------
-    sections : list of (str, str)
-        Report sections.
+    run : DeepRun or None
+        How the networks were trained.
+    left_out : pandas.DataFrame
+        Sessions with crops left out (no label, or no age for GAMER), with the reason.
+    missing_crops : pandas.DataFrame
+        Sessions without CNN-ready crops, with the reason.
     folds : pandas.DataFrame
         Fold metrics in the layout of the classifiers' ``classification_folds`` table.
     features : dict of str to pandas.DataFrame
@@ -77,7 +108,9 @@ class DeepOutcome:
         Ages of the rows in years.
     """
 
-    sections: list[tuple[str, str]] = field(default_factory=list)
+    run: DeepRun | None = None
+    left_out: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing_crops: pd.DataFrame = field(default_factory=pd.DataFrame)
     folds: pd.DataFrame = field(default_factory=pd.DataFrame)
     features: dict[str, pd.DataFrame] = field(default_factory=dict)
     relevance: dict[str, np.ndarray] = field(default_factory=dict)
@@ -273,7 +306,7 @@ def run_deep_learning(
     Returns
     -------
     DeepOutcome
-        Report sections, fold metrics, out-of-fold features and relevance maps.
+        Fold metrics, out-of-fold predictions, features and relevance maps.
 
     Raises
     ------
@@ -296,7 +329,17 @@ def run_deep_learning(
     splits = outer_splits(y, groups, config.cv_folds, config.cv_repeats, config.seed)
     device = resolve_device(config.device)
     feature_set = "crops_" + "+".join(contrasts)
-    outcome = DeepOutcome(rows=rows, affine=affine, volumes=volumes, ages=ages)
+    run = DeepRun(
+        networks=tuple(config.dl_models),
+        feature_set=feature_set,
+        cv_folds=config.cv_folds,
+        preset=config.dl_preset,
+        validation=bool(config.dl_validation),
+        lrp_rule=config.lrp_rule,
+    )
+    outcome = DeepOutcome(
+        run=run, left_out=left_out, rows=rows, affine=affine, volumes=volumes, ages=ages
+    )
     results = outcome.results
     weights = None
     for name in config.dl_models:
@@ -352,7 +395,6 @@ def run_deep_learning(
     save_bundle(
         results, rows, contrasts, volumes.shape[2:], float(zooms[0]), target, config, writer
     )
-    outcome.sections += _sections(outcome, left_out, feature_set, config)
     return outcome
 
 
@@ -440,20 +482,20 @@ def save_bundle(
         The model card.
     """
     networks = {}
-    with writer.staged_models("deep_models") as root:
+    with writer.model_bundle("deep_models") as bundle:
         for name, (result, spec) in results.items():
             files = {}
             for fold, state in enumerate(result.states):
-                path = writer.write_model(
+                path = bundle.write_model(
                     checkpoint(
                         name, spec.options, len(contrasts), input_shape, voxel_size_mm, state
                     ),
-                    f"{name}/fold-{fold}",
-                    root,
-                    kind="torch",
+                    "deep_checkpoint",
+                    network=name,
+                    fold=f"fold-{fold}",
                 )
                 files[f"fold-{fold}"] = {
-                    "path": path.relative_to(root).as_posix(),
+                    "path": path.relative_to(bundle.root).as_posix(),
                     "sha256": file_digest(path),
                 }
             first = result.folds[result.folds["repeat"] == 0]
@@ -493,8 +535,8 @@ def save_bundle(
             "n_sessions": len(rows),
             "networks": networks,
         }
-        writer.write_text(root / MODEL_CARD, json.dumps(card, indent=2, default=str))
-    return writer.group_file("deep_models", "") / MODEL_CARD
+        bundle.write_json(card, "deep_model_card")
+    return writer.group_file("deep_model_card")
 
 
 def _write_tables(
@@ -513,39 +555,16 @@ def _write_tables(
         "deep_summary": summarise(outcome.folds),
         "deep_history": histories,
         "deep_exclusions": left_out,
-        **{f"deep_{name}_predictions": table for name, table in outcome.predictions.items()},
-        **{f"features_{family}": table for family, table in outcome.features.items()},
     }
     for name, table in tables.items():
-        writer.write_table(table, writer.group_file(name, ".tsv"), params=params)
+        writer.write_group_table(table, name, params=params)
+    for name, table in outcome.predictions.items():
+        writer.write_group_table(table, "deep_predictions", params=params, network=name)
+    for family, table in outcome.features.items():
+        writer.write_group_table(table, "features", params=params, family=family)
     for name, maps in outcome.relevance.items():
         image = nib.Nifti1Image(np.moveaxis(maps, 0, -1), outcome.affine)
-        writer.write_group_image(image, f"deep_{name}_relevance")
-
-
-def _sections(
-    outcome: DeepOutcome, left_out: pd.DataFrame, feature_set: str, config: Config
-) -> list[tuple[str, str]]:
-    summary = summarise(outcome.folds)
-    shown = summary[["classifier", "n_folds"]].rename(columns={"classifier": "network"})
-    for metric in METRICS:
-        shown[metric] = [
-            f"{m:.2f} ± {s:.2f}"
-            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
-        ]
-    text = (
-        f"<p>{', '.join(config.dl_models)} trained on {feature_set} of {len(outcome.rows)} "
-        f"sessions with the classifiers' {config.cv_folds} participant-grouped folds "
-        f"({config.dl_preset} preset"
-        + (", a validation fold held out of each training set" if config.dl_validation else "")
-        + f"). Out-of-fold attention maps use LRP ({config.lrp_rule} rules).</p>"
-    )
-    sections = [
-        ("Deep learning: cross-validated metrics (mean ± SD over folds)", text + table_html(shown))
-    ]
-    if len(left_out):
-        sections.append(("Deep learning: sessions left out", table_html(left_out)))
-    return sections
+        writer.write_group_image(image, "deep_relevance", network=name)
 
 
 def pretrained_features(

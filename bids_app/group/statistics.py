@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.reports.classification import histogram_figure
-from bids_app.reports.html import figure_html, table_html
 from bids_app.statistics.ancova import ancova
 from bids_app.statistics.histograms import group_histograms
 
@@ -24,8 +22,6 @@ LOGGER = logging.getLogger("bids_app.group")
 
 #: Families compared feature by feature.
 ANCOVA_FAMILIES = ("volumes", "thickness", "radiomics")
-#: Rows of the report's table of the ANCOVA (most significant first).
-REPORT_ROWS = 15
 
 
 def first_sessions(table: pd.DataFrame) -> pd.DataFrame:
@@ -46,13 +42,49 @@ def first_sessions(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop_duplicates("participant_id").reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class FamilyAncova:
+    """The ANCOVA of one feature family between the groups.
+
+    Parameters
+    ----------
+    family : str
+        The feature family.
+    table : pandas.DataFrame
+        One row per feature (from :func:`bids_app.statistics.ancova.ancova`).
+    covariates : tuple of str
+        The model's covariates.
+    """
+
+    family: str
+    table: pd.DataFrame
+    covariates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatisticsResult:
+    """What the group statistics found.
+
+    Parameters
+    ----------
+    ancova : tuple of FamilyAncova
+        One per compared family, in :data:`ANCOVA_FAMILIES` order.
+    histograms : pandas.DataFrame or None
+        Mean histogram per group (``group, bin, bin_lower, bin_upper, mean, sd``), when the
+        histograms were computed.
+    """
+
+    ancova: tuple[FamilyAncova, ...] = ()
+    histograms: pd.DataFrame | None = None
+
+
 def run_statistics(
     tables: Mapping[str, pd.DataFrame],
     participants: pd.DataFrame,
     group_column: str,
     covariates: Sequence[str],
     writer: DerivativesWriter,
-) -> list[tuple[str, str]]:
+) -> StatisticsResult:
     """Compare every feature between the groups (ANCOVA, FDR); mean histograms per group.
 
     Parameters
@@ -70,15 +102,15 @@ def run_statistics(
 
     Returns
     -------
-    list of (str, str)
-        Report sections.
+    StatisticsResult
+        The ANCOVA of every family and the mean histograms.
     """
-    sections = []
     clinical = participants.set_index("participant_id")
     groups = clinical[group_column]
     tiv = None
     if "volumes" in tables and "tiv" in tables["volumes"]:
         tiv = first_sessions(tables["volumes"]).set_index("participant_id")["tiv"]
+    families = []
     for family in ANCOVA_FAMILIES:
         if family not in tables:
             continue
@@ -92,27 +124,10 @@ def run_statistics(
             model_covariates.append("tiv_covariate")
         result = ancova(design, features, group_column, model_covariates)
         params = {"group_column": group_column, "covariates": model_covariates, "fdr": "BH"}
-        writer.write_table(result, writer.group_file(f"ancova_{family}", ".tsv"), params=params)
-        top = result.sort_values("p_value").head(REPORT_ROWS)
-        shown = [c for c in top.columns if c in ("feature", "n", "F", "p_value", "q_value")]
-        shown += [c for c in top.columns if c.startswith("emm_") and not c.startswith("emm_se")]
-        n_significant = int(result["significant"].fillna(False).sum())
-        sections.append(
-            (
-                f"ANCOVA of the {family} between groups",
-                f"<p>{len(result)} features; {n_significant} differ at FDR 5 % "
-                f"(covariates: {', '.join(model_covariates) or 'none'}; first session of each "
-                f"participant). The {REPORT_ROWS} smallest p-values:</p>" + table_html(top[shown]),
-            )
-        )
+        writer.write_group_table(result, "ancova", params=params, family=family)
+        families.append(FamilyAncova(family, result, tuple(model_covariates)))
+    histograms = None
     if "histogram" in tables and groups.notna().any():
-        means = group_histograms(tables["histogram"], groups.dropna())
-        writer.write_table(means, writer.group_file("histograms_by_group", ".tsv"))
-        finite = means[np.isfinite(means["bin_upper"].astype(float))]
-        finite = finite.assign(centre=(finite["bin_lower"] + finite["bin_upper"]) / 2)
-        figure = histogram_figure(finite)
-        writer.write_figure(figure, "histograms_by_group")
-        sections.append(
-            ("Mean intensity histogram per group (seed 000 Figure 3)", figure_html(figure, "hist"))
-        )
-    return sections
+        histograms = group_histograms(tables["histogram"], groups.dropna())
+        writer.write_group_table(histograms, "histograms_by_group")
+    return StatisticsResult(tuple(families), histograms)

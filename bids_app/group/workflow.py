@@ -15,7 +15,7 @@ from bids_app.deep.devices import resolve_device
 from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import DataError
-from bids_app.group.attention import run_attention_analyses
+from bids_app.group.attention import AttentionResult, run_attention_analyses
 from bids_app.group.classification import (
     class_names,
     covariates_for,
@@ -37,11 +37,18 @@ from bids_app.inputs.participants import read_sessions
 from bids_app.models.crossval import CrossValidationError
 from bids_app.models.design import DesignError, build_design, join_families
 from bids_app.models.persistence import ModelBundleError
+from bids_app.reports.classification import render_classification, render_external
+from bids_app.reports.clustering import render_clustering
+from bids_app.reports.deep_learning import render_deep_learning
 from bids_app.reports.group import render_group_report
-from bids_app.reports.html import table_html
+from bids_app.reports.html import ReportPart
+from bids_app.reports.statistics import render_statistics
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
 
 LOGGER = logging.getLogger("bids_app.group")
+
+#: The input dataset's participants table (BIDS), the source of the group tables.
+PARTICIPANTS_TSV = "participants.tsv"
 
 _TABLE_COLUMNS = {
     "n_sessions": {"Description": "sessions with a T1w in the input dataset"},
@@ -235,7 +242,7 @@ def run_group_level(
     """
     if config.group_column not in participants.columns:
         raise DataError(
-            f"{config.bids_dir / 'participants.tsv'}: no column {config.group_column!r} "
+            f"{config.bids_dir / PARTICIPANTS_TSV}: no column {config.group_column!r} "
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
     processed = {
@@ -249,33 +256,21 @@ def run_group_level(
         )
     for _, row in exclusions.iterrows():
         LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
-    sources = [config.bids_dir / "participants.tsv"] if len(participants) else []
-    writer.write_table(
-        table, writer.group_file("participants", ".tsv"), sources=sources, columns=_TABLE_COLUMNS
-    )
+    sources = [config.bids_dir / PARTICIPANTS_TSV] if len(participants) else []
+    writer.write_group_table(table, "participants", sources=sources, columns=_TABLE_COLUMNS)
     demographics = demographics_by_group(table, config.group_column)
     tests = demographic_tests(table, config.group_column)
     params = {"group_column": config.group_column}
-    writer.write_table(
-        demographics,
-        writer.group_file("demographics", ".tsv"),
-        sources=sources,
-        params=params,
-        columns=_DEMOGRAPHICS_COLUMNS,
+    writer.write_group_table(
+        demographics, "demographics", sources=sources, params=params, columns=_DEMOGRAPHICS_COLUMNS
     )
-    writer.write_table(
-        tests,
-        writer.group_file("demographics_tests", ".tsv"),
-        sources=sources,
-        params=params,
-        columns=_TESTS_COLUMNS,
+    writer.write_group_table(
+        tests, "demographics_tests", sources=sources, params=params, columns=_TESTS_COLUMNS
     )
     tables, dictionaries, missing = collect_features(inventory, writer, FEATURE_FAMILIES)
     for family, features in tables.items():
-        writer.write_table(
-            features,
-            writer.group_file(f"features_{family}", ".tsv"),
-            columns=dictionaries.get(family),
+        writer.write_group_table(
+            features, "features", columns=dictionaries.get(family), family=family
         )
     for (family, reason), rows in missing.groupby(["family", "reason"]):
         LOGGER.warning("%s features missing for %d sessions: %s", family, len(rows), reason)
@@ -291,10 +286,11 @@ def run_group_level(
         ]
     )
     covariates = covariates_for(config, table.columns)
-    sections = run_statistics(tables, table, config.group_column, covariates, writer)
+    statistics = run_statistics(tables, table, config.group_column, covariates, writer)
+    sections = _written(render_statistics(statistics), writer)
     try:
         if config.cluster_features:
-            sections += run_clustering(
+            clusters = run_clustering(
                 tables,
                 table,
                 config.group_column,
@@ -305,6 +301,7 @@ def run_group_level(
                 config.seed,
                 writer,
             )
+            sections += _written(render_clustering(clusters), writer)
         extra_folds = None
         if config.feature_extractor:
             crops, _ = collect_crops(inventory, writer, config.dl_contrasts)
@@ -317,14 +314,16 @@ def run_group_level(
                 resolve_device(config.device),
             )
             for family, features in extracted.items():
-                writer.write_table(features, writer.group_file(f"features_{family}", ".tsv"))
+                writer.write_group_table(features, "features", family=family)
             tables.update(extracted)
         if config.dl_models:
-            deep = _deep_learning(inventory, participants, config, writer)
-            sections += deep.sections
+            deep, attention = _deep_learning(inventory, participants, config, writer)
+            sections += _written(render_deep_learning(deep, attention), writer)
             tables.update(deep.features)
             extra_folds = deep.folds
-        sections += _classification_sections(tables, participants, config, writer, extra_folds)
+        sections += _written(
+            _classification(tables, participants, config, writer, extra_folds), writer
+        )
     except (
         DesignError,
         CrossValidationError,
@@ -336,9 +335,16 @@ def run_group_level(
     report = render_group_report(
         table, demographics, tests, exclusions, config.group_column, summary, sections
     )
-    path = writer.write_text(writer.group_file("report", ".html"), report)
+    path = writer.write_group_text(report, "report")
     LOGGER.info("group report: %s", path)
     return path
+
+
+def _written(part: ReportPart, writer: DerivativesWriter) -> list[tuple[str, str]]:
+    """Write a rendered part's figures under ``group/figures``; return its report sections."""
+    for figure in part.figures:
+        writer.write_group_figure(figure.png, figure.output, **figure.fields)
+    return part.sections
 
 
 def _deep_learning(
@@ -346,8 +352,8 @@ def _deep_learning(
     participants: pd.DataFrame,
     config: Config,
     writer: DerivativesWriter,
-) -> DeepOutcome:
-    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops."""
+) -> tuple[DeepOutcome, list[AttentionResult]]:
+    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them."""
     if not config.target:
         raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
     crops, missing = collect_crops(inventory, writer, config.dl_contrasts)
@@ -362,23 +368,22 @@ def _deep_learning(
     clinical = clinical_by_session(crops, participants, read_sessions(config.bids_dir, subjects))
     target = target_of(config)
     outcome = run_deep_learning(crops, clinical, target, config, writer)
-    outcome.sections += run_attention_analyses(
+    outcome.missing_crops = missing
+    attention = run_attention_analyses(
         outcome, target, config, writer, resolve_device(config.device)
     )
-    if len(missing):
-        outcome.sections.append(("Deep learning: sessions without crops", table_html(missing)))
-    return outcome
+    return outcome, attention
 
 
-def _classification_sections(
+def _classification(
     tables: dict[str, pd.DataFrame],
     participants: pd.DataFrame,
     config: Config,
     writer: DerivativesWriter,
     extra_folds: pd.DataFrame | None = None,
-) -> list[tuple[str, str]]:
-    """Run the classification or apply saved models, when asked; return the report sections."""
-    sections: list[tuple[str, str]] = []
+) -> ReportPart:
+    """Run the classification or apply saved models, when asked; return the report's part."""
+    part = ReportPart()
     if tables and (config.target or config.apply_models):
         # the histograms (long format, one row per bin) are described, not classified
         families = {f: t for f, t in tables.items() if f != "histogram"}
@@ -388,7 +393,9 @@ def _classification_sections(
             features, participants, read_sessions(config.bids_dir, subjects)
         )
         if config.apply_models:
-            sections += run_apply_models(config.apply_models, features, clinical, config, writer)
+            part += render_external(
+                run_apply_models(config.apply_models, features, clinical, config, writer)
+            )
         else:
             design = build_design(
                 features,
@@ -403,9 +410,9 @@ def _classification_sections(
                 LOGGER.warning(
                     "%s left out of the classification: %s", *row[["participant_id", "reason"]]
                 )
-            sections += run_classification(
-                design, config, writer, class_names(design.target), extra_folds
+            part += render_classification(
+                run_classification(design, config, writer, class_names(design.target), extra_folds)
             )
     elif not config.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")
-    return sections
+    return part

@@ -22,8 +22,6 @@ import pandas as pd
 
 from bids_app.models.metrics import binary_metrics, positive_scores
 
-#: The manifest's file name inside a models folder.
-MANIFEST = "manifest.json"
 #: Version of the manifest's layout.
 MANIFEST_VERSION = 1
 
@@ -211,13 +209,14 @@ def verified_file(
     return file
 
 
-def load_models(directory: Path) -> tuple[dict[str, Any], list[SavedModel]]:
+def load_models(path: Path) -> tuple[dict[str, Any], list[SavedModel]]:
     """Load every model of a models folder after checking the files' digests.
 
     Parameters
     ----------
-    directory : Path
-        A ``group/models`` folder of an earlier run.
+    path : Path
+        The manifest of a ``group/models`` folder of an earlier run (its files are listed
+        relative to the manifest's folder).
 
     Returns
     -------
@@ -231,7 +230,7 @@ def load_models(directory: Path) -> tuple[dict[str, Any], list[SavedModel]]:
     ModelBundleError
         If the manifest is missing or unreadable, or a file is missing or altered.
     """
-    path = directory / MANIFEST
+    directory = path.parent
     info = read_versioned_json(
         path,
         "manifest_version",

@@ -33,6 +33,7 @@ from bids_app.deep.bundle import (
 from bids_app.deep.devices import resolve_device
 from bids_app.deep.lrp import relevance
 from bids_app.deep.volumes import load_volumes
+from bids_app.derivatives.naming import bundle_path
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.features.atlases import load_atlas
 from bids_app.inputs.inventory import SessionInputs
@@ -56,7 +57,7 @@ class InferenceOutcome:
 
 
 def _contrasts(directory: Path) -> list[str]:
-    card, _ = read_card(directory)
+    card, _ = read_card(bundle_path(directory, "deep_model_card"))
     contrasts = {tuple(entry["contrasts"]) for entry in card["networks"].values()}
     if len(contrasts) != 1:
         raise BundleError(f"{directory}: networks trained on different contrasts {contrasts}")
@@ -108,7 +109,7 @@ def run_inference(
     if not sessions:
         return outcomes
     grid = nib.load(sessions[0][1][0])
-    bundle = load_bundle(config.models, grid.shape[:3], contrasts)
+    bundle = load_bundle(bundle_path(config.models, "deep_model_card"), grid.shape[:3], contrasts)
     device = resolve_device(config.device)
     for fold_models in bundle.models.values():
         for model in fold_models:

@@ -1,4 +1,4 @@
-"""Figures of the attention-map analyses: region rankings and relevance maps."""
+"""Figures and report sections of the attention-map analyses: region rankings, relevance maps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from nilearn import plotting
+
+from bids_app.group.attention import AttentionResult
+from bids_app.reports.html import ReportPart, table_html
 
 
 def region_bar_figure(ranking: pd.DataFrame, title: str, top: int = 10) -> plt.Figure:
@@ -79,3 +82,75 @@ def relevance_map_figure(
         annotate=True,
     )
     return figure
+
+
+def render_attention(result: AttentionResult) -> ReportPart:
+    """Render one network's attention analyses (seed 001 §2.6, seed 004 §II.G).
+
+    Parameters
+    ----------
+    result : AttentionResult
+        From :func:`bids_app.group.attention.run_attention_analyses`.
+
+    Returns
+    -------
+    ReportPart
+        One section, with the region ranking, the class-average and one subject's map.
+    """
+    part = ReportPart()
+    name, shown = result.network, result.shown
+    bars = part.figure(
+        region_bar_figure(
+            result.regions, f"{name}: mean relevance of the {shown} ({result.atlas})"
+        ),
+        "region ranking",
+        "figure_deep_relevance_regions",
+        network=name,
+    )
+    average = part.figure(
+        relevance_map_figure(
+            nib.Nifti1Image(result.average, result.affine),
+            nib.Nifti1Image(result.mean_crop, result.affine),
+            f"{name}: {shown} average",
+        ),
+        f"{shown} class-average relevance",
+        "figure_deep_relevance_average",
+        network=name,
+        group=shown,
+    )
+    example = part.figure(
+        relevance_map_figure(
+            nib.Nifti1Image(result.example, result.affine),
+            nib.Nifti1Image(result.example_crop, result.affine),
+            f"{name}: {result.example_subject} ({shown})",
+        ),
+        "one subject's relevance map",
+        "figure_deep_relevance_example",
+        network=name,
+    )
+    html = (
+        "<p>Out-of-fold relevance (each subject explained by the fold model that did not "
+        "train on it), averaged per prediction group: "
+        + ", ".join(f"{g} {n}" for g, n in result.counts.items())
+        + f". Regions of the {result.atlas} atlas ranked by the {shown} class-average "
+        "(seed 001 §2.6.2).</p>" + bars + average + example
+    )
+    if result.regression is not None:
+        html += (
+            "<p>Voxel-wise regression of the relevance on the log-Jacobian"
+            + (" and the lesion indicator" if result.regression_lesions else "")
+            + " per prediction group (seed 001 §2.6.3); R², partial R² and standardised beta "
+            "maps are in group/.</p>" + table_html(result.regression)
+        )
+    html += (
+        "<p>Voxel-inversion test (seed 004 §II.G): AUC after inverting each subject's "
+        "most relevant voxels, and as many random brain voxels.</p>" + table_html(result.inversion)
+    )
+    if result.spearman is not None:
+        html += (
+            "<p>Spearman's ρ of the mean intensity in each subject's most relevant voxels with "
+            f"{result.score} (seed 004 §II.G, 20,000 permutations).</p>"
+            + table_html(result.spearman)
+        )
+    part.sections.append((f"Attention maps: {name}", html))
+    return part

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-from bids_app.reports.html import table_html
+from bids_app.group.classification import ClassificationResult, ExternalResult
+from bids_app.models.metrics import METRICS
+from bids_app.models.tables import f1_table
+from bids_app.reports.html import ReportPart, table_html
 
 
 def roc_pr_figure(predictions: Mapping[str, pd.DataFrame]) -> plt.Figure:
@@ -139,3 +142,119 @@ def tables_html(tables: Mapping[str, pd.DataFrame]) -> str:
     return "".join(
         f"<h3>{html.escape(caption)}</h3>{table_html(table)}" for caption, table in tables.items()
     )
+
+
+def mean_sd_table(summary: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    """Every metric as ``mean ± SD`` over the folds.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`bids_app.models.crossval.summarise` (``<metric>_mean``, ``<metric>_sd``).
+    id_columns : list of str
+        Columns that name the models.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The id columns, then one text column per metric.
+    """
+    shown = summary[id_columns].copy()
+    for metric in METRICS:
+        shown[metric] = [
+            f"{m:.2f} ± {s:.2f}"
+            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+        ]
+    return shown
+
+
+def render_classification(result: ClassificationResult) -> ReportPart:
+    """Render the comparison of the classifiers (seed 000 Tables 1, 3 and 4).
+
+    Parameters
+    ----------
+    result : ClassificationResult
+        From :func:`bids_app.group.classification.run_classification`.
+
+    Returns
+    -------
+    ReportPart
+        The sections, the ROC/PR and confusion figures.
+    """
+    part = ReportPart()
+    roc = part.figure(
+        roc_pr_figure(result.best_predictions), "ROC and PR", "figure_classification_roc_pr"
+    )
+    confusion = part.figure(
+        confusion_figure(result.best, result.labels),
+        "confusion matrices",
+        "figure_classification_confusion",
+    )
+    overview = design_text(result.n_rows, result.n_participants, result.target, result.counts)
+    overview += (
+        f"<p>Nested, participant-grouped, stratified {result.cv_folds}-fold cross-validation "
+        f"({result.cv_repeats} repeat(s), shuffling seed {result.seed}); inner grid search on "
+        "F1; "
+        + ("ComBat on the training folds; " if result.harmonized else "")
+        + (f"SMOTE (k={result.smote_k}) on the training folds." if result.smote_k else "")
+        + "</p>"
+    )
+    parameters = result.parameters
+    part.sections += [
+        ("Classification: design", overview),
+        (
+            "Classification: F1 (%) by feature set and classifier (seed 000 Table 3)",
+            table_html(f1_table(result.summary).reset_index()),
+        ),
+        ("Classification: best model per feature set (seed 000 Table 4)", table_html(result.best)),
+        ("Classification: ROC and precision-recall curves", roc),
+        ("Classification: confusion matrices", confusion),
+        (
+            "Classification: all metrics (mean ± SD over folds)",
+            table_html(mean_sd_table(result.summary, ["feature_set", "classifier"])),
+        ),
+        (
+            "Classification: chosen hyper-parameters (seed 000 Table 1)",
+            table_html(parameters) if len(parameters) else "<p>No grid searched.</p>",
+        ),
+        (
+            "Classification: left out",
+            tables_html(
+                {"Sessions": result.exclusions, "Feature columns": result.dropped_features}
+            ),
+        ),
+    ]
+    return part
+
+
+def render_external(result: ExternalResult) -> ReportPart:
+    """Render the external validation of saved models (``--apply-models``).
+
+    Parameters
+    ----------
+    result : ExternalResult
+        From :func:`bids_app.group.classification.run_apply_models`.
+
+    Returns
+    -------
+    ReportPart
+        Two sections: what was applied, and the metrics.
+    """
+    part = ReportPart()
+    part.sections.append(
+        (
+            "External validation: saved models applied",
+            f"<p>{result.n_models} model(s) from <code>{result.directory}</code> (target "
+            f"<code>{result.target}</code>) applied to this dataset.</p>",
+        )
+    )
+    if len(result.metrics):
+        part.sections.append(("External validation: metrics", table_html(result.metrics)))
+    else:
+        part.sections.append(
+            (
+                "External validation: metrics",
+                f"<p>No column {result.target_column!r}: no metrics.</p>",
+            )
+        )
+    return part

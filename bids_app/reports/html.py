@@ -6,6 +6,7 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -69,6 +70,87 @@ def figure_html(figure: plt.Figure, alt: str) -> str:
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
     return _png_img(buffer.getvalue(), alt)
+
+
+def figure_png(figure: plt.Figure) -> bytes:
+    """Render a matplotlib figure as the PNG file written next to the report (figure kept open).
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure.
+
+    Returns
+    -------
+    bytes
+        The PNG file's content (110 dpi).
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    """A figure of the group report, rendered for its own file.
+
+    Parameters
+    ----------
+    output : str
+        A key of :data:`bids_app.derivatives.naming.GROUP` (format ``png``).
+    png : bytes
+        The PNG file's content.
+    fields : dict of str to str
+        Values of the output's placeholders (e.g. ``network``).
+    """
+
+    output: str
+    png: bytes
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReportPart:
+    """Sections of the group report and the figures to write as files beside it.
+
+    Parameters
+    ----------
+    sections : list of (str, str)
+        Heading and HTML body of each section, in order.
+    figures : list of RenderedFigure
+        Figures the derivatives writer saves under ``group/figures``.
+    """
+
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    figures: list[RenderedFigure] = field(default_factory=list)
+
+    def figure(self, figure: plt.Figure, alt: str, output: str, **fields: str) -> str:
+        """Keep a figure's PNG file for the writer, then embed it and close it.
+
+        Parameters
+        ----------
+        figure : matplotlib.figure.Figure
+            The figure.
+        alt : str
+            Alternative text.
+        output : str
+            The figure's key in :data:`bids_app.derivatives.naming.GROUP`.
+        **fields : str
+            Values of the output's placeholders.
+
+        Returns
+        -------
+        str
+            An ``<img>`` element with a data URI.
+        """
+        self.figures.append(RenderedFigure(output, figure_png(figure), dict(fields)))
+        return figure_html(figure, alt)
+
+    def __iadd__(self, other: ReportPart) -> ReportPart:
+        """Append another part's sections and figures."""
+        self.sections += other.sections
+        self.figures += other.figures
+        return self
 
 
 def _png_img(png: bytes, alt: str) -> str:
