@@ -47,7 +47,7 @@ def configure_process(n_threads: int, seed: int | None = None) -> None:
     """Set the state of the run's process (and of the processes it starts) once, at start-up.
 
     Nipype's telemetry and version check are switched off, matplotlib draws off-screen
-    (:func:`use_agg_backend`), every multi-threaded library gets ``n_threads``
+    (:func:`quiet_libraries`), every multi-threaded library gets ``n_threads``
     (:func:`limit_threads`) and every ANTs registration of the run draws its random samples
     from ``seed``.
 
@@ -58,15 +58,20 @@ def configure_process(n_threads: int, seed: int | None = None) -> None:
     seed : int or None
         The run's seed (``--seed``); None leaves ANTs' own default.
     """
-    os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network call to check for nipype updates
-    use_agg_backend()
+    quiet_libraries()
     limit_threads(n_threads)
     if seed is not None:
         os.environ[ANTS_SEED] = str(seed)
 
 
-def use_agg_backend() -> None:
-    """Make matplotlib draw off-screen (no display needed, safe in forked workers)."""
+def quiet_libraries() -> None:
+    """Keep the libraries off the network and the screen.
+
+    Nipype asks the internet for its latest version whenever an interface is created unless
+    ``NIPYPE_NO_ET`` is set; matplotlib draws off-screen (no display needed, safe in forked
+    workers). The test suite calls this too (``tests/conftest.py``).
+    """
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
     import matplotlib
 
     matplotlib.use("Agg")

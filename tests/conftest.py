@@ -12,6 +12,10 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
+from bids_app import runtime
+
+runtime.quiet_libraries()  # as the CLI does: no nipype version check, matplotlib off-screen
+
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
