@@ -163,9 +163,11 @@ def test_limit_threads_sets_every_library(monkeypatch):
 
 def test_configure_process(monkeypatch):
     import matplotlib
+    import torch
 
     for name in (*runtime.THREAD_VARIABLES, runtime.ANTS_SEED, "NIPYPE_NO_ET"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep this process's
     runtime.configure_process(1, seed=3)
     assert os.environ[runtime.ANTS_SEED] == "3"
     assert os.environ["NIPYPE_NO_ET"] == "1"
