@@ -33,7 +33,7 @@ from bids_app.deep.training import TrainingConfig, train_network  # noqa: E402
 from bids_app.deep.volumes import VolumeDataset  # noqa: E402
 from bids_app.group.deep_learning import network_options  # noqa: E402
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM  # noqa: E402
-from bids_app.utils.threads import limit_threads  # noqa: E402
+from bids_app.runtime import limit_threads  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

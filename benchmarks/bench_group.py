@@ -33,8 +33,8 @@ from bids_app.config import CLASSIFIER_NAMES  # noqa: E402
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline  # noqa: E402
 from bids_app.models.crossval import nested_cross_validate, outer_splits  # noqa: E402
 from bids_app.models.design import SITE, Target, build_design, join_families  # noqa: E402
+from bids_app.runtime import limit_threads  # noqa: E402
 from bids_app.synthetic.features import make_feature_cohort  # noqa: E402
-from bids_app.utils.threads import limit_threads  # noqa: E402
 
 #: Issue target for the whole grid (seconds, 2 cores).
 TARGET_S = 180.0

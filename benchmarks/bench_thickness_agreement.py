@@ -27,6 +27,7 @@ and no ``--derivatives`` is given.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -56,6 +57,7 @@ from bids_app.features.thickness import (  # noqa: E402
     cortical_thickness,
     desikan_killiany_cortex,
 )
+from bids_app.runtime import map_in_one_itk_thread  # noqa: E402
 
 REFERENCE = "antspy-default"
 _DEFAULT, _FAST = THICKNESS_PRESETS[REFERENCE], THICKNESS_PRESETS["fast"]
@@ -152,7 +154,11 @@ def run_child(variant: str, derivatives: Path, subject: str, out: Path) -> None:
     parcellation = native_parcellation(derivatives, subject) if settings.by_hemisphere else None
     start = time.perf_counter()
     thickness = cortical_thickness(
-        *images, settings=settings, verbose=True, parcellation=parcellation, n_jobs=2
+        *images,
+        settings=settings,
+        verbose=True,
+        parcellation=parcellation,
+        map_calls=functools.partial(map_in_one_itk_thread, n_jobs=2),
     )
     seconds = time.perf_counter() - start
     nib.save(thickness, out / "thickness.nii.gz")

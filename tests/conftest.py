@@ -20,6 +20,10 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
+from bids_app import runtime
+
+runtime.quiet_libraries()  # as the CLI does: no nipype version check, matplotlib off-screen
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPOSITORY / ".." / "shared" / "data"
 

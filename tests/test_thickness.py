@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -18,11 +19,14 @@ from bids_app.features.thickness import (
     pairwise_means,
     regional_thickness,
 )
+from bids_app.runtime import map_in_one_itk_thread
 
 VOXEL_MM = 1.0
 WM_RADIUS_MM = 10.0
 #: The product's preset on the whole brain at once (no parcellation needed).
 WHOLE = replace(THICKNESS_PRESETS["fast"], by_hemisphere=False)
+#: DiReCT as the participant level runs it: ITK on one thread, hemispheres side by side.
+ONE_THREAD, TWO_JOBS = (functools.partial(map_in_one_itk_thread, n_jobs=n) for n in (1, 2))
 #: Desikan-Killiany codes: left and right precentral cortex and cerebral white matter, left
 #: cerebellar cortex and white matter.
 LEFT_CORTEX, LEFT_WM, RIGHT_CORTEX, RIGHT_WM, CEREBELLUM_CORTEX, CEREBELLUM_WM = (
@@ -94,7 +98,7 @@ def _hemispheres() -> tuple[nib.Nifti1Image, ...]:
 def shells() -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """Thickness of the two shells of :func:`_hemispheres` (preset 'fast', by hemisphere)."""
     dseg, gm, wm, atlas = _hemispheres()
-    thickness = cortical_thickness(dseg, gm, wm, parcellation=atlas, n_jobs=2)
+    thickness = cortical_thickness(dseg, gm, wm, parcellation=atlas, map_calls=TWO_JOBS)
     assert thickness.shape == dseg.shape
     assert np.allclose(thickness.affine, dseg.affine)
     values, labels = np.asarray(thickness.dataobj), np.asarray(dseg.dataobj)
@@ -128,8 +132,8 @@ def test_shell_thickness_is_measured(shells):
 def test_each_hemisphere_reads_as_the_whole_brain():
     """Run apart, each hemisphere reads what the whole image reads (shells that do not touch)."""
     dseg, gm, wm, atlas = _hemispheres()
-    apart = cortical_thickness(dseg, gm, wm, parcellation=atlas, n_jobs=1)
-    whole = cortical_thickness(dseg, gm, wm, WHOLE)
+    apart = cortical_thickness(dseg, gm, wm, parcellation=atlas, map_calls=ONE_THREAD)
+    whole = cortical_thickness(dseg, gm, wm, WHOLE, map_calls=ONE_THREAD)
     codes = np.asarray(atlas.dataobj)
     cortex = np.isin(codes, (LEFT_CORTEX, RIGHT_CORTEX))
     difference = np.abs(np.asarray(apart.dataobj) - np.asarray(whole.dataobj))[cortex]
@@ -144,7 +148,7 @@ def test_each_hemisphere_reads_as_the_whole_brain():
 def test_coarser_grid_comes_back_on_the_input_grid():
     dseg, gm, wm = _shell(4.0)
     settings = replace(WHOLE, iterations=3, voxel_size_mm=2.0)
-    thickness = cortical_thickness(dseg, gm, wm, settings)
+    thickness = cortical_thickness(dseg, gm, wm, settings, map_calls=ONE_THREAD)
     values, labels = np.asarray(thickness.dataobj), np.asarray(dseg.dataobj)
     assert thickness.shape == dseg.shape
     assert (values[labels != 2] == 0).all()

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from bids_app import __version__
+from bids_app import __version__, runtime
 from bids_app.cli.parser import build_parser
 from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
 from bids_app.errors import ExitCode, NeuroStratError, OutputError, UsageError
 from bids_app.utils.logs import setup_logging
-from bids_app.utils.threads import limit_threads
 
 
 class UnknownLevelError(UsageError):
     """The analysis level is neither participant nor group."""
 
     exit_code = ExitCode.UNKNOWN_LEVEL
-
-
-def _detect_container() -> str | None:
-    """Tell whether we run in a Docker or Singularity/Apptainer container."""
-    if os.environ.get("SINGULARITY_CONTAINER") or os.environ.get("APPTAINER_CONTAINER"):
-        return "singularity"
-    if os.environ.get("NEUROSTRAT_CONTAINER") == "docker" or Path("/.dockerenv").exists():
-        return "docker"
-    return None
 
 
 def parse_config(argv: Sequence[str] | None) -> Config:
@@ -65,8 +54,8 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     if options["output_dir"] == options["bids_dir"]:
         raise UsageError("output_dir must differ from bids_dir (use e.g. bids_dir/derivatives)")
     file_options.setdefault("work_dir", Path.cwd() / "work")
-    options["container"] = _detect_container()
-    options["templateflow_home"] = os.environ.get("TEMPLATEFLOW_HOME") or None
+    options["container"] = runtime.detect_container()
+    options["templateflow_home"] = runtime.templateflow_home()
     if config_file:
         options["config_file"] = Path(config_file).resolve()
     return build_config(options, file_options)
@@ -176,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
     try:
         config = parse_config(argv)
-        limit_threads(config.omp_nthreads)
+        runtime.configure_process(config.omp_nthreads, seed=config.seed)
         setup_logging(config.verbosity)
         return run(config, run_id)
     except NeuroStratError as exc:

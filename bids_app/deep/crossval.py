@@ -192,8 +192,9 @@ def deep_cross_validate(
     rows, predictions, histories, states = [], [], [], []
     for split in splits:
         fold_seed = seed + 1000 * split.repeat + split.fold
-        torch.manual_seed(fold_seed)
-        net = build_network(spec.name, volumes.shape[1], **dict(spec.options))
+        with torch.random.fork_rng(devices=[]):  # the fold's initial weights, stream restored
+            torch.manual_seed(fold_seed)
+            net = build_network(spec.name, volumes.shape[1], **dict(spec.options))
         if spec.validation:
             fit, validation = validation_rows(y, groups, split.train, n_folds, fold_seed)
         else:

@@ -16,22 +16,18 @@ displacement fields, see :data:`THICKNESS_PRESETS` and
 DiReCT allocates and frees dozens of brain-sized images per iteration. glibc hands blocks that
 large straight back to the kernel, which must fault in and zero them again at the next
 allocation: 15 to 23 million page faults and 43 to 61 system CPU-seconds per 1 mm brain
-(FreeSurfer's ``norm.mgz``, 10 iterations), more when memory is short. :func:`cortical_thickness`
-therefore keeps freed memory in the process's heap while DiReCT runs (:func:`heap_kept`) and
-returns it afterwards: side by side on the same brain (3 iterations, 1 ITK thread) this cut the
-page faults from 3.7 to 0.28 million and the CPU time from 73 to 64 seconds (user time equal).
+(FreeSurfer's ``norm.mgz``, 10 iterations), more when memory is short. The participant level
+therefore runs the DiReCT calls (``map_calls`` of :func:`cortical_thickness`) with freed memory
+kept in the process's heap (:func:`bids_app.runtime.map_in_one_itk_thread`): side by side on
+the same brain (3 iterations, 1 ITK thread) this cut the page faults from 3.7 to 0.28 million
+and the CPU time from 73 to 64 seconds (user time equal).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import math
-import multiprocessing
-import os
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,11 +41,12 @@ from bids_app.features.brainstem import BRAINSTEM, MEDULLA, MIDBRAIN, PONS
 from bids_app.preprocessing.antsio import to_ants
 from bids_app.preprocessing.brain_extraction import largest_component
 from bids_app.utils.arrays import bounding_box
-from bids_app.utils.environment import environment_variable
 
 T = TypeVar("T")
-#: ITK's thread-count variable (read once per process).
-ITK_THREADS = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
+
+#: How the DiReCT calls run: ``map_calls(function, calls)`` returns ``[function(*args) for args
+#: in calls]``, in that order, wherever (and in whichever processes) the caller chooses.
+CallMapper = Callable[[Callable[..., T], Sequence[tuple[Any, ...]]], list[T]]
 
 #: Labels of our tissue segmentation (``dseg``: 1 CSF, 2 GM, 3 WM, sMRIPrep's convention).
 GM_LABEL, WM_LABEL = 2, 3
@@ -59,13 +56,6 @@ GM_LABEL, WM_LABEL = 2, 3
 #: brain stem 16, hippocampus 17/53, amygdala 18/54, accumbens 26/58, ventral DC 28/60): thickness
 #: that DiReCT measures there must not be propagated into a cortical region.
 DK_NON_CORTICAL_GREY = (8, 10, 11, 12, 13, 16, 17, 18, 26, 28, 47, 49, 50, 51, 52, 53, 54, 58, 60)
-
-#: glibc's ``mallopt`` parameters (``malloc.h``) and their defaults: ``M_TRIM_THRESHOLD`` (free
-#: memory at the top of the heap above this is returned to the kernel, 128 KiB) and
-#: ``M_MMAP_MAX`` (blocks larger than the mmap threshold, 128 KiB to 32 MiB, get their own
-#: mapping, unmapped when freed; at most 65536 such mappings).
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
 
 #: Hemisphere of the Desikan-Killiany cortical codes (FreeSurfer ``aparc``: 1xxx left, 2xxx right).
 _DK_HEMISPHERES = {"ctx-lh-": "left", "ctx-rh-": "right"}
@@ -211,13 +201,12 @@ def cortical_thickness(
     settings: DirectSettings = THICKNESS_PRESETS["fast"],
     verbose: bool = False,
     parcellation: nib.Nifti1Image | None = None,
-    n_jobs: int = 1,
+    map_calls: CallMapper[np.ndarray] | None = None,
 ) -> nib.Nifti1Image:
     """Measure cortical thickness with DiReCT (Das et al. 2009).
 
-    ``KellyKapowski`` always runs with ITK on one thread (:func:`map_in_one_itk_thread`).
-    With ``settings.by_hemisphere`` each cerebral hemisphere runs on its own bounding box,
-    ``n_jobs`` of them at a time: every GM and WM voxel belongs to the hemisphere of the nearest
+    With ``settings.by_hemisphere`` each cerebral hemisphere runs on its own bounding box, in
+    its own call of ``map_calls``: every GM and WM voxel belongs to the hemisphere of the nearest
     lateralised label of ``parcellation`` (:func:`cerebral_hemispheres`), and the other
     hemisphere's voxels, the cerebellum's and the brain stem's are background. Medial grey
     matter of the two hemispheres that touches in the segmentation is then measured from each
@@ -235,8 +224,11 @@ def cortical_thickness(
         Let ``KellyKapowski`` print its energy at each iteration (to the process's stdout).
     parcellation : nibabel.Nifti1Image or None
         Desikan-Killiany (aseg) labels on the same grid; needed by ``settings.by_hemisphere``.
-    n_jobs : int
-        Processes that run hemispheres side by side (one ITK thread each).
+    map_calls : callable or None
+        Runs the ``KellyKapowski`` calls (see :data:`CallMapper`); None runs them one after the
+        other in this process. ITK's multi-threaded filters sum in a varying order, so only ITK
+        on one thread makes DiReCT repeat run after run: the participant level passes
+        :func:`bids_app.runtime.map_in_one_itk_thread` (one process per hemisphere).
 
     Returns
     -------
@@ -299,10 +291,12 @@ def cortical_thickness(
                 verbose,
             )
         )
+    if map_calls is None:
+        results = [_direct_arrays(*args) for args in calls]
+    else:
+        results = map_calls(_direct_arrays, calls)
     full = np.zeros(labels.shape, dtype=np.float32)
-    for (box, part), values in zip(
-        boxes, map_in_one_itk_thread(_direct_arrays, calls, n_jobs), strict=True
-    ):
+    for (box, part), values in zip(boxes, results, strict=True):
         full[box][part] = values[part]
     return nib.Nifti1Image(full, dseg.affine)
 
@@ -376,74 +370,6 @@ def _dk_parts() -> dict[int, int]:
     return parts
 
 
-@contextlib.contextmanager
-def heap_kept() -> Iterator[None]:
-    """Keep freed memory in glibc's heap for reuse, and give it back to the kernel on exit.
-
-    Inside the block, ``malloc`` serves every block from the heap (no private mappings) and
-    never trims it, so memory freed by one filter is reused by the next without page faults.
-    On exit glibc's defaults are set again (its adaptive mmap threshold stays off, as after any
-    ``mallopt``) and ``malloc_trim(0)`` returns the free memory. Without glibc (macOS, musl's
-    no-op ``mallopt``) nothing changes.
-
-    Yields
-    ------
-    None
-        Nothing; the setting holds for the whole process while the block runs.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
-    except (AttributeError, OSError, TypeError):  # no glibc (TypeError: Windows)
-        yield
-        return
-    mallopt(_M_MMAP_MAX, 0)
-    mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-    try:
-        yield
-    finally:
-        mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-        mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-        malloc_trim(0)
-
-
-def map_in_one_itk_thread(
-    function: Callable[..., T], calls: Sequence[tuple[Any, ...]], n_jobs: int = 1
-) -> list[T]:
-    """Run ``function(*args)`` for each ``args`` of ``calls`` with ITK on one thread.
-
-    ITK's multi-threaded filters sum in a varying order, so only one thread makes DiReCT repeat
-    run after run; parallel work is therefore split by processes (one per hemisphere), which on
-    Colin27 at 1 mm ran as fast as two ITK threads on the whole brain (166 s against 181 s wall,
-    README, "Performance"). ITK reads its thread count once per process, so unless this
-    process already runs ITK on one thread and one job is asked for, the calls go to new
-    (spawned) processes that do.
-
-    Parameters
-    ----------
-    function : callable
-        A module-level function (it is pickled).
-    calls : sequence of tuple
-        The arguments of each call (pickled too).
-    n_jobs : int
-        Processes run side by side.
-
-    Returns
-    -------
-    list
-        What ``function`` returns, in the order of ``calls``.
-    """
-    if os.environ.get(ITK_THREADS) == "1" and (n_jobs == 1 or len(calls) == 1):
-        return [function(*args) for args in calls]
-    # the spawned processes inherit the environment
-    with environment_variable(ITK_THREADS, "1"):
-        context = multiprocessing.get_context("spawn")
-        workers = max(1, min(n_jobs, len(calls)))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(function, *args) for args in calls]
-            return [future.result() for future in futures]
-
-
 def _direct_arrays(
     labels: np.ndarray,
     gm: np.ndarray,
@@ -452,15 +378,14 @@ def _direct_arrays(
     settings: DirectSettings,
     verbose: bool,
 ) -> np.ndarray:
-    """:func:`_direct` on arrays of one grid (picklable, for :func:`map_in_one_itk_thread`)."""
-    with heap_kept():
-        return _direct(
-            to_ants(nib.Nifti1Image(labels, affine)),
-            to_ants(nib.Nifti1Image(gm, affine)),
-            to_ants(nib.Nifti1Image(wm, affine)),
-            settings,
-            verbose,
-        )
+    """:func:`_direct` on arrays of one grid (module level: ``map_calls`` may pickle it)."""
+    return _direct(
+        to_ants(nib.Nifti1Image(labels, affine)),
+        to_ants(nib.Nifti1Image(gm, affine)),
+        to_ants(nib.Nifti1Image(wm, affine)),
+        settings,
+        verbose,
+    )
 
 
 def _direct(

@@ -7,7 +7,6 @@ the results are then written by the derivatives writer, which alone decides thei
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import multiprocessing
 from collections.abc import Iterator, Sequence
@@ -47,7 +46,7 @@ from bids_app.participant.interfaces.features import (
     Thickness,
     Volumes,
 )
-from bids_app.participant.nipype_setup import configure_nipype, failure_reason
+from bids_app.participant.nipype_setup import failure_reason
 from bids_app.preprocessing.bias import N4_PRESETS
 from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
@@ -55,6 +54,7 @@ from bids_app.preprocessing.conform import load_image
 from bids_app.preprocessing.hdbet import find_hdbet_weights
 from bids_app.preprocessing.registration import REGISTRATION_PRESETS
 from bids_app.preprocessing.templates import TISSUES
+from bids_app.runtime import configure_nipype, frozen_gc
 from bids_app.utils.logs import track
 
 LOGGER = logging.getLogger("bids_app.participant")
@@ -540,17 +540,11 @@ def process_session(
     )
     workflow = init_participant_wf(inputs, options, work_dir)
     plugin, plugin_args = _plugin(config, inputs.key)
-    # nipype's MultiProc calls gc.collect() at every 0.2 s poll while a slot is free; with the
-    # imaging stack loaded each collection took ~160 ms, about 250 CPU-s per 1 mm session.
-    # Freezing the objects that exist now makes those collections nearly free.
-    gc.collect()
-    gc.freeze()
     try:
-        outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
+        with frozen_gc():  # nipype's MultiProc collects garbage at every poll
+            outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
     except Exception as exc:  # a node failed: nipype wraps the cause, keep it for the summary
         return SessionOutcome(inputs.key, "failed", failure_reason(exc))
-    finally:
-        gc.unfreeze()
     write_session_outputs(outputs, inputs, options, writer, sources, params)
     return SessionOutcome(inputs.key, "done")
 

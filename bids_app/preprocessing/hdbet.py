@@ -23,7 +23,6 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.errors import DataError, NoInputError, UsageError
-from bids_app.utils.environment import environment_variable
 
 if TYPE_CHECKING:
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -120,9 +119,11 @@ def make_hdbet_predictor(
     """Build HD-BET's nnU-Net predictor on a given weights folder.
 
     Same settings as ``HD_BET.hd_bet_prediction.get_hdbet_predictor`` (tile step 0.5, Gaussian
-    weighting, mirroring only as test-time augmentation, no ``torch.compile``, fold ``all``) but
-    reading ``weights_dir`` instead of HD-BET's fixed folder, and without HD-BET's
-    ``torch.set_num_threads(os.cpu_count())`` on CPU (the caller owns the thread budget). Build it
+    weighting, mirroring only as test-time augmentation, fold ``all``) but reading
+    ``weights_dir`` instead of HD-BET's fixed folder, and without HD-BET's
+    ``torch.set_num_threads(os.cpu_count())`` on CPU (the caller owns the thread budget). nnU-Net
+    compiles the network with ``torch.compile`` only when the environment variable
+    ``nnUNet_compile`` says so; the participant level sets it to ``F`` around the call. Build it
     once and reuse it with :func:`predict_brain_mask` for many images.
 
     Parameters
@@ -169,8 +170,7 @@ def make_hdbet_predictor(
         allow_tqdm=False,
     )
     try:
-        with environment_variable("nnUNet_compile", "F"):
-            predictor.initialize_from_trained_model_folder(str(weights_dir), "all")
+        predictor.initialize_from_trained_model_folder(str(weights_dir), "all")
     except ModuleNotFoundError as exc:
         raise DataError(
             f"the HD-BET model in {weights_dir} needs the Python module {exc.name!r}, which is not "

@@ -8,9 +8,6 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

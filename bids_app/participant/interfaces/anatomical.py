@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 import nibabel as nib
@@ -37,6 +36,7 @@ from bids_app.preprocessing import (
 )
 from bids_app.preprocessing.conform import conform, load_image
 from bids_app.preprocessing.templates import TISSUES, Template, load_template
+from bids_app.runtime import ants_seed, environment
 
 
 def _template(resolution: int, templateflow_home: str) -> Template:
@@ -126,9 +126,10 @@ class HDBet(SimpleInterface):
     def _run_interface(self, runtime):
         from bids_app.preprocessing.hdbet import hdbet_brain_mask
 
-        mask = hdbet_brain_mask(
-            _load(self.inputs.in_file), Path(self.inputs.weights_dir), self.inputs.device
-        )
+        with environment(nnUNet_compile="F"):  # nnU-Net reads it: no torch.compile
+            mask = hdbet_brain_mask(
+                _load(self.inputs.in_file), Path(self.inputs.weights_dir), self.inputs.device
+            )
         self._results["out_mask"] = _save(mask, runtime.cwd, "hdbet_mask.nii.gz")
         return runtime
 
@@ -174,14 +175,14 @@ class RegisterToTemplate(SimpleInterface):
             mask = np.asarray(_load(self.inputs.mask_file).dataobj) > 0
             moving = nib.Nifti1Image(np.asarray(moving.dataobj) * mask, moving.affine)
         template = _template(settings.template_resolution, self.inputs.templateflow_home)
-        os.environ["ANTS_RANDOM_SEED"] = str(self.inputs.seed)  # read by antsRegistration
-        result = registration.register_to_template(
-            moving,
-            template,
-            Path(runtime.cwd) / "transforms",
-            settings,
-            moving_is_head=not isdefined(self.inputs.mask_file),
-        )
+        with ants_seed(self.inputs.seed):
+            result = registration.register_to_template(
+                moving,
+                template,
+                Path(runtime.cwd) / "transforms",
+                settings,
+                moving_is_head=not isdefined(self.inputs.mask_file),
+            )
         self._results["forward"] = str(result.forward)
         self._results["inverse"] = str(result.inverse)
         return runtime

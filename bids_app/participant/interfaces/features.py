@@ -8,6 +8,7 @@ dictionary and the reasons for missing values that the derivatives writer puts i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from bids_app.features.brainstem import brainstem_atlas
 from bids_app.participant.interfaces.anatomical import _load, _save
 from bids_app.preprocessing.registration import LocalRefinement, warp_labels
 from bids_app.preprocessing.templates import load_template
+from bids_app.runtime import map_in_one_itk_thread
 from bids_app.utils.arrays import bounding_box
 
 #: Desikan-Killiany brain-stem codes used as the radiomics ``brainstem`` ROI.
@@ -192,7 +194,7 @@ class Thickness(SimpleInterface):
             wm,
             settings,
             parcellation=aparcaseg,
-            n_jobs=self.inputs.n_jobs,
+            map_calls=functools.partial(map_in_one_itk_thread, n_jobs=self.inputs.n_jobs),
         )
         regions = thickness.desikan_killiany_cortex()
         values = thickness.bilateral_thickness(
