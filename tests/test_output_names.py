@@ -29,7 +29,10 @@ EXTENSION = re.compile(
 #: Whole modules whose file names are not outputs of NeuroStrat.
 ALLOWED_MODULES = {
     # the synthetic cohorts are test/demo *input* datasets (raw BIDS and ground truth)
-    "synthetic/cohort.py": "writes a synthetic raw BIDS dataset and its ground truth",
+    "synthetic/cohort.py": "writes the top-level files of a synthetic raw BIDS dataset",
+    "synthetic/anatomy.py": "reads the label maps the synthetic anatomy starts from",
+    "synthetic/sessions.py": "writes the images of a synthetic raw BIDS dataset",
+    "synthetic/writing.py": "writes a synthetic raw BIDS dataset's tables and its ground truth",
     "synthetic/crops.py": "writes a synthetic raw BIDS dataset",
     # inputs read from the raw BIDS dataset
     "inputs/inventory.py": "image extensions of the raw BIDS inputs",
