@@ -59,7 +59,9 @@ def init_features_wf(
     )
     if families & _ATLAS_FAMILIES:
         atlas = pe.Node(
-            AtlasToT1w(atlas=options.atlas, templateflow_home=options.template["templateflow_home"]),
+            AtlasToT1w(
+                atlas=options.atlas, templateflow_home=options.template["templateflow_home"]
+            ),
             name="atlas_to_t1w",
             mem_gb=1.5,
         )

@@ -58,9 +58,7 @@ def init_registration_wf(options: AnatomicalOptions, name: str = "registration_w
         name="register",
         mem_gb=2.0,
     )
-    warp_mask = pe.Node(
-        WarpTemplateMask(**options.template), name="warp_template_mask", mem_gb=1.0
-    )
+    warp_mask = pe.Node(WarpTemplateMask(**options.template), name="warp_template_mask", mem_gb=1.0)
     workflow.connect([
         (inputnode, register, [("t1w_n4", "in_file")]),
         (inputnode, warp_mask, [("t1w", "reference")]),

@@ -51,7 +51,6 @@ def init_participant_wf(
     workflow = pe.Workflow(name=f"{inputs.key.replace('-', '_')}_wf", base_dir=str(work_dir))
     lesion = bool(inputs.lesion_masks)
     others = {c: files[0] for c, files in (("FLAIR", inputs.flair), ("T2w", inputs.t2w)) if files}
-
     anat_preproc_wf = init_anat_preproc_wf(options, lesion=lesion)
     anat_preproc_wf.inputs.inputnode.t1w = str(inputs.t1w[0])
     if lesion:
@@ -61,86 +60,72 @@ def init_participant_wf(
     template_space_wf = init_template_space_wf(options, lesion=lesion)
     cnn_input_wf = init_cnn_input_wf(options, tuple(others))
     qc_wf = init_qc_wf(options, f"NeuroStrat: {inputs.key}", other=bool(others))
-    workflow.connect([
-        (anat_preproc_wf, registration_wf, [
-            ("outputnode.t1w", "inputnode.t1w"),
-            ("outputnode.t1w_n4", "inputnode.t1w_n4"),
-        ]),
-        (anat_preproc_wf, segmentation_wf, [("outputnode.t1w", "inputnode.t1w")]),
-        (registration_wf, segmentation_wf, [("outputnode.inverse", "inputnode.inverse")]),
-        (segmentation_wf, template_space_wf, [
-            ("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
-            ("outputnode.brain_mask", "inputnode.brain_mask"),
-            ("outputnode.dseg", "inputnode.dseg"),
-        ]),
-        (registration_wf, template_space_wf, [("outputnode.forward", "inputnode.forward")]),
-        (template_space_wf, cnn_input_wf, [
-            ("outputnode.t1w_mni", "inputnode.t1w_mni"),
-            ("outputnode.mask_mni", "inputnode.mask_mni"),
-        ]),
-        (segmentation_wf, qc_wf, [
-            ("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
-            ("outputnode.brain_mask", "inputnode.brain_mask"),
-            ("outputnode.dseg", "inputnode.dseg"),
-        ]),
-        (registration_wf, qc_wf, [
-            ("outputnode.template_probability", "inputnode.template_probability"),
-        ]),
-        (template_space_wf, qc_wf, [("outputnode.t1w_mni", "inputnode.t1w_mni")]),
-    ])  # fmt: skip
+    links = [
+        _link(anat_preproc_wf, registration_wf, "t1w", "t1w_n4"),
+        _link(anat_preproc_wf, segmentation_wf, "t1w"),
+        _link(registration_wf, segmentation_wf, "inverse"),
+        _link(segmentation_wf, template_space_wf, "t1w_preproc", "brain_mask", "dseg"),
+        _link(registration_wf, template_space_wf, "forward"),
+        _link(template_space_wf, cnn_input_wf, "t1w_mni", "mask_mni"),
+        _link(segmentation_wf, qc_wf, "t1w_preproc", "brain_mask", "dseg"),
+        _link(registration_wf, qc_wf, "template_probability"),
+        _link(template_space_wf, qc_wf, "t1w_mni"),
+    ]
     if options.skull_strip == "template":  # the warped template mask is the brain extraction
-        workflow.connect([
-            (registration_wf, segmentation_wf, [
-                ("outputnode.template_mask", "inputnode.brain_mask"),
-                ("outputnode.template_probability", "inputnode.template_probability"),
-            ]),
-        ])  # fmt: skip
+        links.append(
+            _link(
+                registration_wf, segmentation_wf, "template_probability", brain_mask="template_mask"
+            )
+        )
     else:
-        workflow.connect([
-            (anat_preproc_wf, registration_wf, [("outputnode.brain_mask", "inputnode.brain_mask")]),
-            (anat_preproc_wf, segmentation_wf, [("outputnode.brain_mask", "inputnode.brain_mask")]),
-        ])  # fmt: skip
+        links += [
+            _link(anat_preproc_wf, registration_wf, "brain_mask"),
+            _link(anat_preproc_wf, segmentation_wf, "brain_mask"),
+        ]
     if lesion:
-        workflow.connect(anat_preproc_wf, "outputnode.lesion", template_space_wf, "inputnode.lesion")
+        links.append(_link(anat_preproc_wf, template_space_wf, "lesion"))
     if others:
-        _connect_coregistration(workflow, options, others, lesion)
+        coregistration_wf = init_coregistration_wf(options, tuple(others), lesion=lesion)
+        for contrast, path in others.items():
+            setattr(coregistration_wf.inputs.inputnode, contrast.lower(), str(path))
+        links += [
+            _link(segmentation_wf, coregistration_wf, "t1w_preproc", "brain_mask"),
+            _link(registration_wf, coregistration_wf, "forward"),
+            _link(coregistration_wf, cnn_input_wf, *(f"{c.lower()}_mni" for c in others)),
+            _link(coregistration_wf, qc_wf, "summaries"),
+        ]
+        if lesion:
+            links.append(_link(anat_preproc_wf, coregistration_wf, "lesion"))
     if options.features:
         features_wf = init_features_wf(options, lesion=lesion)
-        workflow.connect([
-            (segmentation_wf, features_wf, [
-                ("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
-                ("outputnode.brain_mask", "inputnode.brain_mask"),
-                ("outputnode.dseg", "inputnode.dseg"),
-                ("outputnode.probseg", "inputnode.probseg"),
-            ]),
-            (registration_wf, features_wf, [("outputnode.inverse", "inputnode.inverse")]),
-        ])  # fmt: skip
+        links += [
+            _link(segmentation_wf, features_wf, "t1w_preproc", "brain_mask", "dseg", "probseg"),
+            _link(registration_wf, features_wf, "inverse"),
+        ]
         if lesion:
-            workflow.connect(anat_preproc_wf, "outputnode.lesion", features_wf, "inputnode.lesion")
+            links.append(_link(anat_preproc_wf, features_wf, "lesion"))
+    workflow.connect(links)
     return workflow
 
 
-def _connect_coregistration(
-    workflow: pe.Workflow, options: AnatomicalOptions, others: dict[str, Path], lesion: bool
-) -> None:
-    """Add the co-registration of the other contrasts, feeding the CNN crops and the QC."""
-    coregistration_wf = init_coregistration_wf(options, tuple(others), lesion=lesion)
-    for contrast, path in others.items():
-        setattr(coregistration_wf.inputs.inputnode, contrast.lower(), str(path))
-    get = workflow.get_node
-    workflow.connect([
-        (get("segmentation_wf"), coregistration_wf, [
-            ("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
-            ("outputnode.brain_mask", "inputnode.brain_mask"),
-        ]),
-        (get("registration_wf"), coregistration_wf, [("outputnode.forward", "inputnode.forward")]),
-        (coregistration_wf, get("cnn_input_wf"), [
-            (f"outputnode.{contrast.lower()}_mni", f"inputnode.{contrast.lower()}_mni")
-            for contrast in others
-        ]),
-        (coregistration_wf, get("qc_wf"), [("outputnode.summaries", "inputnode.summaries")]),
-    ])  # fmt: skip
-    if lesion:
-        workflow.connect(
-            get("anat_preproc_wf"), "outputnode.lesion", coregistration_wf, "inputnode.lesion"
-        )
+def _link(
+    source: pe.Workflow, dest: pe.Workflow, *fields: str, **renamed: str
+) -> tuple[pe.Workflow, pe.Workflow, list[tuple[str, str]]]:
+    """Return a connection from ``source``'s outputnode to ``dest``'s inputnode.
+
+    Parameters
+    ----------
+    source, dest : nipype.pipeline.engine.Workflow
+        The sub-workflows.
+    *fields : str
+        Fields of the same name on both sides.
+    **renamed : str
+        Input field of ``dest`` to the output field of ``source`` feeding it.
+
+    Returns
+    -------
+    tuple
+        ``(source, dest, [("outputnode.x", "inputnode.y"), ...])``, for ``Workflow.connect``.
+    """
+    pairs = [(field, field) for field in fields] + [(out, in_) for in_, out in renamed.items()]
+    return source, dest, [(f"outputnode.{out}", f"inputnode.{in_}") for out, in_ in pairs]
