@@ -112,6 +112,6 @@ def init_features_wf(
                 ("probseg", "probseg"),
             ]),
         ])  # fmt: skip
-    for family in families:
+    for family in sorted(families):
         workflow.connect(workflow.get_node(family), "table", outputnode, family)
     return workflow
