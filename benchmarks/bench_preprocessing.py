@@ -242,7 +242,7 @@ def node_durations(work: Path) -> dict[str, float]:
         Node name to its ``duration`` (seconds).
     """
     durations = {}
-    for report in sorted(work.glob("sub_*_wf/*/_report/report.rst")):
+    for report in sorted(work.glob("sub_*_wf/*_wf/*/_report/report.rst")):
         match = _DURATION.search(report.read_text(encoding="utf-8", errors="replace"))
         if match:
             durations[report.parent.parent.name] = float(match.group(1))
@@ -339,7 +339,7 @@ def run_ours(scan: Scan, tmp: Path, code: Path, sloppy: bool) -> tuple[list[dict
         print(f"  failed (exit {cost.returncode}); log tail:", flush=True)
         print("\n".join((root / "log.txt").read_text().splitlines()[-20:]), flush=True)
     durations = node_durations(work)
-    template_masks = list(work.glob("sub_*_wf/warp_template_mask/tpl_mask.nii.gz"))
+    template_masks = list(work.glob("sub_*_wf/registration_wf/warp_template_mask/tpl_mask.nii.gz"))
     rows = []
     for node, seconds in durations.items():
         node_dice = None

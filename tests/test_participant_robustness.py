@@ -136,24 +136,25 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(synthetic, tmp_path
     bids = _dataset(tmp_path / "bids", {"01": {"T1w": nib.load(source)}})
     out, work = tmp_path / "out", tmp_path / "work"
     process = _run(bids, out, work)
-    node = work / "sub_01_wf"
+    register = work / "sub_01_wf" / "registration_wf" / "register"
     deadline = time.monotonic() + 120
-    while not (node / "register").is_dir() and time.monotonic() < deadline:
+    while not register.is_dir() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert (node / "register").is_dir(), "the run never reached the registration"
+    assert register.is_dir(), "the run never reached the registration"
     time.sleep(1.0)  # inside the registration
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (node / "register" / "result_register.pklz").exists()
+    assert not (register / "result_register.pklz").exists()
     assert not (out / "sub-01/anat/sub-01_desc-preproc_qc.json").exists()
+    preproc = work / "sub_01_wf" / "anat_preproc_wf"
     finished = {
-        name: (node / name / f"result_{name}.pklz").stat().st_mtime_ns
+        name: (preproc / name / f"result_{name}.pklz").stat().st_mtime_ns
         for name in ("conform_t1w", "n4_head")
     }
     assert _run(bids, out, work).wait(timeout=300) == 0
     for name, mtime in finished.items():  # cache hits: the finished steps were not recomputed
-        assert (node / name / f"result_{name}.pklz").stat().st_mtime_ns == mtime
-    assert (node / "register" / "result_register.pklz").exists()
+        assert (preproc / name / f"result_{name}.pklz").stat().st_mtime_ns == mtime
+    assert (register / "result_register.pklz").exists()
     reference_out = tmp_path / "reference"
     assert _run(bids, reference_out, tmp_path / "work2").wait(timeout=300) == 0
     for name in ("desc-brain_mask", "dseg"):

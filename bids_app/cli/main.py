@@ -121,7 +121,7 @@ def run(config: Config, run_id: str) -> int:
     participants = read_participants(config.bids_dir)
 
     if config.analysis_level == "participant":
-        from bids_app.participant.workflow import run_participant_level
+        from bids_app.participant.run import run_participant_level
 
         outcomes = list(run_participant_level(inventory, config, writer))
         if config.models:

@@ -1,0 +1,196 @@
+"""Run the participant level: one workflow per subject and session, failures kept apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from bids_app.config import Config
+from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.errors import NeuroStratError, NoInputError
+from bids_app.inputs.inventory import SessionInputs
+from bids_app.participant.nipype_setup import failure_reason
+from bids_app.participant.options import resolve_options
+from bids_app.participant.outputs import write_session_outputs
+from bids_app.participant.workflow import init_participant_wf
+from bids_app.preprocessing.conform import load_image
+from bids_app.preprocessing.hdbet import find_hdbet_weights
+from bids_app.runtime import configure_nipype, frozen_gc
+from bids_app.utils.logs import track
+
+LOGGER = logging.getLogger("bids_app.participant")
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """How one subject/session ended.
+
+    Parameters
+    ----------
+    key : str
+        ``sub-X[_ses-Y]``.
+    status : {"done", "skipped", "failed"}
+        ``skipped`` means the outputs existed for the same settings.
+    reason : str
+        Why it failed (empty otherwise).
+    """
+
+    key: str
+    status: str
+    reason: str = ""
+
+
+def _node_results(result_graph) -> dict:
+    return {node.name: node.result.outputs for node in result_graph.nodes()}
+
+
+def _plugin(config: Config, key: str) -> tuple[str, dict]:
+    """Return nipype's plugin and its arguments, with a callback that logs each step."""
+
+    def status(node, event: str) -> None:
+        if event == "end":
+            LOGGER.info("%s: step %s finished", key, node.name)
+        elif event == "start":
+            LOGGER.debug("%s: step %s started", key, node.name)
+
+    if config.nprocs > 1:
+        args = {"n_procs": config.nprocs, "raise_insufficient": False}
+        if config.mem_gb:
+            args["memory_gb"] = config.mem_gb
+        return "MultiProc", {**args, "status_callback": status}
+    return "Linear", {"status_callback": status}
+
+
+def _sources(inputs: SessionInputs) -> list[Path]:
+    """Return the input files a session uses: the first T1w, FLAIR, T2w and lesion mask."""
+    others = (inputs.flair, inputs.t2w, inputs.lesion_masks)
+    return [inputs.t1w[0]] + [files[0] for files in others if files]
+
+
+def process_session(
+    inputs: SessionInputs, config: Config, writer: DerivativesWriter, work_dir: Path
+) -> SessionOutcome:
+    """Run and write one subject/session; failures are returned, not raised.
+
+    Parameters
+    ----------
+    inputs : SessionInputs
+        The session's inputs.
+    config : Config
+        The run configuration.
+    writer : DerivativesWriter
+        The output dataset.
+    work_dir : Path
+        The work folder.
+
+    Returns
+    -------
+    SessionOutcome
+        Done, skipped (already complete) or failed with the reason.
+    """
+    if not inputs.usable:
+        return SessionOutcome(inputs.key, "failed", "no T1w image in this session")
+    try:
+        options = resolve_options(inputs, load_image(inputs.t1w[0]), config)
+    except NeuroStratError as exc:
+        return SessionOutcome(inputs.key, "failed", f"{type(exc).__name__}: {exc}")
+    sources = _sources(inputs)
+    params = {
+        "step": "anatomical",
+        **options.params(),
+        # a changed input (size or modification time) is redone
+        "sources": {
+            str(path.relative_to(config.bids_dir)): [path.stat().st_size, path.stat().st_mtime_ns]
+            for path in sources
+        },
+    }
+    marker = writer.path("qc_metrics", inputs.entities)
+    if writer.is_done(marker, params):
+        LOGGER.info("%s: outputs exist for these settings, skipped", inputs.key)
+        return SessionOutcome(inputs.key, "skipped")
+    LOGGER.info(
+        "%s: brain extraction %s (%s)", inputs.key, options.skull_strip, options.skull_strip_reason
+    )
+    workflow = init_participant_wf(inputs, options, work_dir)
+    plugin, plugin_args = _plugin(config, inputs.key)
+    try:
+        with frozen_gc():  # nipype's MultiProc collects garbage at every poll
+            outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
+    except Exception as exc:  # a node failed: nipype wraps the cause, keep it for the summary
+        return SessionOutcome(inputs.key, "failed", failure_reason(exc))
+    write_session_outputs(outputs, inputs, options, writer, sources, params)
+    return SessionOutcome(inputs.key, "done")
+
+
+def run_participant_level(
+    inventory: Sequence[SessionInputs], config: Config, writer: DerivativesWriter
+) -> list[SessionOutcome]:
+    """Process every subject/session of the inventory; one failure does not stop the others.
+
+    Parameters
+    ----------
+    inventory : sequence of SessionInputs
+        What to process.
+    config : Config
+        The run configuration.
+    writer : DerivativesWriter
+        The output dataset.
+
+    Returns
+    -------
+    list of SessionOutcome
+        One per subject/session, in order.
+    """
+    work_dir = config.work_dir
+    configure_nipype(work_dir, config.verbosity)
+    if config.skull_strip == "hdbet" and find_hdbet_weights(config.hdbet_weights) is None:
+        raise NoInputError(
+            "--skull-strip hdbet: HD-BET's weights were not found; give --hdbet-weights DIR "
+            "(a folder with plans.json, dataset.json and fold_all/checkpoint_final.pth) or use "
+            "--skull-strip template"
+        )
+    outcomes = []
+    sessions = _session_outcomes(inventory, config, writer, work_dir)
+    for outcome in track(sessions, "participant", LOGGER, total=len(inventory)):
+        log = LOGGER.error if outcome.status == "failed" else LOGGER.info
+        log(
+            "%s: %s%s",
+            outcome.key,
+            outcome.status,
+            f" ({outcome.reason})" if outcome.reason else "",
+        )
+        outcomes.append(outcome)
+    order = {inputs.key: index for index, inputs in enumerate(inventory)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.key])
+
+
+def _session_outcomes(
+    inventory: Sequence[SessionInputs], config: Config, writer: DerivativesWriter, work_dir: Path
+) -> Iterator[SessionOutcome]:
+    """Process the sessions, ``nprocs`` at a time (each one's steps then run one by one).
+
+    The steps of one session mostly wait for each other, so running sessions side by side uses
+    the cores better than running one session's graph with MultiProc.
+    """
+    if config.nprocs == 1 or len(inventory) < 2:
+        for inputs in inventory:
+            yield process_session(inputs, config, writer, work_dir)
+        return
+    session_config = dataclasses.replace(config, nprocs=1)
+    context = multiprocessing.get_context("fork")
+    workers = min(config.nprocs, len(inventory))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(process_session, inputs, session_config, writer, work_dir): inputs
+            for inputs in inventory
+        }
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # a crashed worker: this session fails, not the run
+                yield SessionOutcome(futures[future].key, "failed", f"{type(exc).__name__}: {exc}")
