@@ -42,7 +42,13 @@ ADAM_EPSILON = 1e-7
 
 
 class _Network:
-    """Weights, gradients and hand-written back-propagation of a ReLU network with dropout.
+    """ReLU network with inverted dropout, trained by torch autograd and ``torch.optim.Adam``.
+
+    The penalty ``l2 * sum(W ** 2)`` of seed 000 §2.4 (Keras's ``kernel_regularizer=l2(l2)``)
+    adds ``2 * l2 * W`` to the gradient of each weight matrix, which is what Adam's coupled
+    ``weight_decay=2 * l2`` does on the weight matrices' parameter group (the biases have
+    none). torch adds ε to the bias-corrected ``√v̂`` where Keras adds it to the raw ``√v``;
+    with ε = 1e-7 the two updates differ only where ``√v`` is itself of the order of 1e-7.
 
     Parameters
     ----------
@@ -52,32 +58,38 @@ class _Network:
         Probability of dropping each hidden unit during training.
     l2 : float
         Factor of the penalty ``l2 * sum(W ** 2)`` over the weight matrices.
+    learning_rate : float
+        Adam's step size.
     generator : torch.Generator
         Source of the initial weights.
     """
 
     def __init__(
-        self, sizes: list[int], dropout: float, l2: float, generator: torch.Generator
+        self,
+        sizes: list[int],
+        dropout: float,
+        l2: float,
+        learning_rate: float,
+        generator: torch.Generator,
     ) -> None:
         self.dropout = dropout
-        self.l2 = l2
-        layers = list(pairwise(sizes))
         device = generator.device
-        n_params = sum((n_in + 1) * n_out for n_in, n_out in layers)
-        self.params = torch.zeros(n_params, dtype=torch.float32, device=device)
-        self.grad = torch.zeros_like(self.params)
-        # Per-layer views into the flat buffers: weights are (inputs, outputs), as Keras's kernels.
-        self.weights, self.biases, self.weight_grads, self.bias_grads = [], [], [], []
-        offset = 0
-        for n_in, n_out in layers:
-            end = offset + n_in * n_out
-            self.weights.append(self.params[offset:end].view(n_in, n_out))
-            self.weight_grads.append(self.grad[offset:end].view(n_in, n_out))
-            self.biases.append(self.params[end : end + n_out])
-            self.bias_grads.append(self.grad[end : end + n_out])
-            offset = end + n_out
-            limit = math.sqrt(6.0 / (n_in + n_out))  # Glorot uniform; biases stay 0 (Keras)
-            self.weights[-1].uniform_(-limit, limit, generator=generator)
+        # Weights are (inputs, outputs), as Keras's kernels: Glorot uniform, biases 0 (Keras).
+        self.weights, self.biases = [], []
+        for n_in, n_out in pairwise(sizes):
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            weights = torch.empty(n_in, n_out, device=device)
+            self.weights.append(
+                torch.nn.Parameter(weights.uniform_(-limit, limit, generator=generator))
+            )
+            self.biases.append(torch.nn.Parameter(torch.zeros(n_out, device=device)))
+        self.optimizer = torch.optim.Adam(
+            [{"params": self.weights, "weight_decay": 2.0 * l2}, {"params": self.biases}],
+            lr=learning_rate,
+            betas=ADAM_BETAS,
+            eps=ADAM_EPSILON,
+            fused=True,  # one kernel per parameter group instead of one per tensor and operation
+        )
 
     def draw_masks(self, n_rows: int, generator: torch.Generator) -> list[torch.Tensor]:
         """Draw the inverted-dropout masks of the hidden layers for ``n_rows`` samples.
@@ -85,90 +97,51 @@ class _Network:
         Kept units are scaled by ``1 / (1 - dropout)`` so that inference needs no rescaling.
         """
         return [
-            torch.rand(
-                n_rows,
-                weights.shape[1],
-                generator=generator,
-                dtype=weights.dtype,
-                device=weights.device,
-            )
+            torch.rand(n_rows, weights.shape[1], generator=generator, device=weights.device)
             .ge_(self.dropout)
             .div_(1.0 - self.dropout)
             for weights in self.weights[:-1]
         ]
 
+    @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores before the softmax, without dropout (inference)."""
         for weights, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = torch.addmm(bias, x, weights).relu_()
         return torch.addmm(self.biases[-1], x, self.weights[-1])
 
-    def backprop(self, x: torch.Tensor, target: torch.Tensor, masks: list[torch.Tensor]) -> None:
-        """Write the gradient of the penalised loss of one batch into ``self.grad``.
-
-        The loss is the mean cross-entropy of the batch plus ``l2 * sum(W ** 2)`` over the weight
-        matrices, whose gradient ``2 * l2 * W`` is added to that of each weight matrix.
+    def train_batch(
+        self, x: torch.Tensor, classes: torch.Tensor, masks: list[torch.Tensor]
+    ) -> None:
+        """Take one Adam step on the mean cross-entropy of a batch.
 
         Parameters
         ----------
         x : torch.Tensor
             Batch of inputs, (samples, features).
-        target : torch.Tensor
-            One-hot classes of the batch, (samples, classes).
+        classes : torch.Tensor
+            Class codes of the batch, (samples,).
         masks : list of torch.Tensor
             Dropout masks of the hidden layers for this batch (see :meth:`draw_masks`).
         """
-        inputs = [x]  # the input of each layer: the batch, then the (dropped-out) hidden units
+        hidden = x
         for weights, bias, mask in zip(self.weights[:-1], self.biases[:-1], masks, strict=True):
-            inputs.append(torch.addmm(bias, inputs[-1], weights).relu_().mul_(mask))
-        # Gradient of the mean cross-entropy with respect to the logits: (softmax - one-hot) / n.
-        delta = torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]).softmax(dim=1)
-        delta.sub_(target).div_(len(x))
-        for layer in reversed(range(len(self.weights))):
-            # inputsᵀ · delta + 2 l2 W: the penalty is Keras's kernel_regularizer=l2(l2), l2 ΣW²
-            # (seed 000 §2.4's "l2-penalty equal to 0.001"), not weight decay of the update.
-            torch.addmm(
-                self.weights[layer],
-                inputs[layer].T,
-                delta,
-                beta=2.0 * self.l2,
-                out=self.weight_grads[layer],
-            )
-            torch.sum(delta, dim=0, out=self.bias_grads[layer])
-            if layer:
-                # Through dropout (the mask) and ReLU (units whose output is positive).
-                delta = delta @ self.weights[layer].T
-                delta.mul_(masks[layer - 1]).mul_(inputs[layer] > 0)
+            hidden = torch.addmm(bias, hidden, weights).relu() * mask
+        logits = torch.addmm(self.biases[-1], hidden, self.weights[-1])
+        loss = torch.nn.functional.cross_entropy(logits, classes)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
 
+    def state(self) -> list[torch.Tensor]:
+        """Return a copy of the weights and biases."""
+        return [p.detach().clone() for p in (*self.weights, *self.biases)]
 
-class _Adam:
-    """Adam over one flat parameter buffer, in Keras's form (ε added to the raw √v).
-
-    Parameters
-    ----------
-    params, grad : torch.Tensor
-        The flat parameters, updated in place, and the buffer holding their gradient.
-    learning_rate : float
-        Step size.
-    """
-
-    def __init__(self, params: torch.Tensor, grad: torch.Tensor, learning_rate: float) -> None:
-        self.params, self.grad, self.learning_rate = params, grad, learning_rate
-        self.moment = torch.zeros_like(params)
-        self.square = torch.zeros_like(params)
-        self.steps = 0
-
-    def step(self) -> None:
-        """Update the parameters with the current gradient."""
-        beta1, beta2 = ADAM_BETAS
-        self.steps += 1
-        self.moment.lerp_(self.grad, 1.0 - beta1)
-        self.square.mul_(beta2).addcmul_(self.grad, self.grad, value=1.0 - beta2)
-        step_size = (
-            self.learning_rate * math.sqrt(1.0 - beta2**self.steps) / (1.0 - beta1**self.steps)
-        )
-        denominator = self.square.sqrt().add_(ADAM_EPSILON)
-        self.params.addcdiv_(self.moment, denominator, value=-step_size)
+    def load(self, state: list[torch.Tensor]) -> None:
+        """Set the weights and biases to a copy taken by :meth:`state`."""
+        with torch.no_grad():
+            for param, saved in zip((*self.weights, *self.biases), state, strict=True):
+                param.copy_(saved)
 
 
 def _macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> float:
@@ -254,6 +227,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     (2, 2)
     """
 
+    #: How the network is built and trained; ``benchmarks/bench_dnn.py`` swaps in the
+    #: hand-written alternative it compares against.
+    _network_type: type[_Network] = _Network
+
     def __init__(
         self,
         hidden_units: tuple[int, ...] = (50, 3),  # seed 000 §2.4: 50, 3 (and 2 output) neurons
@@ -337,47 +314,47 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             )
         features = torch.tensor(X, dtype=torch.float32, device=self.device)
         classes = torch.tensor(codes, device=self.device)
-        one_hot = torch.nn.functional.one_hot(classes, n_classes).to(torch.float32)
         fit_index = torch.as_tensor(fit_rows, device=self.device)
         monitor_features = features[torch.as_tensor(monitor_rows, device=self.device)]
         monitor_classes = classes[torch.as_tensor(monitor_rows, device=self.device)]
 
         # Seed 000 §2.4's dropout "after each layer" is read as after each hidden layer: dropping
         # output units would only perturb the softmax.
-        network = _Network(
-            [X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, self.l2, generator
+        network = self._network_type(
+            [X.shape[1], *map(int, self.hidden_units), n_classes],
+            self.dropout,
+            self.l2,
+            self.learning_rate,
+            generator,
         )
-        optimizer = _Adam(network.params, network.grad, self.learning_rate)
-        best_params = network.params.clone()
+        best_state = network.state()
         history: list[float] = []
         best_score, best_epoch, epochs_without_gain = -math.inf, 0, 0
         for epoch in range(self.max_epochs):
             order = fit_index[
                 torch.randperm(len(fit_index), generator=generator, device=self.device)
             ]
-            epoch_features, epoch_targets = features[order], one_hot[order]
+            epoch_features, epoch_classes = features[order], classes[order]
             masks = network.draw_masks(len(order), generator)
             for start in range(0, len(order), self.batch_size):
                 batch = slice(start, start + self.batch_size)
-                network.backprop(
-                    epoch_features[batch], epoch_targets[batch], [mask[batch] for mask in masks]
+                network.train_batch(
+                    epoch_features[batch], epoch_classes[batch], [mask[batch] for mask in masks]
                 )
-                optimizer.step()
-            with torch.no_grad():
-                predicted = network.logits(monitor_features).argmax(dim=1)
+            predicted = network.logits(monitor_features).argmax(dim=1)
             history.append(_macro_f1(monitor_classes, predicted, n_classes))
             # Keras's EarlyStopping: only a strict gain resets the patience counter.
             if history[-1] > best_score:
                 best_score, best_epoch, epochs_without_gain = history[-1], epoch, 0
-                best_params.copy_(network.params)
+                best_state = network.state()
             else:
                 epochs_without_gain += 1
                 if epochs_without_gain >= self.patience:
                     break
-        network.params.copy_(best_params)
+        network.load(best_state)
 
-        self.coefs_ = [weights.double().cpu().numpy() for weights in network.weights]
-        self.intercepts_ = [bias.double().cpu().numpy() for bias in network.biases]
+        self.coefs_ = [weights.detach().double().cpu().numpy() for weights in network.weights]
+        self.intercepts_ = [bias.detach().double().cpu().numpy() for bias in network.biases]
         self.n_epochs_ = len(history)
         self.best_epoch_ = best_epoch
         self.history_ = np.asarray(history)
