@@ -13,12 +13,12 @@ The last layer has one neuron per class (2 in the paper's binary problem) and a 
 hidden layers use ReLU (the paper names no activation).
 
 The network is tiny (about 20 000 weights for 400 features), so torch's per-operation overhead
-weighs as much as the arithmetic: with autograd, ``torch.nn`` layers and ``torch.optim.Adam``,
-200 epochs of 436 samples × 400 features took 1.3 to 2.3 s on one CPU core. The gradients of
-this network are therefore written out by hand (a few matrix products per layer), and all
-weights live in one flat buffer that a single Adam update treats at once: 0.5 to 0.6 s for the
-same 200 epochs, and less when early stopping ends training sooner. ``tests/test_dnn.py`` checks
-the gradients against autograd.
+weighs as much as the arithmetic. Its gradients are therefore written out by hand (a few matrix
+products per layer), and all weights live in one flat buffer that a single Adam update treats at
+once: against autograd and ``torch.optim.Adam`` at equal results, this takes about half the CPU
+time per fit (``benchmarks/bench_dnn.py``, ``benchmarks/results/dnn.tsv``), and the group level
+fits each DNN 5 times per fold and feature set (seed 000 §2.4's trials). ``tests/test_dnn.py``
+checks the gradients against autograd.
 """
 
 from __future__ import annotations
@@ -42,13 +42,7 @@ ADAM_EPSILON = 1e-7
 
 
 class _Network:
-    """ReLU network with inverted dropout, trained by torch autograd and ``torch.optim.Adam``.
-
-    The penalty ``l2 * sum(W ** 2)`` of seed 000 §2.4 (Keras's ``kernel_regularizer=l2(l2)``)
-    adds ``2 * l2 * W`` to the gradient of each weight matrix, which is what Adam's coupled
-    ``weight_decay=2 * l2`` does on the weight matrices' parameter group (the biases have
-    none). torch adds ε to the bias-corrected ``√v̂`` where Keras adds it to the raw ``√v``;
-    with ε = 1e-7 the two updates differ only where ``√v`` is itself of the order of 1e-7.
+    """Weights, hand-written back-propagation and Adam of a ReLU network with dropout.
 
     Parameters
     ----------
@@ -72,24 +66,29 @@ class _Network:
         learning_rate: float,
         generator: torch.Generator,
     ) -> None:
-        self.dropout = dropout
+        self.dropout, self.l2, self.learning_rate = dropout, l2, learning_rate
+        self.n_classes = sizes[-1]
+        layers = list(pairwise(sizes))
         device = generator.device
-        # Weights are (inputs, outputs), as Keras's kernels: Glorot uniform, biases 0 (Keras).
-        self.weights, self.biases = [], []
-        for n_in, n_out in pairwise(sizes):
-            limit = math.sqrt(6.0 / (n_in + n_out))
-            weights = torch.empty(n_in, n_out, device=device)
-            self.weights.append(
-                torch.nn.Parameter(weights.uniform_(-limit, limit, generator=generator))
-            )
-            self.biases.append(torch.nn.Parameter(torch.zeros(n_out, device=device)))
-        self.optimizer = torch.optim.Adam(
-            [{"params": self.weights, "weight_decay": 2.0 * l2}, {"params": self.biases}],
-            lr=learning_rate,
-            betas=ADAM_BETAS,
-            eps=ADAM_EPSILON,
-            fused=True,  # one kernel per parameter group instead of one per tensor and operation
-        )
+        n_params = sum((n_in + 1) * n_out for n_in, n_out in layers)
+        self.params = torch.zeros(n_params, dtype=torch.float32, device=device)
+        self.grad = torch.zeros_like(self.params)
+        # Per-layer views into the flat buffers: weights are (inputs, outputs), as Keras's kernels.
+        self.weights, self.biases, self.weight_grads, self.bias_grads = [], [], [], []
+        offset = 0
+        for n_in, n_out in layers:
+            end = offset + n_in * n_out
+            self.weights.append(self.params[offset:end].view(n_in, n_out))
+            self.weight_grads.append(self.grad[offset:end].view(n_in, n_out))
+            self.biases.append(self.params[end : end + n_out])
+            self.bias_grads.append(self.grad[end : end + n_out])
+            offset = end + n_out
+            limit = math.sqrt(6.0 / (n_in + n_out))  # Glorot uniform; biases stay 0 (Keras)
+            self.weights[-1].uniform_(-limit, limit, generator=generator)
+        # Adam's moving averages of the gradient and of its square, over the flat buffer.
+        self.moment = torch.zeros_like(self.params)
+        self.square = torch.zeros_like(self.params)
+        self.steps = 0
 
     def draw_masks(self, n_rows: int, generator: torch.Generator) -> list[torch.Tensor]:
         """Draw the inverted-dropout masks of the hidden layers for ``n_rows`` samples.
@@ -97,51 +96,90 @@ class _Network:
         Kept units are scaled by ``1 / (1 - dropout)`` so that inference needs no rescaling.
         """
         return [
-            torch.rand(n_rows, weights.shape[1], generator=generator, device=weights.device)
+            torch.rand(
+                n_rows,
+                weights.shape[1],
+                generator=generator,
+                dtype=weights.dtype,
+                device=weights.device,
+            )
             .ge_(self.dropout)
             .div_(1.0 - self.dropout)
             for weights in self.weights[:-1]
         ]
 
-    @torch.no_grad()
+    def targets(self, classes: torch.Tensor) -> torch.Tensor:
+        """Encode class codes as :meth:`train_batch` takes them: one-hot rows."""
+        return torch.nn.functional.one_hot(classes, self.n_classes).to(self.params.dtype)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores before the softmax, without dropout (inference)."""
         for weights, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = torch.addmm(bias, x, weights).relu_()
         return torch.addmm(self.biases[-1], x, self.weights[-1])
 
-    def train_batch(
-        self, x: torch.Tensor, classes: torch.Tensor, masks: list[torch.Tensor]
-    ) -> None:
-        """Take one Adam step on the mean cross-entropy of a batch.
+    def backprop(self, x: torch.Tensor, targets: torch.Tensor, masks: list[torch.Tensor]) -> None:
+        """Write the gradient of the penalised loss of one batch into ``self.grad``.
+
+        The loss is the mean cross-entropy of the batch plus ``l2 * sum(W ** 2)`` over the weight
+        matrices, whose gradient ``2 * l2 * W`` is added to that of each weight matrix.
 
         Parameters
         ----------
         x : torch.Tensor
             Batch of inputs, (samples, features).
-        classes : torch.Tensor
-            Class codes of the batch, (samples,).
+        targets : torch.Tensor
+            One-hot classes of the batch, (samples, classes) (see :meth:`targets`).
         masks : list of torch.Tensor
             Dropout masks of the hidden layers for this batch (see :meth:`draw_masks`).
         """
-        hidden = x
+        inputs = [x]  # the input of each layer: the batch, then the (dropped-out) hidden units
         for weights, bias, mask in zip(self.weights[:-1], self.biases[:-1], masks, strict=True):
-            hidden = torch.addmm(bias, hidden, weights).relu() * mask
-        logits = torch.addmm(self.biases[-1], hidden, self.weights[-1])
-        loss = torch.nn.functional.cross_entropy(logits, classes)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+            inputs.append(torch.addmm(bias, inputs[-1], weights).relu_().mul_(mask))
+        # Gradient of the mean cross-entropy with respect to the logits: (softmax - one-hot) / n.
+        delta = torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]).softmax(dim=1)
+        delta.sub_(targets).div_(len(x))
+        for layer in reversed(range(len(self.weights))):
+            # inputsᵀ · delta + 2 l2 W: the penalty is Keras's kernel_regularizer=l2(l2), l2 ΣW²
+            # (seed 000 §2.4's "l2-penalty equal to 0.001"), not weight decay of the update.
+            torch.addmm(
+                self.weights[layer],
+                inputs[layer].T,
+                delta,
+                beta=2.0 * self.l2,
+                out=self.weight_grads[layer],
+            )
+            torch.sum(delta, dim=0, out=self.bias_grads[layer])
+            if layer:
+                # Through dropout (the mask) and ReLU (units whose output is positive).
+                delta = delta @ self.weights[layer].T
+                delta.mul_(masks[layer - 1]).mul_(inputs[layer] > 0)
 
-    def state(self) -> list[torch.Tensor]:
+    def train_batch(
+        self, x: torch.Tensor, targets: torch.Tensor, masks: list[torch.Tensor]
+    ) -> None:
+        """Take one Adam step, in Keras's form (ε added to the raw ``√v``), on a batch.
+
+        Parameters are those of :meth:`backprop`.
+        """
+        self.backprop(x, targets, masks)
+        beta1, beta2 = ADAM_BETAS
+        self.steps += 1
+        self.moment.lerp_(self.grad, 1.0 - beta1)
+        self.square.mul_(beta2).addcmul_(self.grad, self.grad, value=1.0 - beta2)
+        step_size = (
+            self.learning_rate * math.sqrt(1.0 - beta2**self.steps) / (1.0 - beta1**self.steps)
+        )
+        denominator = self.square.sqrt().add_(ADAM_EPSILON)
+        self.params.addcdiv_(self.moment, denominator, value=-step_size)
+
+    def state(self) -> torch.Tensor:
         """Return a copy of the weights and biases."""
-        return [p.detach().clone() for p in (*self.weights, *self.biases)]
+        return self.params.clone()
 
-    def load(self, state: list[torch.Tensor]) -> None:
+    def load(self, state: torch.Tensor) -> None:
         """Set the weights and biases to a copy taken by :meth:`state`."""
-        with torch.no_grad():
-            for param, saved in zip((*self.weights, *self.biases), state, strict=True):
-                param.copy_(saved)
+        self.params.copy_(state)
 
 
 def _macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> float:
@@ -227,8 +265,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     (2, 2)
     """
 
-    #: How the network is built and trained; ``benchmarks/bench_dnn.py`` swaps in the
-    #: hand-written alternative it compares against.
+    #: How the network is built and trained; ``benchmarks/bench_dnn.py`` swaps in the torch
+    #: autograd alternative it compares against.
     _network_type: type[_Network] = _Network
 
     def __init__(
@@ -327,6 +365,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             self.learning_rate,
             generator,
         )
+        targets = network.targets(classes)
         best_state = network.state()
         history: list[float] = []
         best_score, best_epoch, epochs_without_gain = -math.inf, 0, 0
@@ -334,12 +373,12 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             order = fit_index[
                 torch.randperm(len(fit_index), generator=generator, device=self.device)
             ]
-            epoch_features, epoch_classes = features[order], classes[order]
+            epoch_features, epoch_targets = features[order], targets[order]
             masks = network.draw_masks(len(order), generator)
             for start in range(0, len(order), self.batch_size):
                 batch = slice(start, start + self.batch_size)
                 network.train_batch(
-                    epoch_features[batch], epoch_classes[batch], [mask[batch] for mask in masks]
+                    epoch_features[batch], epoch_targets[batch], [mask[batch] for mask in masks]
                 )
             predicted = network.logits(monitor_features).argmax(dim=1)
             history.append(_macro_f1(monitor_classes, predicted, n_classes))
