@@ -72,6 +72,8 @@ class AutogradNetwork:
     ``weight_decay=2 * l2`` does on the weight matrices' parameter group (the biases have
     none). torch adds ε to the bias-corrected ``√v̂`` where Keras adds it to the raw ``√v``;
     with ε = 1e-7 the two updates differ only where ``√v`` is itself of the order of 1e-7.
+    The weight decay and the fused Adam make this the fastest of the torch forms tried: the
+    penalty as a term of the loss, or Adam's default (unfused) implementation, took longer.
 
     Parameters
     ----------
