@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_brainstem.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_group.py
+	$(BIN)/python benchmarks/bench_dnn.py
 	$(BIN)/python benchmarks/bench_deep.py
 
 lint: $(STAMP)

@@ -232,13 +232,13 @@ def map_in_one_itk_thread(
 ) -> list[T]:
     """Run ``function(*args)`` for each ``args`` of ``calls`` with ITK on one thread.
 
-    Each call runs inside :func:`heap_kept` (DiReCT: 3.7 million page faults down to 0.28 on a
-    1 mm brain). ITK's multi-threaded filters sum in a varying order, so only one thread makes
-    DiReCT repeat run after run; parallel work is therefore split by processes (one per
-    hemisphere), which on Colin27 at 1 mm ran as fast as two ITK threads on the whole brain
-    (166 s against 181 s wall, README, "Performance"). ITK reads its thread count once per
-    process, so unless this process already runs ITK on one thread and one job is asked for, the
-    calls go to new (spawned) processes that do.
+    Each call runs inside :func:`heap_kept`, which spares DiReCT most of its page faults. ITK's
+    multi-threaded filters sum in a varying order, so only one thread makes DiReCT repeat run
+    after run; parallel work is therefore split by processes (one per hemisphere), which is as
+    fast as two ITK threads on the whole brain (``benchmarks/notes/code-history.md``, "Cortical
+    thickness"). ITK reads its thread count once per process, so unless this process already
+    runs ITK on one thread and one job is asked for, the calls go to new (spawned) processes
+    that do.
 
     Parameters
     ----------

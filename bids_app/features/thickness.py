@@ -15,12 +15,11 @@ displacement fields, see :data:`THICKNESS_PRESETS` and
 
 DiReCT allocates and frees dozens of brain-sized images per iteration. glibc hands blocks that
 large straight back to the kernel, which must fault in and zero them again at the next
-allocation: 15 to 23 million page faults and 43 to 61 system CPU-seconds per 1 mm brain
-(FreeSurfer's ``norm.mgz``, 10 iterations), more when memory is short. The participant level
-therefore runs the DiReCT calls (``map_calls`` of :func:`cortical_thickness`) with freed memory
-kept in the process's heap (:func:`bids_app.runtime.map_in_one_itk_thread`): side by side on
-the same brain (3 iterations, 1 ITK thread) this cut the page faults from 3.7 to 0.28 million
-and the CPU time from 73 to 64 seconds (user time equal).
+allocation: millions of page faults and tens of system CPU-seconds per 1 mm brain, more when
+memory is short. The participant level therefore runs the DiReCT calls (``map_calls`` of
+:func:`cortical_thickness`) with freed memory kept in the process's heap
+(:func:`bids_app.runtime.map_in_one_itk_thread`; the measurements are in
+``benchmarks/notes/code-history.md``, "Cortical thickness").
 """
 
 from __future__ import annotations
@@ -146,45 +145,21 @@ class DirectSettings:
 #: evaluated by Tustison et al. 2014 (NeuroImage 99:166) and built on DiReCT of Das et al. 2009
 #: (NeuroImage 45:867). It is the reference of the agreement benchmark.
 #:
-#: ``"fast"`` (product default): the same optimisation cropped to each cerebral hemisphere's
-#: bounding box plus 3 mm, with 10 iterations and at most 5 iterations of each displacement-field
-#: inversion (``-p``; two inversions per integration point are most of DiReCT's work).
-#: ``"coarse"``: cropped to the brain, on a 1.5 mm grid, 20 iterations. Measured by
-#: ``benchmarks/bench_thickness_agreement.py`` on Colin27 (``benchmarks/results/
-#: thickness_agreement.tsv``; 2 ITK threads, a loaded machine) against ``"antspy-default"``
-#: (4324 CPU-seconds, regional mean 4.2 mm: its 45 iterations keep thickening the cortex beyond
-#: the 2.0-3.5 mm of FreeSurfer-like measurements):
+#: ``"fast"`` (product default): the same optimisation run on each cerebral hemisphere in its own
+#: single-threaded process (``by_hemisphere``), cropped to the hemisphere's bounding box plus
+#: 3 mm (the cerebellum and brain stem, which no reported region uses, are left out), with 10
+#: iterations and at most 5 iterations of each displacement-field inversion (``-p``; two
+#: inversions per integration point are most of DiReCT's work). It takes less than a tenth of
+#: the CPU time of ``"antspy-default"``, whose 45 iterations keep thickening the cortex beyond
+#: the 2.0-3.5 mm of FreeSurfer-like measurements, and its regional means stay in that range.
 #:
-#: ========  =========  ==================  =====================  ============
-#: preset    CPU-s      r (68 DK regions)   mean difference (mm)   mean (mm)
-#: ========  =========  ==================  =====================  ============
-#: fast      460        0.904               -1.20                  3.01
-#: coarse    221        0.988               -1.24                  2.97
-#: ========  =========  ==================  =====================  ============
+#: ``"coarse"``: cropped to the brain, on a 1.5 mm grid, 20 iterations. It agrees better with the
+#: default on Colin27, but it reads thin synthetic shells far too thin and the FreeSurfer test
+#: brain too thick (outside 2.0-3.5 mm), so "fast" is the default.
 #:
-#: "coarse" agrees better with the default on Colin27 and halves the time, but on a sharp
-#: synthetic 2.5 mm shell at 1 mm it reads 0.83 mm (fast: 1.52 mm; 4.0 mm reads 2.18 vs 3.09),
-#: and on the FreeSurfer brain of ``tests/test_morphometry_accuracy.py`` its regional mean is
-#: 3.58 mm (outside 2.0-3.5 mm, which "fast" meets), so "fast" stays the default.
-#:
-#: The table's "fast" ran 20 inversion iterations. Capping them at 5 (1 ITK thread, FreeSurfer's
-#: ``norm.mgz`` of ``tests/test_morphometry_accuracy.py``, ``benchmarks/results/
-#: thickness_inversion.tsv``) cut DiReCT from 459 to 285 CPU-seconds; against 20 iterations the
-#: 68 regional means correlate at r = 0.998 and read 0.16 mm thinner on average (at most
-#: 0.37 mm; regional mean 3.00 instead of 3.17 mm), and the synthetic shells of
-#: ``tests/test_thickness.py`` read 1.52 and 3.05 mm instead of 1.52 and 3.09 mm. On Colin27
-#: (325 CPU-seconds instead of the table's 460 at 2 threads) the regional mean read 2.88 mm
-#: instead of 3.01, precentral 2.54 instead of 2.63 and paracentral 2.58 instead of 2.68 mm: a
-#: thinning of 4-5 %, a tenth of the distance between "fast" and "antspy-default".
-#:
-#: "fast" then became two runs, one per cerebral hemisphere (``by_hemisphere``), each cropped to
-#: its hemisphere plus 3 mm, side by side in two single-threaded processes; the cerebellum and
-#: brain stem (whose thickness no reported region uses) are left out. On the same Colin27
-#: segmentation (idle, 2 cores): the whole brain on one thread 366 s wall, the two hemispheres
-#: at once 166 s wall (325 CPU-s); over the 68 regions r = 0.998, mean absolute difference
-#: 0.014 mm (largest 0.13 mm, right cuneus), regional mean 2.879 instead of 2.884 mm; a 3 mm
-#: instead of a 5 mm margin changed no regional mean by more than 1e-4 mm and saved 7 % of
-#: the time (``/tmp`` runs of 2026-12-06, README "Performance").
+#: ``benchmarks/bench_thickness_agreement.py`` measures the presets against each other
+#: (``benchmarks/results/thickness_agreement.tsv``); how each setting of "fast" was chosen is in
+#: ``benchmarks/notes/code-history.md``, "Cortical thickness".
 THICKNESS_PRESETS: dict[str, DirectSettings] = {
     "antspy-default": DirectSettings(),
     "fast": DirectSettings(

@@ -13,12 +13,12 @@ The last layer has one neuron per class (2 in the paper's binary problem) and a 
 hidden layers use ReLU (the paper names no activation).
 
 The network is tiny (about 20 000 weights for 400 features), so torch's per-operation overhead
-weighs as much as the arithmetic: with autograd, ``torch.nn`` layers and ``torch.optim.Adam``,
-200 epochs of 436 samples × 400 features took 1.3 to 2.3 s on one CPU core. The gradients of
-this network are therefore written out by hand (a few matrix products per layer), and all
-weights live in one flat buffer that a single Adam update treats at once: 0.5 to 0.6 s for the
-same 200 epochs, and less when early stopping ends training sooner. ``tests/test_dnn.py`` checks
-the gradients against autograd.
+weighs as much as the arithmetic. Its gradients are therefore written out by hand (a few matrix
+products per layer), and all weights live in one flat buffer that a single Adam update treats at
+once: against autograd and ``torch.optim.Adam`` at equal results, this takes about half the CPU
+time per fit (``benchmarks/bench_dnn.py``, ``benchmarks/results/dnn.tsv``), and the group level
+fits each DNN 5 times per fold and feature set (seed 000 §2.4's trials). ``tests/test_dnn.py``
+checks the gradients against autograd.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ ADAM_EPSILON = 1e-7
 
 
 class _Network:
-    """Weights, gradients and hand-written back-propagation of a ReLU network with dropout.
+    """Weights, hand-written back-propagation and Adam of a ReLU network with dropout.
 
     Parameters
     ----------
@@ -52,15 +52,22 @@ class _Network:
         Probability of dropping each hidden unit during training.
     l2 : float
         Factor of the penalty ``l2 * sum(W ** 2)`` over the weight matrices.
+    learning_rate : float
+        Adam's step size.
     generator : torch.Generator
         Source of the initial weights.
     """
 
     def __init__(
-        self, sizes: list[int], dropout: float, l2: float, generator: torch.Generator
+        self,
+        sizes: list[int],
+        dropout: float,
+        l2: float,
+        learning_rate: float,
+        generator: torch.Generator,
     ) -> None:
-        self.dropout = dropout
-        self.l2 = l2
+        self.dropout, self.l2, self.learning_rate = dropout, l2, learning_rate
+        self.n_classes = sizes[-1]
         layers = list(pairwise(sizes))
         device = generator.device
         n_params = sum((n_in + 1) * n_out for n_in, n_out in layers)
@@ -78,6 +85,10 @@ class _Network:
             offset = end + n_out
             limit = math.sqrt(6.0 / (n_in + n_out))  # Glorot uniform; biases stay 0 (Keras)
             self.weights[-1].uniform_(-limit, limit, generator=generator)
+        # Adam's moving averages of the gradient and of its square, over the flat buffer.
+        self.moment = torch.zeros_like(self.params)
+        self.square = torch.zeros_like(self.params)
+        self.steps = 0
 
     def draw_masks(self, n_rows: int, generator: torch.Generator) -> list[torch.Tensor]:
         """Draw the inverted-dropout masks of the hidden layers for ``n_rows`` samples.
@@ -97,13 +108,17 @@ class _Network:
             for weights in self.weights[:-1]
         ]
 
+    def targets(self, classes: torch.Tensor) -> torch.Tensor:
+        """Encode class codes as :meth:`train_batch` takes them: one-hot rows."""
+        return torch.nn.functional.one_hot(classes, self.n_classes).to(self.params.dtype)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores before the softmax, without dropout (inference)."""
         for weights, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = torch.addmm(bias, x, weights).relu_()
         return torch.addmm(self.biases[-1], x, self.weights[-1])
 
-    def backprop(self, x: torch.Tensor, target: torch.Tensor, masks: list[torch.Tensor]) -> None:
+    def backprop(self, x: torch.Tensor, targets: torch.Tensor, masks: list[torch.Tensor]) -> None:
         """Write the gradient of the penalised loss of one batch into ``self.grad``.
 
         The loss is the mean cross-entropy of the batch plus ``l2 * sum(W ** 2)`` over the weight
@@ -113,8 +128,8 @@ class _Network:
         ----------
         x : torch.Tensor
             Batch of inputs, (samples, features).
-        target : torch.Tensor
-            One-hot classes of the batch, (samples, classes).
+        targets : torch.Tensor
+            One-hot classes of the batch, (samples, classes) (see :meth:`targets`).
         masks : list of torch.Tensor
             Dropout masks of the hidden layers for this batch (see :meth:`draw_masks`).
         """
@@ -123,7 +138,7 @@ class _Network:
             inputs.append(torch.addmm(bias, inputs[-1], weights).relu_().mul_(mask))
         # Gradient of the mean cross-entropy with respect to the logits: (softmax - one-hot) / n.
         delta = torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]).softmax(dim=1)
-        delta.sub_(target).div_(len(x))
+        delta.sub_(targets).div_(len(x))
         for layer in reversed(range(len(self.weights))):
             # inputsᵀ · delta + 2 l2 W: the penalty is Keras's kernel_regularizer=l2(l2), l2 ΣW²
             # (seed 000 §2.4's "l2-penalty equal to 0.001"), not weight decay of the update.
@@ -140,26 +155,14 @@ class _Network:
                 delta = delta @ self.weights[layer].T
                 delta.mul_(masks[layer - 1]).mul_(inputs[layer] > 0)
 
+    def train_batch(
+        self, x: torch.Tensor, targets: torch.Tensor, masks: list[torch.Tensor]
+    ) -> None:
+        """Take one Adam step, in Keras's form (ε added to the raw ``√v``), on a batch.
 
-class _Adam:
-    """Adam over one flat parameter buffer, in Keras's form (ε added to the raw √v).
-
-    Parameters
-    ----------
-    params, grad : torch.Tensor
-        The flat parameters, updated in place, and the buffer holding their gradient.
-    learning_rate : float
-        Step size.
-    """
-
-    def __init__(self, params: torch.Tensor, grad: torch.Tensor, learning_rate: float) -> None:
-        self.params, self.grad, self.learning_rate = params, grad, learning_rate
-        self.moment = torch.zeros_like(params)
-        self.square = torch.zeros_like(params)
-        self.steps = 0
-
-    def step(self) -> None:
-        """Update the parameters with the current gradient."""
+        Parameters are those of :meth:`backprop`.
+        """
+        self.backprop(x, targets, masks)
         beta1, beta2 = ADAM_BETAS
         self.steps += 1
         self.moment.lerp_(self.grad, 1.0 - beta1)
@@ -169,6 +172,14 @@ class _Adam:
         )
         denominator = self.square.sqrt().add_(ADAM_EPSILON)
         self.params.addcdiv_(self.moment, denominator, value=-step_size)
+
+    def state(self) -> torch.Tensor:
+        """Return a copy of the weights and biases."""
+        return self.params.clone()
+
+    def load(self, state: torch.Tensor) -> None:
+        """Set the weights and biases to a copy taken by :meth:`state`."""
+        self.params.copy_(state)
 
 
 def _macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> float:
@@ -254,6 +265,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     (2, 2)
     """
 
+    #: How the network is built and trained; ``benchmarks/bench_dnn.py`` swaps in the torch
+    #: autograd alternative it compares against.
+    _network_type: type[_Network] = _Network
+
     def __init__(
         self,
         hidden_units: tuple[int, ...] = (50, 3),  # seed 000 §2.4: 50, 3 (and 2 output) neurons
@@ -337,47 +352,48 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             )
         features = torch.tensor(X, dtype=torch.float32, device=self.device)
         classes = torch.tensor(codes, device=self.device)
-        one_hot = torch.nn.functional.one_hot(classes, n_classes).to(torch.float32)
         fit_index = torch.as_tensor(fit_rows, device=self.device)
         monitor_features = features[torch.as_tensor(monitor_rows, device=self.device)]
         monitor_classes = classes[torch.as_tensor(monitor_rows, device=self.device)]
 
         # Seed 000 §2.4's dropout "after each layer" is read as after each hidden layer: dropping
         # output units would only perturb the softmax.
-        network = _Network(
-            [X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, self.l2, generator
+        network = self._network_type(
+            [X.shape[1], *map(int, self.hidden_units), n_classes],
+            self.dropout,
+            self.l2,
+            self.learning_rate,
+            generator,
         )
-        optimizer = _Adam(network.params, network.grad, self.learning_rate)
-        best_params = network.params.clone()
+        targets = network.targets(classes)
+        best_state = network.state()
         history: list[float] = []
         best_score, best_epoch, epochs_without_gain = -math.inf, 0, 0
         for epoch in range(self.max_epochs):
             order = fit_index[
                 torch.randperm(len(fit_index), generator=generator, device=self.device)
             ]
-            epoch_features, epoch_targets = features[order], one_hot[order]
+            epoch_features, epoch_targets = features[order], targets[order]
             masks = network.draw_masks(len(order), generator)
             for start in range(0, len(order), self.batch_size):
                 batch = slice(start, start + self.batch_size)
-                network.backprop(
+                network.train_batch(
                     epoch_features[batch], epoch_targets[batch], [mask[batch] for mask in masks]
                 )
-                optimizer.step()
-            with torch.no_grad():
-                predicted = network.logits(monitor_features).argmax(dim=1)
+            predicted = network.logits(monitor_features).argmax(dim=1)
             history.append(_macro_f1(monitor_classes, predicted, n_classes))
             # Keras's EarlyStopping: only a strict gain resets the patience counter.
             if history[-1] > best_score:
                 best_score, best_epoch, epochs_without_gain = history[-1], epoch, 0
-                best_params.copy_(network.params)
+                best_state = network.state()
             else:
                 epochs_without_gain += 1
                 if epochs_without_gain >= self.patience:
                     break
-        network.params.copy_(best_params)
+        network.load(best_state)
 
-        self.coefs_ = [weights.double().cpu().numpy() for weights in network.weights]
-        self.intercepts_ = [bias.double().cpu().numpy() for bias in network.biases]
+        self.coefs_ = [weights.detach().double().cpu().numpy() for weights in network.weights]
+        self.intercepts_ = [bias.detach().double().cpu().numpy() for bias in network.biases]
         self.n_epochs_ = len(history)
         self.best_epoch_ = best_epoch
         self.history_ = np.asarray(history)

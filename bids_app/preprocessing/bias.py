@@ -1,9 +1,10 @@
 """N4 bias-field correction (Tustison et al. 2010), the first step of seed 001 §2.2.
 
-ANTsPy's defaults (shrink factor 4, four fitting levels of 50 iterations, tolerance 1e-7) took
-58 s on Colin27 at 1 mm here. Shrinking to a 6 mm grid, three fitting levels and a tolerance of
-1e-4 took 5.5 s and gave a bias field within 7.5 % (SD of the log-ratio inside the head) of the
-default one; the second pass inside the brain mask then refines it (see ``make bench``).
+ANTsPy's defaults (shrink factor 4, four fitting levels of 50 iterations, tolerance 1e-7) take
+about a minute on a 1 mm brain. Shrinking to a 6 mm grid, three fitting levels and a tolerance
+of 1e-4 is ten times faster for a bias field within a few percent of the default one, and the
+second pass inside the brain mask then refines it (``make bench``; the measurements are in
+``benchmarks/notes/code-history.md``, "N4 bias-field correction").
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ class N4Settings:
     spline_distance_mm: float = 200.0
 
 
-#: Named settings: ``fast`` is ours (measured above); ``sloppy`` (``--sloppy``) stops earlier:
-#: 1.2 s instead of 18 s on a 3 mm synthetic head, whose noise kept ``fast`` from converging
-#: (two fitting levels instead of three left a bias that broke its registration);
+#: Named settings: ``fast`` is ours (see above); ``sloppy`` (``--sloppy``) stops earlier, at a
+#: looser tolerance, for noisy low-resolution test heads on which ``fast`` does not converge (it
+#: keeps three fitting levels: two left a bias that broke the registration);
 #: ``antspy-default`` is ANTsPy's, for the benchmark's baseline (shrink factor 4 at 1 mm).
 N4_PRESETS = {
     "fast": N4Settings(),

@@ -75,16 +75,15 @@ class RegistrationSettings:
         return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
 
 
-#: ``precise`` is the default; ``sloppy`` is for tests and demonstrations (``--sloppy``).
-#: Measured on Colin27 (1 mm, idle 2-core machine, Dice of the warped template mask with
-#: ``ch2bet`` before refinement): affine (500, 250, 50) + SyN (60, 30, 10) took 40.5 s, Dice
-#: 0.967; affine (200, 100, 20) + SyN (40, 20, 5) 34.5 s, 0.967; the default below 26.5 s,
-#: 0.964 (ANTsPy's ``SyN`` defaults at 1 mm: about 100 s, 0.957 with default N4).
+#: ``precise`` is the default: on Colin27 its warped template mask matches the brain as well as
+#: longer affine and SyN schedules do (Dice within 0.003) in two thirds to three quarters of
+#: their time, a quarter of that of ANTsPy's ``SyN`` defaults. ``sloppy`` is for tests and
+#: demonstrations (``--sloppy``): a quarter of the time on a small synthetic head for a slightly
+#: lower Dice.
+#: The measurements are in ``benchmarks/notes/code-history.md``, "Registration".
 REGISTRATION_PRESETS = {
     "precise": RegistrationSettings(),
-    # On a 3 mm synthetic head: 5.4 s and Dice 0.90 of the warped template mask with the true
-    # intracranial mask, against 22 s and 0.92 for ``precise``; without the coarsest affine
-    # level, 34 s and 0.66.
+    # The coarsest affine level is kept: without it the synthetic head's registration failed.
     "sloppy": RegistrationSettings(
         affine_iterations=(200, 100, 0),
         syn_iterations=(40, 10, 0),

@@ -28,9 +28,9 @@ refined with the ratio of the distances between the clusters merged at successiv
 clusters". A Gaussian mixture fitted by maximum likelihood, with k at the lowest BIC, is the
 model-based reading of that sentence, with no dependence on the order of the subjects.
 
-The fits are small (tens of subjects, a few metrics): multi-threaded BLAS only adds overhead
-(the BIC over k = 1..6 of 90 subjects took 1.2-20 s with the default threads on a loaded
-2-core machine, 0.15 s with one), so they run with one BLAS/OpenMP thread.
+The fits are small (tens of subjects, a few metrics): multi-threaded BLAS only adds overhead,
+by orders of magnitude on a loaded machine (``benchmarks/notes/code-history.md``,
+"Clustering"), so they run with one BLAS/OpenMP thread.
 """
 
 from __future__ import annotations
