@@ -11,17 +11,12 @@ from datetime import datetime
 from pathlib import Path
 
 from bids_app import __version__
+from bids_app.cli.errors import ExitCode, UnknownLevelError, error_message, exit_code
 from bids_app.cli.parser import build_parser
 from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
-from bids_app.errors import ExitCode, NeuroStratError, OutputError, UsageError
+from bids_app.errors import NeuroStratError, OutputError, UsageError
 from bids_app.utils.logs import setup_logging
 from bids_app.utils.threads import limit_threads
-
-
-class UnknownLevelError(UsageError):
-    """The analysis level is neither participant nor group."""
-
-    exit_code = ExitCode.UNKNOWN_LEVEL
 
 
 def _detect_container() -> str | None:
@@ -59,7 +54,6 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         )
     config_file = options.pop("config_file", None)
     file_options = read_config_file(Path(config_file)) if config_file else {}
-    options["verbosity"] = options.pop("verbose", 0) - options.pop("quiet", 0)
     options["bids_dir"] = Path(options["bids_dir"]).expanduser().resolve()
     options["output_dir"] = Path(options["output_dir"]).expanduser().resolve()
     if options["output_dir"] == options["bids_dir"]:
@@ -171,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit code (see :class:`bids_app.errors.ExitCode`).
+        The exit code (see :class:`bids_app.cli.errors.ExitCode`).
     """
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
     try:
@@ -180,9 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(config.verbosity)
         return run(config, run_id)
     except NeuroStratError as exc:
-        print(f"neurostrat: error: {exc}", file=sys.stderr)
+        print(error_message(exc), file=sys.stderr)
         logging.getLogger("bids_app").debug("error details", exc_info=True)
-        return int(exc.exit_code)
+        return int(exit_code(exc))
     except KeyboardInterrupt:
         print("neurostrat: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
