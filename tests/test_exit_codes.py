@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
-from bids_app.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The features are not what these tests check: the cheapest family keeps them short.

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import parse_config
 from bids_app.config import Config
-from bids_app.errors import ExitCode, UsageError
+from bids_app.errors import UsageError
 
 
 def _config(tmp_path: Path, *extra: str) -> Config:
@@ -17,17 +18,22 @@ def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = _config(tmp_path)
     assert config.analysis_level == "participant"
-    assert config.bids_dir == (tmp_path / "in").resolve()
-    assert config.participant_label == ()
-    assert (config.nprocs, config.omp_nthreads, config.seed, config.device) == (1, 1, 42, "auto")
+    assert config.input.bids_dir == (tmp_path / "in").resolve()
+    assert config.input.participant_label == ()
+    assert (
+        config.resources.nprocs,
+        config.resources.omp_nthreads,
+        config.seed,
+        config.resources.device,
+    ) == (1, 1, 42, "auto")
     assert config.work_dir == tmp_path.resolve() / "work"
-    assert not config.sloppy and not config.skip_bids_validation
+    assert not config.sloppy and not config.input.skip_bids_validation
 
 
 @pytest.mark.parametrize("flag", ["--participant-label", "--participant_label"])
 def test_participant_label_aliases_strip_prefix(tmp_path, flag):
     config = _config(tmp_path, flag, "sub-01", "02", "sub-01")
-    assert config.participant_label == ("01", "02")
+    assert config.input.participant_label == ("01", "02")
 
 
 @pytest.mark.parametrize(
@@ -62,12 +68,21 @@ def test_all_options(tmp_path):
         "--group-column",
         "dx",
     )
-    assert config.session_label == ("1", "2")
+    assert config.input.session_label == ("1", "2")
     assert config.work_dir == (tmp_path / "w").resolve()
-    assert (config.nprocs, config.omp_nthreads, config.mem_gb) == (2, 3, 8.0)
-    assert (config.device, config.seed, config.sloppy, config.force) == ("cpu", 7, True, True)
+    assert (config.resources.nprocs, config.resources.omp_nthreads, config.resources.mem_gb) == (
+        2,
+        3,
+        8.0,
+    )
+    assert (config.resources.device, config.seed, config.sloppy, config.force) == (
+        "cpu",
+        7,
+        True,
+        True,
+    )
     assert config.verbosity == 1
-    assert config.group_column == "dx"
+    assert config.group.group_column == "dx"
 
 
 def test_config_is_frozen(tmp_path):

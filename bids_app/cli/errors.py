@@ -76,7 +76,7 @@ def exit_code(error: BaseException) -> ExitCode:
 
 
 def error_message(error: BaseException, prog: str = "neurostrat") -> str:
-    """Return the one line printed on stderr for an error.
+    r"""Return the one line printed on stderr for an error.
 
     Parameters
     ----------
@@ -92,7 +92,7 @@ def error_message(error: BaseException, prog: str = "neurostrat") -> str:
 
     Examples
     --------
-    >>> error_message(DataError("a.nii: bad\\nre-convert it"))
+    >>> error_message(DataError("a.nii: bad\nre-convert it"))
     'neurostrat: error: a.nii: bad re-convert it'
     """
     return f"{prog}: error: " + " ".join(str(error).split("\n"))

@@ -100,11 +100,11 @@ def run(config: Config, run_id: str) -> int:
     from bids_app.inputs.layout import check_dataset_root, load_layout, validate_dataset
     from bids_app.inputs.participants import read_participants
 
-    check_dataset_root(config.bids_dir)
+    check_dataset_root(config.input.bids_dir)
     _check_output_dir(config.output_dir)
     writer = DerivativesWriter(
         output_dir=config.output_dir,
-        bids_dir=config.bids_dir,
+        bids_dir=config.input.bids_dir,
         settings_hash=config.processing_hash(),
         force=config.force,
         container=config.container,
@@ -114,22 +114,22 @@ def run(config: Config, run_id: str) -> int:
     logger = setup_logging(config.verbosity, log_file)
     logger.info("NeuroStrat %s, %s level, run %s", __version__, config.analysis_level, run_id)
     logger.debug("configuration: %s", config.to_dict())
-    if config.skip_bids_validation:
+    if config.input.skip_bids_validation:
         logger.info("BIDS validation skipped (--skip-bids-validation)")
     else:
-        validate_dataset(config.bids_dir)
-    layout = load_layout(config.bids_dir)
-    inventory = build_inventory(layout, config.participant_label, config.session_label)
+        validate_dataset(config.input.bids_dir)
+    layout = load_layout(config.input.bids_dir)
+    inventory = build_inventory(layout, config.input.participant_label, config.input.session_label)
     table = inventory_table(inventory)
     writer.write_table(table, writer.log_file(run_id, "inventory", ".tsv"))
     logger.info("inventory (%d subject/session):\n%s", len(table), table.to_string(index=False))
-    participants = read_participants(config.bids_dir)
+    participants = read_participants(config.input.bids_dir)
 
     if config.analysis_level == "participant":
         from bids_app.participant.workflow import run_participant_level
 
         outcomes = list(run_participant_level(inventory, config, writer))
-        if config.models:
+        if config.deep.models:
             import pandas as pd
 
             from bids_app.participant.inference import run_inference
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
     try:
         config = parse_config(argv)
-        limit_threads(config.omp_nthreads)
+        limit_threads(config.resources.omp_nthreads)
         setup_logging(config.verbosity)
         return run(config, run_id)
     except NeuroStratError as exc:

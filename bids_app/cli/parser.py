@@ -44,13 +44,13 @@ class _Count(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, **kw)
         self.down = tuple(down)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
         step = -1 if option_string in self.down else 1
         setattr(namespace, self.dest, getattr(namespace, self.dest, 0) + step)
 
 
 def _shown(value: Any) -> str:
-    """A default value as the help shows it."""
+    """Return a default value as the help shows it."""
     if isinstance(value, tuple):
         return " ".join(map(str, value)) if value else "none"
     if isinstance(value, bool):
@@ -92,9 +92,8 @@ def help_text(declaration: Declaration) -> str:
     return text.replace("%", "%%")
 
 
-
 def _arguments(declaration: Declaration) -> tuple[list[str], dict[str, Any]]:
-    """The positional strings and keyword arguments of ``add_argument`` for an option."""
+    """Return the flags and keyword arguments of ``add_argument`` for an option."""
     spec = declaration.option
     kwargs: dict[str, Any] = {"help": help_text(declaration)}
     if spec.position is not None:
@@ -103,7 +102,11 @@ def _arguments(declaration: Declaration) -> tuple[list[str], dict[str, Any]]:
         return [declaration.name], kwargs
     kwargs["dest"] = declaration.name
     if spec.action == "count":
-        return [*spec.flags, *spec.down_flags], {**kwargs, "action": _Count, "down": spec.down_flags}
+        return [*spec.flags, *spec.down_flags], {
+            **kwargs,
+            "action": _Count,
+            "down": spec.down_flags,
+        }
     if spec.action is not None:
         return list(spec.flags), {**kwargs, "action": spec.action}
     if declaration.kind in (int, float):
@@ -164,4 +167,3 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
             args, kwargs = _arguments(declaration)
             groups[declaration.section].add_argument(*args, **kwargs)
     return parser
-

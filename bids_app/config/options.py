@@ -4,9 +4,9 @@ Each option is a field of one of the frozen section dataclasses below (:class:`I
 :class:`ParticipantOptions`, :class:`GroupOptions`, :class:`DeepOptions`,
 :class:`ResourceOptions`) or of :class:`Config` itself (the run's own options); its name, type
 and default are the field's, and the rest of its declaration (:class:`Option`) sits in the
-field's metadata. The argument parser (:mod:`bids_app.cli.parser`), the checks of the
-configuration file and of the values (:mod:`bids_app.config.build`) and the help text are all
-derived from these declarations.
+field's metadata (:func:`declare`). The argument parser (:mod:`bids_app.cli.parser`), the
+checks of the configuration file and of the values (:mod:`bids_app.config.build`) and the help
+text are all derived from these declarations.
 """
 
 from __future__ import annotations
@@ -125,58 +125,64 @@ class Option:
     default_text: str | None = None
 
 
-def option(default: Any = dataclasses.MISSING, *, compare: bool = True, **spec: Any) -> Any:
-    """Declare a field together with its :class:`Option`.
+def declare(**spec: Any) -> dict[str, Option]:
+    """Return the metadata of a field that declares an option.
 
     Parameters
     ----------
-    default : object, optional
-        The default (immutable); none for a required field.
-    compare : bool
-        Whether the field takes part in equality.
     **spec
         The :class:`Option` parameters.
 
     Returns
     -------
-    dataclasses.Field
-        The field, the declaration in its metadata.
+    dict
+        ``{"option": Option(**spec)}``, for ``dataclasses.field(metadata=...)``.
     """
-    return field(default=default, compare=compare, metadata={"option": Option(**spec)})
+    return {"option": Option(**spec)}
 
 
 @dataclass(frozen=True)
 class InputOptions:
     """The input dataset and the filters of its queries."""
 
-    bids_dir: Path = option(help="root folder of the input BIDS dataset", position=0, in_file=False)
-    participant_label: tuple[str, ...] = option(
-        (),
-        flags=("--participant-label", "--participant_label"),
-        metavar="LABEL",
-        label_prefix="sub-",
-        help="subjects to process, with or without 'sub-'",
-        default_text="all",
+    bids_dir: Path = field(
+        metadata=declare(help="root folder of the input BIDS dataset", position=0, in_file=False)
     )
-    session_label: tuple[str, ...] = option(
-        (),
-        flags=("--session-label", "--session_label"),
-        metavar="LABEL",
-        label_prefix="ses-",
-        help="sessions to process, with or without 'ses-'",
-        default_text="all",
+    participant_label: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--participant-label", "--participant_label"),
+            metavar="LABEL",
+            label_prefix="sub-",
+            help="subjects to process, with or without 'sub-'",
+            default_text="all",
+        ),
     )
-    skip_bids_validation: bool = option(
-        False,
-        flags=("--skip-bids-validation", "--skip_bids_validation", "--skip_bids_validator"),
-        action="store_true",
-        help="do not validate the input dataset against the BIDS specification",
+    session_label: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--session-label", "--session_label"),
+            metavar="LABEL",
+            label_prefix="ses-",
+            help="sessions to process, with or without 'ses-'",
+            default_text="all",
+        ),
     )
-    derivatives: tuple[Path, ...] = option(
-        (),
-        flags=("--derivatives",),
-        metavar="DIR",
-        help="derivatives datasets with precomputed desc-brain_mask files, used as they are",
+    skip_bids_validation: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--skip-bids-validation", "--skip_bids_validation", "--skip_bids_validator"),
+            action="store_true",
+            help="do not validate the input dataset against the BIDS specification",
+        ),
+    )
+    derivatives: tuple[Path, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--derivatives",),
+            metavar="DIR",
+            help="derivatives datasets with precomputed desc-brain_mask files, used as they are",
+        ),
     )
 
 
@@ -184,58 +190,72 @@ class InputOptions:
 class ParticipantOptions:
     """Preprocessing and features of the participant level."""
 
-    skull_strip: str = option(
-        "auto",
-        flags=("--skull-strip", "--skull_strip"),
-        choices=SKULL_STRIP_MODES,
-        help="brain extraction: auto picks a --derivatives mask, 'none' for skull-stripped "
-        "input, HD-BET when its weights are found, else the template method",
+    skull_strip: str = field(
+        default="auto",
+        metadata=declare(
+            flags=("--skull-strip", "--skull_strip"),
+            choices=SKULL_STRIP_MODES,
+            help="brain extraction: auto picks a --derivatives mask, 'none' for skull-stripped "
+            "input, HD-BET when its weights are found, else the template method",
+        ),
     )
-    hdbet_weights: Path | None = option(
-        None,
-        flags=("--hdbet-weights",),
-        metavar="DIR",
-        help="folder of HD-BET's model (plans.json, fold_all/)",
-        default_text="HD-BET's own location",
+    hdbet_weights: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--hdbet-weights",),
+            metavar="DIR",
+            help="folder of HD-BET's model (plans.json, fold_all/)",
+            default_text="HD-BET's own location",
+        ),
     )
-    cnn_normalisation: str = option(
-        "minmax",
-        flags=("--cnn-normalisation",),
-        choices=CNN_NORMALISATIONS,
-        help="intensity normalisation of the CNN-ready crops (Coll et al. 2023 use minmax)",
+    cnn_normalisation: str = field(
+        default="minmax",
+        metadata=declare(
+            flags=("--cnn-normalisation",),
+            choices=CNN_NORMALISATIONS,
+            help="intensity normalisation of the CNN-ready crops (Coll et al. 2023 use minmax)",
+        ),
     )
-    features: tuple[str, ...] = option(
-        FEATURE_FAMILIES,
-        flags=("--features",),
-        choices=FEATURE_FAMILIES,
-        metavar="FAMILY",
-        help="feature families to compute",
+    features: tuple[str, ...] = field(
+        default=FEATURE_FAMILIES,
+        metadata=declare(
+            flags=("--features",),
+            choices=FEATURE_FAMILIES,
+            metavar="FAMILY",
+            help="feature families to compute",
+        ),
     )
-    atlas: str = option(
-        "desikan-killiany",
-        flags=("--atlas",),
-        choices=ATLASES,
-        help="atlas of the regional grey-matter volumes",
+    atlas: str = field(
+        default="desikan-killiany",
+        metadata=declare(
+            flags=("--atlas",), choices=ATLASES, help="atlas of the regional grey-matter volumes"
+        ),
     )
-    radiomics_rois: tuple[str, ...] = option(
-        RADIOMICS_ROIS,
-        flags=("--radiomics-rois",),
-        choices=RADIOMICS_ROIS,
-        metavar="ROI",
-        help="regions described by PyRadiomics ('lesion' needs a lesion mask)",
+    radiomics_rois: tuple[str, ...] = field(
+        default=RADIOMICS_ROIS,
+        metadata=declare(
+            flags=("--radiomics-rois",),
+            choices=RADIOMICS_ROIS,
+            metavar="ROI",
+            help="regions described by PyRadiomics ('lesion' needs a lesion mask)",
+        ),
     )
-    thickness_preset: str = option(
-        "fast",
-        flags=("--thickness-preset",),
-        choices=THICKNESS_PRESET_NAMES,
-        help="DiReCT settings: fast (1 mm, 10 iterations, the two hemispheres side by side "
-        "with --nprocs 2), coarse (whole brain, 1.5 mm grid, 20 iterations; thins thin "
-        "synthetic shells), antspy-default (whole brain, ANTsPy's settings; slow)",
+    thickness_preset: str = field(
+        default="fast",
+        metadata=declare(
+            flags=("--thickness-preset",),
+            choices=THICKNESS_PRESET_NAMES,
+            help="DiReCT settings: fast (1 mm, 10 iterations, the two hemispheres side by side "
+            "with --nprocs 2), coarse (whole brain, 1.5 mm grid, 20 iterations; thins thin "
+            "synthetic shells), antspy-default (whole brain, ANTsPy's settings; slow)",
+        ),
     )
-    templateflow_home: Path | None = option(
-        None,
-        in_file=False,
-        help="TemplateFlow's folder (from TEMPLATEFLOW_HOME); none uses nilearn's template",
+    templateflow_home: Path | None = field(
+        default=None,
+        metadata=declare(
+            in_file=False,
+            help="TemplateFlow's folder (from TEMPLATEFLOW_HOME); none uses nilearn's template",
+        ),
     )
 
 
@@ -243,128 +263,168 @@ class ParticipantOptions:
 class GroupOptions:
     """Statistics, classification and clustering of the group level."""
 
-    group_column: str = option(
-        "diagnosis",
-        flags=("--group-column",),
-        metavar="COLUMN",
-        help="participants.tsv column with the diagnostic group",
+    group_column: str = field(
+        default="diagnosis",
+        metadata=declare(
+            flags=("--group-column",),
+            metavar="COLUMN",
+            help="participants.tsv column with the diagnostic group",
+        ),
     )
-    target: str | None = option(
-        None,
-        flags=("--target",),
-        metavar="COLUMN",
-        help="participants.tsv or sessions.tsv column the classifiers predict",
-        default_text="none, no classification",
+    target: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--target",),
+            metavar="COLUMN",
+            help="participants.tsv or sessions.tsv column the classifiers predict",
+            default_text="none, no classification",
+        ),
     )
-    positive_label: str | None = option(
-        None,
-        flags=("--positive-label",),
-        metavar="VALUE",
-        help="positive class of a categorical --target (not with --threshold)",
+    positive_label: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--positive-label",),
+            metavar="VALUE",
+            help="positive class of a categorical --target (not with --threshold)",
+        ),
     )
-    threshold: float | None = option(
-        None,
-        flags=("--threshold",),
-        metavar="X",
-        help="a numeric --target is positive at or above X (EDSS 3.0 in Coll et al. 2023)",
+    threshold: float | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--threshold",),
+            metavar="X",
+            help="a numeric --target is positive at or above X (EDSS 3.0 in Coll et al. 2023)",
+        ),
     )
-    covariates: tuple[str, ...] = option(
-        (),
-        flags=("--covariates",),
-        metavar="COLUMN",
-        help="covariates of ComBat and the ANCOVA",
-        default_text="age and sex where present",
+    covariates: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--covariates",),
+            metavar="COLUMN",
+            help="covariates of ComBat and the ANCOVA",
+            default_text="age and sex where present",
+        ),
     )
-    site_column: str | None = option(
-        None,
-        flags=("--site-column",),
-        metavar="COLUMN",
-        help="column of the acquisition site",
-        default_text="site where present",
+    site_column: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--site-column",),
+            metavar="COLUMN",
+            help="column of the acquisition site",
+            default_text="site where present",
+        ),
     )
-    harmonization: str = option(
-        "combat",
-        flags=("--harmonization",),
-        choices=HARMONIZATIONS,
-        help="ComBat inside the folds when there are several sites",
+    harmonization: str = field(
+        default="combat",
+        metadata=declare(
+            flags=("--harmonization",),
+            choices=HARMONIZATIONS,
+            help="ComBat inside the folds when there are several sites",
+        ),
     )
-    unseen_site: str = option(
-        "error",
-        flags=("--unseen-site",),
-        choices=UNSEEN_SITE_POLICIES,
-        help="ComBat and a site it was not fitted on: stop, or use the largest training "
-        "site's parameters",
+    unseen_site: str = field(
+        default="error",
+        metadata=declare(
+            flags=("--unseen-site",),
+            choices=UNSEEN_SITE_POLICIES,
+            help="ComBat and a site it was not fitted on: stop, or use the largest training "
+            "site's parameters",
+        ),
     )
-    classifiers: tuple[str, ...] = option(
-        CLASSIFIER_NAMES,
-        flags=("--classifiers",),
-        choices=CLASSIFIER_NAMES,
-        metavar="NAME",
-        help="classifiers to compare",
+    classifiers: tuple[str, ...] = field(
+        default=CLASSIFIER_NAMES,
+        metadata=declare(
+            flags=("--classifiers",),
+            choices=CLASSIFIER_NAMES,
+            metavar="NAME",
+            help="classifiers to compare",
+        ),
     )
-    feature_sets: tuple[str, ...] = option(
-        (),
-        flags=("--feature-sets",),
-        metavar="SET",
-        help="feature families or families joined with +",
-        default_text="each family but the histograms, and all together",
+    feature_sets: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--feature-sets",),
+            metavar="SET",
+            help="feature families or families joined with +",
+            default_text="each family but the histograms, and all together",
+        ),
     )
-    cv_folds: int = option(
-        3,
-        flags=("--cv-folds",),
-        metavar="K",
-        minimum=2,
-        help="outer and inner folds (Turrisi et al. 2024: 3)",
+    cv_folds: int = field(
+        default=3,
+        metadata=declare(
+            flags=("--cv-folds",),
+            metavar="K",
+            minimum=2,
+            help="outer and inner folds (Turrisi et al. 2024: 3)",
+        ),
     )
-    cv_repeats: int = option(
-        1, flags=("--cv-repeats",), metavar="N", minimum=1, help="repeats of the outer folds"
+    cv_repeats: int = field(
+        default=1,
+        metadata=declare(
+            flags=("--cv-repeats",), metavar="N", minimum=1, help="repeats of the outer folds"
+        ),
     )
-    smote_k: int = option(
-        5,
-        flags=("--smote-k",),
-        metavar="K",
-        minimum=0,
-        help="SMOTE's neighbours (Turrisi et al. 2024: 5); 0 turns SMOTE off",
+    smote_k: int = field(
+        default=5,
+        metadata=declare(
+            flags=("--smote-k",),
+            metavar="K",
+            minimum=0,
+            help="SMOTE's neighbours (Turrisi et al. 2024: 5); 0 turns SMOTE off",
+        ),
     )
-    apply_models: Path | None = option(
-        None,
-        flags=("--apply-models",),
-        metavar="DIR",
-        help="apply the saved models of an earlier group run (its group/models) to this dataset",
+    apply_models: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--apply-models",),
+            metavar="DIR",
+            help="apply the saved models of an earlier group run (its group/models) to this "
+            "dataset",
+        ),
     )
-    cluster_features: tuple[str, ...] = option(
-        (),
-        flags=("--cluster-features",),
-        metavar="FEATURE",
-        aliases={"002": CLUSTER_RECIPE},
-        help="cluster the patients on these feature columns, or on the recipe of Milella et "
-        f"al. 2023: {CLUSTER_RECIPE} (precentral and paracentral thickness, TIV-corrected "
-        "medulla)",
-        default_text="no clustering",
+    cluster_features: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--cluster-features",),
+            metavar="FEATURE",
+            aliases={"002": CLUSTER_RECIPE},
+            help="cluster the patients on these feature columns, or on the recipe of Milella et "
+            f"al. 2023: {CLUSTER_RECIPE} (precentral and paracentral thickness, TIV-corrected "
+            "medulla)",
+            default_text="no clustering",
+        ),
     )
-    cluster_method: str = option(
-        "gmm",
-        flags=("--cluster-method",),
-        choices=CLUSTER_METHODS,
-        help="clustering method, k chosen by a Gaussian mixture's BIC",
+    cluster_method: str = field(
+        default="gmm",
+        metadata=declare(
+            flags=("--cluster-method",),
+            choices=CLUSTER_METHODS,
+            help="clustering method, k chosen by a Gaussian mixture's BIC",
+        ),
     )
-    control_label: str = option(
-        "CN",
-        flags=("--control-label",),
-        metavar="VALUE",
-        help="group of the controls, kept aside as the reference",
+    control_label: str = field(
+        default="CN",
+        metadata=declare(
+            flags=("--control-label",),
+            metavar="VALUE",
+            help="group of the controls, kept aside as the reference",
+        ),
     )
-    survival_time: str = option(
-        "survival_months",
-        flags=("--survival-time",),
-        metavar="COLUMN",
-        help="participants.tsv column of the survival time",
+    survival_time: str = field(
+        default="survival_months",
+        metadata=declare(
+            flags=("--survival-time",),
+            metavar="COLUMN",
+            help="participants.tsv column of the survival time",
+        ),
     )
-    survival_event: str = option(
-        "event",
-        flags=("--survival-event",),
-        metavar="COLUMN",
-        help="participants.tsv column of the event, 1 or 0 when censored",
+    survival_event: str = field(
+        default="event",
+        metadata=declare(
+            flags=("--survival-event",),
+            metavar="COLUMN",
+            help="participants.tsv column of the event, 1 or 0 when censored",
+        ),
     )
 
 
@@ -372,80 +432,98 @@ class GroupOptions:
 class DeepOptions:
     """Networks trained at the group level and applied at the participant level."""
 
-    dl_models: tuple[str, ...] = option(
-        (),
-        flags=("--dl-models",),
-        choices=DL_MODEL_NAMES,
-        metavar="NET",
-        help="group level: train these 3D CNNs on the CNN-ready crops with the classifiers' "
-        "folds (needs --target)",
-        default_text="none",
+    dl_models: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--dl-models",),
+            choices=DL_MODEL_NAMES,
+            metavar="NET",
+            help="group level: train these 3D CNNs on the CNN-ready crops with the classifiers' "
+            "folds (needs --target)",
+            default_text="none",
+        ),
     )
-    dl_contrasts: tuple[str, ...] = option(
-        ("T1w",),
-        flags=("--dl-contrasts",),
-        choices=DL_CONTRASTS,
-        metavar="CONTRAST",
-        help="input channels of the networks, T1w first",
+    dl_contrasts: tuple[str, ...] = field(
+        default=("T1w",),
+        metadata=declare(
+            flags=("--dl-contrasts",),
+            choices=DL_CONTRASTS,
+            metavar="CONTRAST",
+            help="input channels of the networks, T1w first",
+        ),
     )
-    dl_preset: str = option(
-        "coll2023",
-        flags=("--dl-preset",),
-        choices=DL_PRESETS,
-        aliases={"seed001": "coll2023", "seed004": "lu2023"},
-        help="training and augmentation of Coll et al. 2023 (Adam, batch 2, flips, noise 0.02) "
-        "or of Lu et al. 2023, GAMER-MRIL (AdamW, weighted sampler, rotations, affine)",
+    dl_preset: str = field(
+        default="coll2023",
+        metadata=declare(
+            flags=("--dl-preset",),
+            choices=DL_PRESETS,
+            aliases={"seed001": "coll2023", "seed004": "lu2023"},
+            help="training and augmentation of Coll et al. 2023 (Adam, batch 2, flips, noise 0.02) "
+            "or of Lu et al. 2023, GAMER-MRIL (AdamW, weighted sampler, rotations, affine)",
+        ),
     )
-    dl_epochs: int | None = option(
-        None,
-        flags=("--dl-epochs",),
-        metavar="N",
-        minimum=1,
-        help="maximum epochs",
-        default_text="the preset's",
+    dl_epochs: int | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--dl-epochs",),
+            metavar="N",
+            minimum=1,
+            help="maximum epochs",
+            default_text="the preset's",
+        ),
     )
-    dl_batch_size: int | None = option(
-        None,
-        flags=("--dl-batch-size",),
-        metavar="N",
-        minimum=1,
-        help="batch size",
-        default_text="the preset's",
+    dl_batch_size: int | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--dl-batch-size",),
+            metavar="N",
+            minimum=1,
+            help="batch size",
+            default_text="the preset's",
+        ),
     )
-    dl_base_width: int = option(
-        16,
-        flags=("--dl-base-width",),
-        metavar="K",
-        minimum=1,
-        help="kernels of the first convolutions (16 in Coll et al. 2023 and Lu et al. 2023; "
-        "smaller for CPU runs)",
+    dl_base_width: int = field(
+        default=16,
+        metadata=declare(
+            flags=("--dl-base-width",),
+            metavar="K",
+            minimum=1,
+            help="kernels of the first convolutions (16 in Coll et al. 2023 and Lu et al. 2023; "
+            "smaller for CPU runs)",
+        ),
     )
-    dl_validation: bool = option(
-        True,
-        flags=("--no-dl-validation",),
-        action="store_false",
-        help="train for all epochs instead of holding out a validation fold for early stopping "
-        "and the learning-rate decay (Coll et al. 2023, §2.3.2)",
+    dl_validation: bool = field(
+        default=True,
+        metadata=declare(
+            flags=("--no-dl-validation",),
+            action="store_false",
+            help="train for all epochs instead of holding out a validation fold for early stopping "
+            "and the learning-rate decay (Coll et al. 2023, §2.3.2)",
+        ),
     )
-    lrp_rule: str = option(
-        "composite",
-        flags=("--lrp-rule",),
-        choices=LRP_RULES,
-        help="LRP rules of the attention maps",
+    lrp_rule: str = field(
+        default="composite",
+        metadata=declare(
+            flags=("--lrp-rule",), choices=LRP_RULES, help="LRP rules of the attention maps"
+        ),
     )
-    models: Path | None = option(
-        None,
-        flags=("--models",),
-        metavar="DIR",
-        help="participant level: apply the trained networks of an earlier group run "
-        "(its group/deep_models) and write predictions and attention maps",
+    models: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--models",),
+            metavar="DIR",
+            help="participant level: apply the trained networks of an earlier group run "
+            "(its group/deep_models) and write predictions and attention maps",
+        ),
     )
-    feature_extractor: Path | None = option(
-        None,
-        flags=("--feature-extractor",),
-        metavar="FILE",
-        help="a pretrained network checkpoint whose penultimate features become a feature "
-        "family (format in the README)",
+    feature_extractor: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--feature-extractor",),
+            metavar="FILE",
+            help="a pretrained network checkpoint whose penultimate features become a feature "
+            "family (format in the README)",
+        ),
     )
 
 
@@ -453,26 +531,36 @@ class DeepOptions:
 class ResourceOptions:
     """Processes, threads, memory and device."""
 
-    nprocs: int = option(1, flags=("--nprocs", "--n_cpus"), metavar="N", minimum=1, help="processes")
-    omp_nthreads: int = option(
-        1,
-        flags=("--omp-nthreads",),
-        metavar="N",
-        minimum=1,
-        help="threads per process for ITK, BLAS and torch; 1 makes re-runs near-identical",
-        default_text="--nprocs",
+    nprocs: int = field(
+        default=1,
+        metadata=declare(flags=("--nprocs", "--n_cpus"), metavar="N", minimum=1, help="processes"),
     )
-    mem_gb: float | None = option(
-        None,
-        flags=("--mem-gb", "--mem_gb"),
-        metavar="GB",
-        minimum=0,
-        strict=True,
-        help="memory limit",
-        default_text="no limit",
+    omp_nthreads: int = field(
+        default=1,
+        metadata=declare(
+            flags=("--omp-nthreads",),
+            metavar="N",
+            minimum=1,
+            help="threads per process for ITK, BLAS and torch; 1 makes re-runs near-identical",
+            default_text="--nprocs",
+        ),
     )
-    device: str = option(
-        "auto", flags=("--device",), choices=DEVICES, help="where deep-learning code runs"
+    mem_gb: float | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--mem-gb", "--mem_gb"),
+            metavar="GB",
+            minimum=0,
+            strict=True,
+            help="memory limit",
+            default_text="no limit",
+        ),
+    )
+    device: str = field(
+        default="auto",
+        metadata=declare(
+            flags=("--device",), choices=DEVICES, help="where deep-learning code runs"
+        ),
     )
 
 
@@ -526,51 +614,70 @@ class Config:
         The configuration file the values came from, if any.
     """
 
-    output_dir: Path = option(
-        help="folder for the BIDS-Derivatives outputs", position=1, in_file=False
+    output_dir: Path = field(
+        metadata=declare(help="folder for the BIDS-Derivatives outputs", position=1, in_file=False)
     )
-    analysis_level: str = option(
-        help="participant: per subject and session; group: across participants",
-        position=2,
-        choices=ANALYSIS_LEVELS,
-        in_file=False,
+    analysis_level: str = field(
+        metadata=declare(
+            help="participant: per subject and session; group: across participants",
+            position=2,
+            choices=ANALYSIS_LEVELS,
+            in_file=False,
+        )
     )
     input: InputOptions = field()
     participant: ParticipantOptions = field(default_factory=ParticipantOptions)
     group: GroupOptions = field(default_factory=GroupOptions)
     deep: DeepOptions = field(default_factory=DeepOptions)
     resources: ResourceOptions = field(default_factory=ResourceOptions)
-    work_dir: Path = option(
-        Path("work"), flags=("-w", "--work-dir"), metavar="DIR", help="work folder",
-        default_text="./work",
+    work_dir: Path = field(
+        default=Path("work"),
+        metadata=declare(
+            flags=("-w", "--work-dir"), metavar="DIR", help="work folder", default_text="./work"
+        ),
     )
-    seed: int = option(42, flags=("--seed",), help="random seed that makes results repeatable")
-    sloppy: bool = option(
-        False,
-        flags=("--sloppy",),
-        action="store_true",
-        help="fast low-resolution processing, for tests and demonstrations only",
+    seed: int = field(
+        default=42,
+        metadata=declare(flags=("--seed",), help="random seed that makes results repeatable"),
     )
-    force: bool = option(
-        False, flags=("--force",), action="store_true", help="recompute outputs that exist already"
+    sloppy: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--sloppy",),
+            action="store_true",
+            help="fast low-resolution processing, for tests and demonstrations only",
+        ),
     )
-    verbosity: int = option(
-        0,
-        flags=("-v", "--verbose"),
-        down_flags=("-q", "--quiet"),
-        action="count",
-        help="more (-v) or fewer (-q) messages; repeatable",
+    force: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--force",), action="store_true", help="recompute outputs that exist already"
+        ),
     )
-    container: str | None = option(
-        None, in_file=False, help="docker or singularity when the run is in a container"
+    verbosity: int = field(
+        default=0,
+        metadata=declare(
+            flags=("-v", "--verbose"),
+            down_flags=("-q", "--quiet"),
+            action="count",
+            help="more (-v) or fewer (-q) messages; repeatable",
+        ),
     )
-    config_file: Path | None = option(
-        None,
+    container: str | None = field(
+        default=None,
+        metadata=declare(
+            in_file=False, help="docker or singularity when the run is in a container"
+        ),
+    )
+    config_file: Path | None = field(
+        default=None,
         compare=False,
-        flags=("--config",),
-        metavar="FILE",
-        in_file=False,
-        help="TOML or YAML file of options; the command line wins",
+        metadata=declare(
+            flags=("--config",),
+            metavar="FILE",
+            in_file=False,
+            help="TOML or YAML file of options; the command line wins",
+        ),
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -120,8 +120,8 @@ def run_attention_analyses(
     """
     grid = nib.Nifti1Image(np.zeros(outcome.volumes.shape[2:], np.uint8), outcome.affine)
     resolution = 1 if abs(outcome.affine[0, 0]) < 1.5 else 2
-    template = load_template(resolution, config.templateflow_home)
-    atlas = load_atlas(config.atlas)
+    template = load_template(resolution, config.participant.templateflow_home)
+    atlas = load_atlas(config.participant.atlas)
     labels = np.asarray(to_crop_grid(atlas.image, grid).dataobj).astype(np.int32)
     brain = np.asarray(to_crop_grid(template.brain_mask, grid).dataobj) > 0
     jacobian = _crop_maps(outcome, writer, "logjacobian_mni", grid, "linear")
@@ -153,7 +153,7 @@ def run_attention_analyses(
         shown = "TP" if "TP" in averages else next(iter(averages))
         top_regions = ranking[ranking.group == shown]
         bars = region_bar_figure(
-            top_regions, f"{name}: mean relevance of the {shown} ({config.atlas})"
+            top_regions, f"{name}: mean relevance of the {shown} ({config.participant.atlas})"
         )
         writer.write_figure(bars, f"deep_{name}_relevance_regions")
         example = int(np.flatnonzero(groups == shown)[0])
@@ -172,7 +172,8 @@ def run_attention_analyses(
             "<p>Out-of-fold relevance (each subject explained by the fold model that did not "
             "train on it), averaged per prediction group: "
             + ", ".join(f"{g} {int((groups == g).sum())}" for g in averages)
-            + f". Regions of the {config.atlas} atlas ranked by the {shown} class-average "
+            + f". Regions of the {config.participant.atlas} atlas ranked by the {shown} "
+            "class-average "
             "(seed 001 §2.6.2).</p>"
             + figure_html(bars, "region ranking")
             + figure_html(average_map, f"{shown} class-average relevance")

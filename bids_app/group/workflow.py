@@ -233,9 +233,10 @@ def run_group_level(
     DataError
         If the group column is absent or no subject has participant-level outputs.
     """
-    if config.group_column not in participants.columns:
+    if config.group.group_column not in participants.columns:
         raise DataError(
-            f"{config.bids_dir / 'participants.tsv'}: no column {config.group_column!r} "
+            f"{config.input.bids_dir / 'participants.tsv'}: no column "
+            f"{config.group.group_column!r} "
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
     processed = {
@@ -249,13 +250,13 @@ def run_group_level(
         )
     for _, row in exclusions.iterrows():
         LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
-    sources = [config.bids_dir / "participants.tsv"] if len(participants) else []
+    sources = [config.input.bids_dir / "participants.tsv"] if len(participants) else []
     writer.write_table(
         table, writer.group_file("participants", ".tsv"), sources=sources, columns=_TABLE_COLUMNS
     )
-    demographics = demographics_by_group(table, config.group_column)
-    tests = demographic_tests(table, config.group_column)
-    params = {"group_column": config.group_column}
+    demographics = demographics_by_group(table, config.group.group_column)
+    tests = demographic_tests(table, config.group.group_column)
+    params = {"group_column": config.group.group_column}
     writer.write_table(
         demographics,
         writer.group_file("demographics", ".tsv"),
@@ -291,35 +292,35 @@ def run_group_level(
         ]
     )
     covariates = covariates_for(config, table.columns)
-    sections = run_statistics(tables, table, config.group_column, covariates, writer)
+    sections = run_statistics(tables, table, config.group.group_column, covariates, writer)
     try:
-        if config.cluster_features:
+        if config.group.cluster_features:
             sections += run_clustering(
                 tables,
                 table,
-                config.group_column,
-                config.control_label,
-                config.cluster_features,
-                config.cluster_method,
-                (config.survival_time, config.survival_event),
+                config.group.group_column,
+                config.group.control_label,
+                config.group.cluster_features,
+                config.group.cluster_method,
+                (config.group.survival_time, config.group.survival_event),
                 config.seed,
                 writer,
             )
         extra_folds = None
-        if config.feature_extractor:
-            crops, _ = collect_crops(inventory, writer, config.dl_contrasts)
+        if config.deep.feature_extractor:
+            crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
             if crops.empty:
                 raise DesignError("--feature-extractor: no session has CNN-ready crops")
             extracted = pretrained_features(
-                config.feature_extractor,
+                config.deep.feature_extractor,
                 crops,
-                config.dl_contrasts,
-                resolve_device(config.device),
+                config.deep.dl_contrasts,
+                resolve_device(config.resources.device),
             )
             for family, features in extracted.items():
                 writer.write_table(features, writer.group_file(f"features_{family}", ".tsv"))
             tables.update(extracted)
-        if config.dl_models:
+        if config.deep.dl_models:
             deep = _deep_learning(inventory, participants, config, writer)
             sections += deep.sections
             tables.update(deep.features)
@@ -334,7 +335,7 @@ def run_group_level(
     ) as exc:
         raise DataError(str(exc)) from exc
     report = render_group_report(
-        table, demographics, tests, exclusions, config.group_column, summary, sections
+        table, demographics, tests, exclusions, config.group.group_column, summary, sections
     )
     path = writer.write_text(writer.group_file("report", ".html"), report)
     LOGGER.info("group report: %s", path)
@@ -348,22 +349,25 @@ def _deep_learning(
     writer: DerivativesWriter,
 ) -> DeepOutcome:
     """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops."""
-    if not config.target:
+    if not config.group.target:
         raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
-    crops, missing = collect_crops(inventory, writer, config.dl_contrasts)
+    crops, missing = collect_crops(inventory, writer, config.deep.dl_contrasts)
     for _, row in missing.iterrows():
         LOGGER.warning("%s left out of the deep learning: %s", row["participant_id"], row["reason"])
     if crops.empty:
         raise DesignError(
-            f"{config.output_dir}: no session has CNN-ready crops of {list(config.dl_contrasts)}; "
+            f"{config.output_dir}: no session has CNN-ready crops of "
+            f"{list(config.deep.dl_contrasts)}; "
             "run the participant level first"
         )
     subjects = sorted(crops["participant_id"].str.removeprefix("sub-").unique())
-    clinical = clinical_by_session(crops, participants, read_sessions(config.bids_dir, subjects))
+    clinical = clinical_by_session(
+        crops, participants, read_sessions(config.input.bids_dir, subjects)
+    )
     target = target_of(config)
     outcome = run_deep_learning(crops, clinical, target, config, writer)
     outcome.sections += run_attention_analyses(
-        outcome, target, config, writer, resolve_device(config.device)
+        outcome, target, config, writer, resolve_device(config.resources.device)
     )
     if len(missing):
         outcome.sections.append(("Deep learning: sessions without crops", table_html(missing)))
@@ -379,25 +383,27 @@ def _classification_sections(
 ) -> list[tuple[str, str]]:
     """Run the classification or apply saved models, when asked; return the report sections."""
     sections: list[tuple[str, str]] = []
-    if tables and (config.target or config.apply_models):
+    if tables and (config.group.target or config.group.apply_models):
         # the histograms (long format, one row per bin) are described, not classified
         families = {f: t for f, t in tables.items() if f != "histogram"}
         features, columns = join_families(families)
         subjects = sorted(features["participant_id"].str.removeprefix("sub-").unique())
         clinical = clinical_by_session(
-            features, participants, read_sessions(config.bids_dir, subjects)
+            features, participants, read_sessions(config.input.bids_dir, subjects)
         )
-        if config.apply_models:
-            sections += run_apply_models(config.apply_models, features, clinical, config, writer)
+        if config.group.apply_models:
+            sections += run_apply_models(
+                config.group.apply_models, features, clinical, config, writer
+            )
         else:
             design = build_design(
                 features,
                 columns,
                 clinical,
                 target_of(config),
-                config.feature_sets or default_feature_sets(list(columns)),
+                config.group.feature_sets or default_feature_sets(list(columns)),
                 covariates=covariates_for(config, clinical.columns),
-                site_column=config.site_column or ("site" if "site" in clinical else None),
+                site_column=config.group.site_column or ("site" if "site" in clinical else None),
             )
             for _, row in design.exclusions.iterrows():
                 LOGGER.warning(
@@ -406,6 +412,6 @@ def _classification_sections(
             sections += run_classification(
                 design, config, writer, class_names(design.target), extra_folds
             )
-    elif not config.target:
+    elif not config.group.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")
     return sections

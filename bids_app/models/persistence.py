@@ -20,6 +20,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from bids_app.errors import DataError
 from bids_app.models.metrics import binary_metrics, positive_scores
 
 #: The manifest's file name inside a models folder.
@@ -28,7 +29,7 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 
 
-class ModelBundleError(ValueError):
+class ModelBundleError(DataError):
     """A models folder is missing, altered or incompatible with the data."""
 
 

@@ -393,10 +393,10 @@ def _plugin(config: Config, key: str) -> tuple[str, dict]:
         elif event == "start":
             LOGGER.debug("%s: step %s started", key, node.name)
 
-    if config.nprocs > 1:
-        args = {"n_procs": config.nprocs, "raise_insufficient": False}
-        if config.mem_gb:
-            args["memory_gb"] = config.mem_gb
+    if config.resources.nprocs > 1:
+        args = {"n_procs": config.resources.nprocs, "raise_insufficient": False}
+        if config.resources.mem_gb:
+            args["memory_gb"] = config.resources.mem_gb
         return "MultiProc", {**args, "status_callback": status}
     return "Linear", {"status_callback": status}
 
@@ -446,11 +446,11 @@ def resolve_options(
     AnatomicalOptions
         The resolved options.
     """
-    mode, reason, user_mask, weights = config.skull_strip, "requested", None, None
+    mode, reason, user_mask, weights = config.participant.skull_strip, "requested", None, None
     stripped, evidence = detect_skull_stripped(t1w)
     if mode == "auto":
-        user_mask = find_user_mask(inputs, config.derivatives)
-        weights = find_hdbet_weights(config.hdbet_weights)
+        user_mask = find_user_mask(inputs, config.input.derivatives)
+        weights = find_hdbet_weights(config.participant.hdbet_weights)
         if user_mask is not None:
             mode, reason = "user", f"mask supplied in {user_mask.parent}"
         elif stripped:
@@ -460,7 +460,7 @@ def resolve_options(
         else:
             mode, reason = "template", "no HD-BET weights found: template-based fallback"
     elif mode == "hdbet":
-        weights = find_hdbet_weights(config.hdbet_weights)
+        weights = find_hdbet_weights(config.participant.hdbet_weights)
         if weights is None:
             raise NoInputError(
                 "--skull-strip hdbet: HD-BET's weights were not found; download them "
@@ -475,16 +475,16 @@ def resolve_options(
         skull_strip_reason=reason,
         hdbet_weights=weights,
         user_mask=user_mask,
-        device="cpu" if config.device == "auto" else config.device,
+        device="cpu" if config.resources.device == "auto" else config.resources.device,
         sloppy=config.sloppy,
         seed=config.seed,
-        templateflow_home=config.templateflow_home,
-        cnn_normalisation=config.cnn_normalisation,
-        features=config.features,
-        atlas=config.atlas,
-        radiomics_rois=config.radiomics_rois,
-        thickness_preset=config.thickness_preset,
-        nprocs=config.nprocs,
+        templateflow_home=config.participant.templateflow_home,
+        cnn_normalisation=config.participant.cnn_normalisation,
+        features=config.participant.features,
+        atlas=config.participant.atlas,
+        radiomics_rois=config.participant.radiomics_rois,
+        thickness_preset=config.participant.thickness_preset,
+        nprocs=config.resources.nprocs,
     )
 
 
@@ -527,7 +527,10 @@ def process_session(
         **options.params(),
         # a changed input (size or modification time) is redone
         "sources": {
-            str(path.relative_to(config.bids_dir)): [path.stat().st_size, path.stat().st_mtime_ns]
+            str(path.relative_to(config.input.bids_dir)): [
+                path.stat().st_size,
+                path.stat().st_mtime_ns,
+            ]
             for path in sources
         },
     }
@@ -703,7 +706,10 @@ def run_participant_level(
     """
     work_dir = config.work_dir
     configure_nipype(work_dir, config.verbosity)
-    if config.skull_strip == "hdbet" and find_hdbet_weights(config.hdbet_weights) is None:
+    if (
+        config.participant.skull_strip == "hdbet"
+        and find_hdbet_weights(config.participant.hdbet_weights) is None
+    ):
         raise NoInputError(
             "--skull-strip hdbet: HD-BET's weights were not found; give --hdbet-weights DIR "
             "(a folder with plans.json, dataset.json and fold_all/checkpoint_final.pth) or use "
@@ -732,13 +738,13 @@ def _session_outcomes(
     The steps of one session mostly wait for each other, so running sessions side by side uses
     the cores better than running one session's graph with MultiProc.
     """
-    if config.nprocs == 1 or len(inventory) < 2:
+    if config.resources.nprocs == 1 or len(inventory) < 2:
         for inputs in inventory:
             yield process_session(inputs, config, writer, work_dir)
         return
-    session_config = dataclasses.replace(config, nprocs=1)
+    session_config = config.replace(nprocs=1)
     context = multiprocessing.get_context("fork")
-    workers = min(config.nprocs, len(inventory))
+    workers = min(config.resources.nprocs, len(inventory))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
             pool.submit(process_session, inputs, session_config, writer, work_dir): inputs
