@@ -153,16 +153,16 @@ def _convert(declaration: Declaration, value: Any) -> Any:
     spec = declaration.option
     if value is None and (declaration.optional or declaration.multiple):
         return None if declaration.optional else ()
-    if spec.label_prefix is not None:
-        return strip_prefix(value, spec.label_prefix)
     if declaration.multiple:
-        items = [value] if isinstance(value, str | int | float) else value
+        items = [value] if isinstance(value, str | int | float | Path) else value
         if not isinstance(items, list | tuple):
             raise UsageError(
-                f"option {declaration.name!r}: invalid value {value!r} (expected a list of "
-                f"{_TYPE_NAMES[declaration.kind]})"
+                f"option {declaration.name!r}: invalid value {value!r} (expected "
+                f"{_TYPE_NAMES[declaration.kind]} or a list of them)"
             )
-        converted = (_item(declaration, item) for item in items)
+        converted = tuple(_item(declaration, item) for item in items)
+        if spec.label_prefix is not None:
+            return strip_prefix(converted, spec.label_prefix)
         return tuple(spec.aliases.get(item, item) for item in converted)
     value = _item(declaration, value)
     return spec.aliases.get(value, value) if spec.aliases else value
