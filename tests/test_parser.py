@@ -204,14 +204,24 @@ def test_former_names_are_aliases(tmp_path, argv, file_text, expected):
 
 
 def test_help_shows_declared_defaults_and_current_names(capsys):
-    with pytest.raises(SystemExit):
-        build_parser("neurostrat").parse_args(["--help"])
-    text = " ".join(capsys.readouterr().out.split())
+    parser = build_parser("neurostrat")
+    helps = {action.dest: action.help for action in parser._actions}
     for declaration in declarations():
-        if declaration.option.flags and declaration.option.action is None:
-            assert f"(default: {declaration.option.default_text or ''}" in text or (
-                declaration.default is None
-            ), declaration.name
+        spec, default = declaration.option, declaration.default
+        if not spec.flags or spec.action is not None:
+            continue
+        if spec.default_text is not None:
+            shown = spec.default_text
+        elif default is None:
+            continue
+        elif declaration.multiple:
+            shown = "all" if default == spec.choices else " ".join(default) or "none"
+        else:
+            shown = str(default)
+        assert helps[declaration.name].endswith(f"(default: {shown})"), declaration.name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
     assert "--cv-folds K outer and inner folds (Turrisi et al. 2024: 3) (default: 3)" in text
     assert "--dl-preset {coll2023,lu2023}" in text and "(default: coll2023)" in text
     assert "seed 00" not in text and "seed00" not in text and " 002" not in text
