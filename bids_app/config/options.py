@@ -12,6 +12,7 @@ text are all derived from these declarations.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
@@ -801,13 +802,14 @@ def _declarations_of(cls: type, section: str) -> Iterator[Declaration]:
         yield Declaration(f.name, section, kind, multiple, optional, f.default, spec)
 
 
-def declarations() -> Iterator[Declaration]:
-    """Every option, section by section in the order of the help.
+@functools.cache
+def declarations() -> tuple[Declaration, ...]:
+    """Return every option, section by section in the order of the help.
 
-    Yields
-    ------
-    Declaration
-        One option.
+    Returns
+    -------
+    tuple of Declaration
+        The options.
 
     Examples
     --------
@@ -815,9 +817,8 @@ def declarations() -> Iterator[Declaration]:
     >>> cv.section, cv.kind, cv.default, cv.option.flags
     ('group', <class 'int'>, 3, ('--cv-folds',))
     """
-    for section, cls in SECTIONS.items():
-        yield from _declarations_of(cls, section)
-    yield from _declarations_of(Config, "run")
+    found = [d for section, cls in SECTIONS.items() for d in _declarations_of(cls, section)]
+    return (*found, *_declarations_of(Config, "run"))
 
 
 def iter_values(config: Config) -> Iterator[tuple[str, str, Any]]:
