@@ -52,8 +52,8 @@ sys.path.insert(0, str(REPO))
 from bench_preprocessing import machine  # noqa: E402
 
 from bids_app.models.dnn import ADAM_BETAS, ADAM_EPSILON, DNNClassifier  # noqa: E402
+from bids_app.runtime import limit_threads  # noqa: E402
 from bids_app.synthetic.features import make_feature_cohort  # noqa: E402
-from bids_app.utils.threads import limit_threads  # noqa: E402
 
 #: Less CPU time per fit than autograd by more than this factor keeps hand-written gradients.
 WORTH_IT_SPEEDUP = 2.0

@@ -1,63 +1,35 @@
-"""Exceptions that carry their exit code, following the BIDS-Apps execution-spec draft.
+"""The errors a user can cause: plain, specific exceptions.
 
-Every error a user can cause is raised as a subclass of :class:`NeuroStratError`; the CLI turns
-it into one line on stderr and the matching exit code. Nothing below the CLI calls ``sys.exit``.
+Each subclasses the builtin it refines (a :class:`DataError` is a :class:`ValueError`, a
+:class:`NoInputError` a :class:`FileNotFoundError`), so code that does not know NeuroStrat can
+still catch it. They carry no exit code: the CLI (:mod:`bids_app.cli.errors`) maps each class to
+its exit code and prints the message on one line. Nothing below the CLI calls ``sys.exit``.
 """
-
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    """Exit codes of the BIDS-Apps execution specification draft (and ``sysexits.h``)."""
-
-    OK = 0
-    SUBJECTS_FAILED = 1
-    INVALID_BIDS = 16
-    UNKNOWN_LEVEL = 17
-    NO_MATCH = 18
-    USAGE = 64
-    DATA = 65
-    NO_INPUT = 66
-    CANT_CREATE = 73
 
 
 class NeuroStratError(Exception):
-    """Base class of the errors a user can cause; ``exit_code`` says how the run ends."""
-
-    exit_code: ExitCode = ExitCode.DATA
+    """Base class of the errors a user can cause (bad options, inputs or data)."""
 
 
-class UsageError(NeuroStratError):
+class UsageError(NeuroStratError, ValueError):
     """Invalid combination of options or an unreadable configuration file."""
 
-    exit_code = ExitCode.USAGE
 
-
-class NoInputError(NeuroStratError):
+class NoInputError(NeuroStratError, FileNotFoundError):
     """The input dataset (or a required input file) does not exist."""
 
-    exit_code = ExitCode.NO_INPUT
 
-
-class InvalidBIDSError(NeuroStratError):
+class InvalidBIDSError(NeuroStratError, ValueError):
     """The input is not a valid BIDS dataset."""
 
-    exit_code = ExitCode.INVALID_BIDS
 
-
-class NoMatchError(NeuroStratError):
+class NoMatchError(NeuroStratError, LookupError):
     """The participant or session filters matched nothing."""
 
-    exit_code = ExitCode.NO_MATCH
 
-
-class DataError(NeuroStratError):
+class DataError(NeuroStratError, ValueError):
     """An input file exists but its content is unusable (corrupt image, bad table...)."""
 
-    exit_code = ExitCode.DATA
 
-
-class OutputError(NeuroStratError):
+class OutputError(NeuroStratError, OSError):
     """The output folder or a file in it cannot be created."""
-
-    exit_code = ExitCode.CANT_CREATE

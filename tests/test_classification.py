@@ -16,9 +16,9 @@ import pytest
 from imblearn.over_sampling import SMOTE
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.errors import ExitCode
 from bids_app.group.workflow import clinical_by_session
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import (

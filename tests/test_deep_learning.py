@@ -21,12 +21,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
 from bids_app.deep.bundle import BundleError, checkpoint, load_bundle
 from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
 from bids_app.deep.networks import build_network
 from bids_app.deep.training import PRESETS as TRAININGS
-from bids_app.errors import ExitCode
 from bids_app.group.deep_learning import network_options, out_of_fold_relevance
 from bids_app.models.crossval import outer_splits
 from bids_app.synthetic.crops import make_crop_cohort, write_crop_dataset
@@ -185,7 +185,7 @@ def test_null_cohort_stays_at_chance():
     spec = NetworkSpec(
         "resnet3d",
         network_options("resnet3d", 4),
-        dataclasses.replace(TRAININGS["seed001"], epochs=6, batch_size=4),
+        dataclasses.replace(TRAININGS["coll2023"], epochs=6, batch_size=4),
         validation=False,
     )
     result = deep_cross_validate(
@@ -229,7 +229,7 @@ def test_gamer_with_age_and_its_attention_maps():
     spec = NetworkSpec(
         "gamer",
         network_options("gamer", 4),
-        dataclasses.replace(TRAININGS["seed004"], epochs=1, batch_size=4, loss="weighted-ce"),
+        dataclasses.replace(TRAININGS["lu2023"], epochs=1, batch_size=4, loss="weighted-ce"),
         validation=True,
     )
     splits = outer_splits(y, groups, 3)

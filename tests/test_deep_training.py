@@ -106,7 +106,7 @@ def test_planted_blob_is_learnt(n_outputs):
         config = FAST
         net = _net(n_outputs=2)
     else:  # seed 004: sigmoid with age, EDSS weights, weighted sampler, AdamW, AUC monitor
-        config = replace(PRESETS["seed004"], epochs=6, batch_size=8, learning_rate=1e-2)
+        config = replace(PRESETS["lu2023"], epochs=6, batch_size=8, learning_rate=1e-2)
         net = _net(n_outputs=1, uses_age=True)
     result = train_network(net, train, test, config, CPU)
     probabilities = predict(result.model, test, CPU, batch_size=16)
@@ -140,7 +140,7 @@ def _weights(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_training_repeats_exactly_for_a_seed():
-    train, test = _datasets(24, 16, planted=True, transform=AUGMENTATIONS["seed001"])
+    train, test = _datasets(24, 16, planted=True, transform=AUGMENTATIONS["coll2023"])
     config = replace(FAST, epochs=3)
     runs = [train_network(_net(), train, test, config, CPU) for _ in range(2)]
     other = train_network(_net(), train, test, replace(config, seed=1), CPU)
@@ -246,7 +246,7 @@ def test_dataset_items():
 
 def test_dataset_augmentation_is_seeded_per_epoch():
     volumes = np.full((2, 1, 8, 8, 8), 0.5, dtype=np.float16)
-    dataset = VolumeDataset(volumes, [0, 1], transform=AUGMENTATIONS["seed001"], seed=3)
+    dataset = VolumeDataset(volumes, [0, 1], transform=AUGMENTATIONS["coll2023"], seed=3)
     first = dataset[0]["x"]
     assert not torch.equal(first, torch.full_like(first, 0.5))
     assert torch.equal(first, dataset[0]["x"])
@@ -265,8 +265,8 @@ def _generator(seed: int = 0) -> torch.Generator:
         lambda x, g: add_noise(x, 0.2, g),
         random_rot90,
         lambda x, g: random_affine(x, 30.0, 0.1, g),
-        AUGMENTATIONS["seed001"],
-        AUGMENTATIONS["seed004"],
+        AUGMENTATIONS["coll2023"],
+        AUGMENTATIONS["lu2023"],
     ],
 )
 def test_transforms_keep_shape_and_follow_the_generator(transform):

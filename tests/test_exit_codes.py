@@ -7,8 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from bids_app.cli.errors import (
+    EXIT_CODES,
+    ExitCode,
+    UnknownLevelError,
+    error_message,
+    exit_code,
+)
 from bids_app.cli.main import main
-from bids_app.errors import ExitCode
+from bids_app.errors import (
+    DataError,
+    InvalidBIDSError,
+    NoInputError,
+    NoMatchError,
+    OutputError,
+    UsageError,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The features are not what these tests check: the cheapest family keeps them short.
@@ -155,3 +169,20 @@ def test_group_without_group_column(tmp_path, make_bids, level):
     assert main(args + FEW_FEATURES) == 0
     code = main([str(bids), str(out), level, "--group-column", "cohort", "-w", str(tmp_path / "w")])
     assert code == (ExitCode.DATA if level == "group" else ExitCode.OK)
+
+
+def test_errors_are_plain_and_the_cli_maps_them():
+    assert issubclass(DataError, ValueError) and issubclass(UsageError, ValueError)
+    assert issubclass(NoInputError, FileNotFoundError) and issubclass(OutputError, OSError)
+    assert not any(hasattr(cls, "exit_code") for cls in EXIT_CODES)
+    codes = {
+        UnknownLevelError: 17,
+        UsageError: 64,
+        NoInputError: 66,
+        InvalidBIDSError: 16,
+        NoMatchError: 18,
+        DataError: 65,
+        OutputError: 73,
+    }
+    assert {cls: int(exit_code(cls("x"))) for cls in codes} == codes
+    assert error_message(DataError("a.nii.gz: truncated\nre-convert it")).count("\n") == 0

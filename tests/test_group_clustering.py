@@ -12,9 +12,9 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from sklearn.metrics import adjusted_rand_score
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.errors import ExitCode
 from bids_app.reports.clustering import emm_figure
 from bids_app.statistics.ancova import ancova
 from bids_app.synthetic.subtypes import make_subtype_cohort

@@ -16,8 +16,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
-from bids_app.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 

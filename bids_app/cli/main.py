@@ -10,16 +10,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bids_app import __version__, runtime
+from bids_app.cli.errors import ExitCode, UnknownLevelError, error_message, exit_code
 from bids_app.cli.parser import build_parser
 from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
-from bids_app.errors import ExitCode, NeuroStratError, OutputError, UsageError
+from bids_app.errors import NeuroStratError, OutputError, UsageError
 from bids_app.utils.logs import setup_logging
-
-
-class UnknownLevelError(UsageError):
-    """The analysis level is neither participant nor group."""
-
-    exit_code = ExitCode.UNKNOWN_LEVEL
 
 
 def parse_config(argv: Sequence[str] | None) -> Config:
@@ -48,7 +43,6 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         )
     config_file = options.pop("config_file", None)
     file_options = read_config_file(Path(config_file)) if config_file else {}
-    options["verbosity"] = options.pop("verbose", 0) - options.pop("quiet", 0)
     options["bids_dir"] = Path(options["bids_dir"]).expanduser().resolve()
     options["output_dir"] = Path(options["output_dir"]).expanduser().resolve()
     if options["output_dir"] == options["bids_dir"]:
@@ -95,11 +89,11 @@ def run(config: Config, run_id: str) -> int:
     from bids_app.inputs.layout import check_dataset_root, load_layout, validate_dataset
     from bids_app.inputs.participants import read_participants
 
-    check_dataset_root(config.bids_dir)
+    check_dataset_root(config.input.bids_dir)
     _check_output_dir(config.output_dir)
     writer = DerivativesWriter(
         output_dir=config.output_dir,
-        bids_dir=config.bids_dir,
+        bids_dir=config.input.bids_dir,
         settings_hash=config.processing_hash(),
         force=config.force,
         container=config.container,
@@ -109,22 +103,22 @@ def run(config: Config, run_id: str) -> int:
     logger = setup_logging(config.verbosity, log_file)
     logger.info("NeuroStrat %s, %s level, run %s", __version__, config.analysis_level, run_id)
     logger.debug("configuration: %s", config.to_dict())
-    if config.skip_bids_validation:
+    if config.input.skip_bids_validation:
         logger.info("BIDS validation skipped (--skip-bids-validation)")
     else:
-        validate_dataset(config.bids_dir)
-    layout = load_layout(config.bids_dir)
-    inventory = build_inventory(layout, config.participant_label, config.session_label)
+        validate_dataset(config.input.bids_dir)
+    layout = load_layout(config.input.bids_dir)
+    inventory = build_inventory(layout, config.input.participant_label, config.input.session_label)
     table = inventory_table(inventory)
     writer.write_table(table, writer.log_file(run_id, "inventory"))
     logger.info("inventory (%d subject/session):\n%s", len(table), table.to_string(index=False))
-    participants = read_participants(config.bids_dir)
+    participants = read_participants(config.input.bids_dir)
 
     if config.analysis_level == "participant":
         from bids_app.participant.run import run_participant_level
 
         outcomes = list(run_participant_level(inventory, config, writer))
-        if config.models:
+        if config.deep.models:
             import pandas as pd
 
             from bids_app.participant.inference import run_inference
@@ -160,18 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit code (see :class:`bids_app.errors.ExitCode`).
+        The exit code (see :class:`bids_app.cli.errors.ExitCode`).
     """
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
     try:
         config = parse_config(argv)
-        runtime.configure_process(config.omp_nthreads, seed=config.seed)
+        runtime.configure_process(config.resources.omp_nthreads, seed=config.seed)
         setup_logging(config.verbosity)
         return run(config, run_id)
     except NeuroStratError as exc:
-        print(f"neurostrat: error: {exc}", file=sys.stderr)
+        print(error_message(exc), file=sys.stderr)
         logging.getLogger("bids_app").debug("error details", exc_info=True)
-        return int(exc.exit_code)
+        return int(exit_code(exc))
     except KeyboardInterrupt:
         print("neurostrat: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -1,29 +1,18 @@
-"""The argument parser of ``run.py`` (BIDS-Apps convention, option groups as in fMRIPrep)."""
+"""The argument parser of ``run.py`` (BIDS-Apps convention), derived from the declarations.
+
+Every argument comes from an option declared in :mod:`bids_app.config.options`: flags,
+choices, help and the default shown in the help are the declaration's.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from bids_app import __version__
-from bids_app.config import (
-    ANALYSIS_LEVELS,
-    ATLASES,
-    CLASSIFIER_NAMES,
-    CLUSTER_METHODS,
-    CNN_NORMALISATIONS,
-    DEVICES,
-    DL_CONTRASTS,
-    DL_MODEL_NAMES,
-    DL_PRESETS,
-    FEATURE_FAMILIES,
-    HARMONIZATIONS,
-    LRP_RULES,
-    RADIOMICS_ROIS,
-    SKULL_STRIP_MODES,
-    THICKNESS_PRESET_NAMES,
-    UNSEEN_SITE_POLICIES,
-)
+from bids_app.config.options import SECTION_TITLES, Declaration, declarations
 from bids_app.errors import UsageError
 
 
@@ -34,8 +23,105 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+class _Choices(tuple):
+    """Choices that also accept the former spellings; the help and errors list only the names."""
+
+    aliases: Mapping[str, str]
+
+    def __new__(cls, names: Iterable[str], aliases: Mapping[str, str]) -> _Choices:
+        choices = super().__new__(cls, names)
+        choices.aliases = aliases
+        return choices
+
+    def __contains__(self, value: object) -> bool:
+        return tuple.__contains__(self, value) or value in self.aliases
+
+
+class _Count(argparse.Action):
+    """Count a flag's occurrences: the option's flags count up, its ``down_flags`` down."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, down: Sequence[str], **kw):
+        super().__init__(option_strings, dest, nargs=0, **kw)
+        self.down = tuple(down)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        step = -1 if option_string in self.down else 1
+        setattr(namespace, self.dest, getattr(namespace, self.dest, 0) + step)
+
+
+def _shown(value: Any) -> str:
+    """Return a default value as the help shows it."""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value)) if value else "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def help_text(declaration: Declaration) -> str:
+    """Return an option's help with its choices and default, as the declaration gives them.
+
+    Parameters
+    ----------
+    declaration : Declaration
+        The option.
+
+    Returns
+    -------
+    str
+        The help, ``%`` escaped for argparse.
+
+    Examples
+    --------
+    >>> from bids_app.config.options import declarations
+    >>> help_text(next(d for d in declarations() if d.name == "cv_folds"))
+    'outer and inner folds (Turrisi et al. 2024: 3) (default: 3)'
+    """
+    spec = declaration.option
+    text = spec.help
+    if spec.choices and declaration.multiple:
+        text += f"; one or more of {', '.join(spec.choices)}"
+    default = declaration.default
+    if spec.default_text is not None:
+        text += f" (default: {spec.default_text})"
+    elif spec.action is None and default is not None and default is not dataclasses.MISSING:
+        if declaration.multiple and spec.choices and tuple(default) == tuple(spec.choices):
+            text += " (default: all)"
+        else:
+            text += f" (default: {_shown(default)})"
+    return text.replace("%", "%%")
+
+
+def _arguments(declaration: Declaration) -> tuple[list[str], dict[str, Any]]:
+    """Return the flags and keyword arguments of ``add_argument`` for an option."""
+    spec = declaration.option
+    kwargs: dict[str, Any] = {"help": help_text(declaration)}
+    if spec.position is not None:
+        if spec.choices:  # checked after parsing: an unknown level has its own exit code
+            kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
+        return [declaration.name], kwargs
+    kwargs["dest"] = declaration.name
+    if spec.action == "count":
+        return [*spec.flags, *spec.down_flags], {
+            **kwargs,
+            "action": _Count,
+            "down": spec.down_flags,
+        }
+    if spec.action is not None:
+        return list(spec.flags), {**kwargs, "action": spec.action}
+    if declaration.kind in (int, float):
+        kwargs["type"] = declaration.kind
+    if declaration.multiple:
+        kwargs["nargs"] = "+"
+    if spec.choices:
+        kwargs["choices"] = _Choices(spec.choices, spec.aliases)
+    if spec.metavar:
+        kwargs["metavar"] = spec.metavar
+    return list(spec.flags), kwargs
+
+
 def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
-    """Build the command-line parser.
+    """Build the command-line parser from the declared options.
 
     Options the user does not type are absent from the parsed namespace
     (``argument_default=SUPPRESS``), so that a configuration file can fill them and the command
@@ -53,10 +139,10 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
 
     Examples
     --------
-    >>> args = ["in", "out", "participant", "--participant_label", "sub-01"]
+    >>> args = ["in", "out", "participant", "--participant_label", "sub-01", "-vv", "-q"]
     >>> ns = build_parser().parse_args(args)
-    >>> ns.participant_label
-    ['sub-01']
+    >>> ns.participant_label, ns.verbosity
+    (['sub-01'], 1)
     >>> "nprocs" in vars(ns)
     False
     """
@@ -64,276 +150,20 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
         prog=prog,
         description="NeuroStrat: patient stratification from structural brain MRI (a BIDS App).",
         argument_default=argparse.SUPPRESS,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("bids_dir", help="root folder of the input BIDS dataset")
-    parser.add_argument("output_dir", help="folder for the BIDS-Derivatives outputs")
-    parser.add_argument(
-        "analysis_level",
-        metavar="{" + ",".join(ANALYSIS_LEVELS) + "}",
-        help="participant: per subject and session; group: across participants",
+    groups = {
+        section: parser.add_argument_group(title) for section, title in SECTION_TITLES.items()
+    }
+    on_cli = [d for d in declarations() if d.option.flags or d.option.position is not None]
+    positional = sorted(
+        (d for d in on_cli if d.option.position is not None), key=lambda d: d.option.position
     )
-    parser.add_argument("--version", action="version", version=__version__)
-
-    filters = parser.add_argument_group("Options for filtering the BIDS queries")
-    filters.add_argument(
-        "--participant-label",
-        "--participant_label",
-        dest="participant_label",
-        nargs="+",
-        metavar="LABEL",
-        help="subjects to process, with or without 'sub-' (default: all)",
-    )
-    filters.add_argument(
-        "--session-label",
-        "--session_label",
-        dest="session_label",
-        nargs="+",
-        metavar="LABEL",
-        help="sessions to process, with or without 'ses-' (default: all)",
-    )
-    filters.add_argument(
-        "--skip-bids-validation",
-        "--skip_bids_validation",
-        "--skip_bids_validator",
-        dest="skip_bids_validation",
-        action="store_true",
-        help="do not validate the input dataset against the BIDS specification",
-    )
-
-    anat = parser.add_argument_group("Options for anatomical preprocessing (participant level)")
-    anat.add_argument(
-        "--skull-strip",
-        "--skull_strip",
-        dest="skull_strip",
-        choices=SKULL_STRIP_MODES,
-        help="brain extraction: auto picks a --derivatives mask, 'none' for skull-stripped "
-        "input, HD-BET when its weights are found, else the template method (default auto)",
-    )
-    anat.add_argument(
-        "--hdbet-weights", metavar="DIR", help="folder of HD-BET's model (plans.json, fold_all/)"
-    )
-    anat.add_argument(
-        "--derivatives",
-        nargs="+",
-        metavar="DIR",
-        help="derivatives datasets with precomputed desc-brain_mask files, used as they are",
-    )
-    anat.add_argument(
-        "--cnn-normalisation",
-        choices=CNN_NORMALISATIONS,
-        help="intensity normalisation of the CNN-ready crops (default minmax, as seed 001)",
-    )
-
-    feats = parser.add_argument_group("Options for the features (participant level)")
-    feats.add_argument(
-        "--features",
-        nargs="+",
-        choices=FEATURE_FAMILIES,
-        metavar="FAMILY",
-        help=f"feature families to compute: {', '.join(FEATURE_FAMILIES)} (default all)",
-    )
-    feats.add_argument(
-        "--atlas",
-        choices=ATLASES,
-        help="atlas of the regional grey-matter volumes (default desikan-killiany)",
-    )
-    feats.add_argument(
-        "--radiomics-rois",
-        nargs="+",
-        choices=RADIOMICS_ROIS,
-        metavar="ROI",
-        help=f"regions described by PyRadiomics: {', '.join(RADIOMICS_ROIS)} (default all; "
-        "'lesion' needs a lesion mask)",
-    )
-
-    feats.add_argument(
-        "--thickness-preset",
-        choices=THICKNESS_PRESET_NAMES,
-        help="DiReCT settings: fast (1 mm, 10 iterations, the two hemispheres side by side "
-        "with --nprocs 2; default), coarse (whole brain, 1.5 mm grid, 20 iterations; thins thin "
-        "synthetic shells), antspy-default (whole brain, ANTsPy's settings; slow)",
-    )
-
-    group = parser.add_argument_group("Options for the group level")
-    group.add_argument(
-        "--group-column",
-        metavar="COLUMN",
-        help="participants.tsv column with the diagnostic group (default diagnosis)",
-    )
-    group.add_argument(
-        "--target",
-        metavar="COLUMN",
-        help="participants.tsv or sessions.tsv column the classifiers predict (default: none, "
-        "no classification)",
-    )
-    target = group.add_mutually_exclusive_group()
-    target.add_argument("--positive-label", metavar="VALUE", help="positive class of --target")
-    target.add_argument(
-        "--threshold",
-        type=float,
-        metavar="X",
-        help="a numeric --target is positive at or above X (e.g. EDSS 3.0)",
-    )
-    group.add_argument(
-        "--covariates",
-        nargs="+",
-        metavar="COLUMN",
-        help="covariates of ComBat and the ANCOVA (default: age and sex where present)",
-    )
-    group.add_argument(
-        "--site-column", metavar="COLUMN", help="column of the acquisition site (default site)"
-    )
-    group.add_argument(
-        "--harmonization",
-        choices=HARMONIZATIONS,
-        help="ComBat inside the folds when there are several sites (default combat)",
-    )
-    group.add_argument(
-        "--unseen-site",
-        choices=UNSEEN_SITE_POLICIES,
-        help="ComBat and a site it was not fitted on: stop, or use the largest training "
-        "site's parameters (default error)",
-    )
-    group.add_argument(
-        "--classifiers",
-        nargs="+",
-        choices=CLASSIFIER_NAMES,
-        metavar="NAME",
-        help=f"classifiers to compare: {', '.join(CLASSIFIER_NAMES)} (default all)",
-    )
-    group.add_argument(
-        "--feature-sets",
-        nargs="+",
-        metavar="SET",
-        help="feature families or families joined with + (default: each family but the "
-        "histograms, and all together)",
-    )
-    group.add_argument(
-        "--cv-folds", type=int, metavar="K", help="outer and inner folds (default 3)"
-    )
-    group.add_argument(
-        "--cv-repeats", type=int, metavar="N", help="repeats of the outer folds (default 1)"
-    )
-    group.add_argument(
-        "--smote-k", type=int, metavar="K", help="SMOTE's neighbours; 0 turns it off (default 5)"
-    )
-    group.add_argument(
-        "--apply-models",
-        metavar="DIR",
-        help="apply the saved models of an earlier group run (its group/models) to this dataset",
-    )
-
-    clusters = parser.add_argument_group("Options for the clustering (group level)")
-    clusters.add_argument(
-        "--cluster-features",
-        nargs="+",
-        metavar="FEATURE",
-        help="cluster the patients on these feature columns, or on seed 002's recipe: 002 "
-        "(precentral and paracentral thickness, TIV-corrected medulla); default no clustering",
-    )
-    clusters.add_argument(
-        "--cluster-method",
-        choices=CLUSTER_METHODS,
-        help="clustering method, k chosen by a Gaussian mixture's BIC (default gmm)",
-    )
-    clusters.add_argument(
-        "--control-label",
-        metavar="VALUE",
-        help="group of the controls, kept aside as the reference (default CN)",
-    )
-    clusters.add_argument(
-        "--survival-time",
-        metavar="COLUMN",
-        help="participants.tsv column of the survival time (default survival_months)",
-    )
-    clusters.add_argument(
-        "--survival-event",
-        metavar="COLUMN",
-        help="participants.tsv column of the event, 1 or 0 when censored (default event)",
-    )
-
-    deep = parser.add_argument_group("Options for the deep learning")
-    deep.add_argument(
-        "--dl-models",
-        nargs="+",
-        choices=DL_MODEL_NAMES,
-        metavar="NET",
-        help="group level: train these 3D CNNs on the CNN-ready crops with the classifiers' "
-        f"folds: {', '.join(DL_MODEL_NAMES)} (default none; needs --target)",
-    )
-    deep.add_argument(
-        "--dl-contrasts",
-        nargs="+",
-        choices=DL_CONTRASTS,
-        metavar="CONTRAST",
-        help="input channels of the networks, T1w first (default T1w)",
-    )
-    deep.add_argument(
-        "--dl-preset",
-        choices=DL_PRESETS,
-        help="training and augmentation of seed 001 (Adam, batch 2, flips, noise 0.02) or "
-        "seed 004 (AdamW, weighted sampler, rotations, affine) (default seed001)",
-    )
-    deep.add_argument("--dl-epochs", type=int, metavar="N", help="maximum epochs (preset's)")
-    deep.add_argument("--dl-batch-size", type=int, metavar="N", help="batch size (preset's)")
-    deep.add_argument(
-        "--dl-base-width",
-        type=int,
-        metavar="K",
-        help="kernels of the first convolutions (default 16 as in seeds 001 and 004)",
-    )
-    deep.add_argument(
-        "--no-dl-validation",
-        dest="dl_validation",
-        action="store_false",
-        help="train for all epochs instead of holding out a validation fold (seed 001)",
-    )
-    deep.add_argument(
-        "--lrp-rule", choices=LRP_RULES, help="LRP rules of the attention maps (default composite)"
-    )
-    deep.add_argument(
-        "--models",
-        metavar="DIR",
-        help="participant level: apply the trained networks of an earlier group run "
-        "(its group/deep_models) and write predictions and attention maps",
-    )
-    deep.add_argument(
-        "--feature-extractor",
-        metavar="FILE",
-        help="a pretrained network checkpoint whose penultimate features become a feature "
-        "family (format in the README)",
-    )
-
-    perf = parser.add_argument_group("Options to handle performance")
-    perf.add_argument("--nprocs", "--n_cpus", type=int, metavar="N", help="processes (default 1)")
-    perf.add_argument(
-        "--omp-nthreads",
-        type=int,
-        metavar="N",
-        help="threads per process (default: --nprocs); 1 makes re-runs near-identical",
-    )
-    perf.add_argument("--mem-gb", "--mem_gb", type=float, metavar="GB", help="memory limit")
-    perf.add_argument(
-        "--device", choices=DEVICES, help="where deep-learning code runs (default auto)"
-    )
-    perf.add_argument(
-        "--sloppy",
-        action="store_true",
-        help="fast low-resolution processing, for tests and demonstrations only",
-    )
-
-    other = parser.add_argument_group("Other options")
-    other.add_argument("-w", "--work-dir", dest="work_dir", metavar="DIR", help="work folder")
-    other.add_argument("--seed", type=int, help="random seed that makes results repeatable")
-    other.add_argument(
-        "--config", dest="config_file", metavar="FILE", help="TOML or YAML file of options"
-    )
-    other.add_argument("--force", action="store_true", help="recompute outputs that exist already")
-    other.add_argument(
-        "-v", "--verbose", dest="verbose", action="count", help="more messages (repeatable)"
-    )
-    other.add_argument(
-        "-q", "--quiet", dest="quiet", action="count", help="fewer messages (repeatable)"
-    )
+    for declaration in positional:
+        args, kwargs = _arguments(declaration)
+        parser.add_argument(*args, **kwargs)
+    groups["run"].add_argument("--version", action="version", version=__version__)
+    for declaration in on_cli:
+        if declaration.option.position is None:
+            args, kwargs = _arguments(declaration)
+            groups[declaration.section].add_argument(*args, **kwargs)
     return parser

@@ -310,9 +310,9 @@ class Augmentation:
 PRESETS: Mapping[str, Augmentation] = {
     "none": Augmentation(),
     # Seed 001 §2.3.2: Gaussian noise of σ = 0.02 on both channels (the flips are offline).
-    "seed001": Augmentation(noise_sigma=0.02),
+    "coll2023": Augmentation(noise_sigma=0.02),
     # Seed 004 §II.D: flips, 90° rotations, noise of σ = 0.2, affine ±30° and ±10 % scaling.
-    "seed004": Augmentation(
+    "lu2023": Augmentation(
         noise_sigma=0.2,
         noise_probability=0.5,
         flip_probability=0.5,

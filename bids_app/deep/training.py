@@ -118,11 +118,11 @@ class TrainingConfig:
 PRESETS: dict[str, TrainingConfig] = {
     # Seed 001 §2.3.2: Adam, batches of 2, <= 200 epochs, weighted cross-entropy, early stopping
     # on the validation loss, learning-rate decay on plateaus.
-    "seed001": TrainingConfig(),
+    "coll2023": TrainingConfig(),
     # Seed 004 §II.D: AdamW (lr 5e-5, weight decay 1e-2), batches of 70, EDSS-closeness weights,
     # weighted sampler, AUC as the metric. It states no epochs, early stopping or decay: the
     # epochs and patience of seed 001 are kept, the learning rate stays constant.
-    "seed004": TrainingConfig(
+    "lu2023": TrainingConfig(
         batch_size=70,
         optimizer="adamw",
         learning_rate=5e-5,

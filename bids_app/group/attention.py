@@ -177,8 +177,8 @@ def run_attention_analyses(
     """
     grid = nib.Nifti1Image(np.zeros(outcome.volumes.shape[2:], np.uint8), outcome.affine)
     resolution = 1 if abs(outcome.affine[0, 0]) < 1.5 else 2
-    template = load_template(resolution, config.templateflow_home)
-    atlas = load_atlas(config.atlas)
+    template = load_template(resolution, config.participant.templateflow_home)
+    atlas = load_atlas(config.participant.atlas)
     labels = np.asarray(to_crop_grid(atlas.image, grid).dataobj).astype(np.int32)
     brain = np.asarray(to_crop_grid(template.brain_mask, grid).dataobj) > 0
     jacobian = _crop_maps(outcome, writer, "logjacobian_mni", grid, "linear")
@@ -233,7 +233,7 @@ def run_attention_analyses(
         results.append(
             AttentionResult(
                 network=name,
-                atlas=config.atlas,
+                atlas=config.participant.atlas,
                 counts={g: int((groups == g).sum()) for g in averages},
                 shown=shown,
                 regions=ranking[ranking.group == shown],

@@ -170,21 +170,21 @@ def covariates_for(config: Config, columns: Collection[str]) -> tuple[str, ...]:
     tuple of str
         The covariate columns.
     """
-    return config.covariates or tuple(c for c in ("age", "sex") if c in columns)
+    return config.group.covariates or tuple(c for c in ("age", "sex") if c in columns)
 
 
 def _params(config: Config, design: GroupDesign, harmonize: bool) -> dict:
     return {
         "target": design.target.describe(),
         "feature_sets": {k: len(v) for k, v in design.feature_sets.items()},
-        "classifiers": list(config.classifiers),
-        "cv_folds": config.cv_folds,
-        "cv_repeats": config.cv_repeats,
+        "classifiers": list(config.group.classifiers),
+        "cv_folds": config.group.cv_folds,
+        "cv_repeats": config.group.cv_repeats,
         "split_seed": config.seed,
-        "smote_k": config.smote_k or None,
+        "smote_k": config.group.smote_k or None,
         "harmonization": "combat" if harmonize else "none",
         "covariates": list(design.covariates),
-        "unseen_site": config.unseen_site,
+        "unseen_site": config.group.unseen_site,
     }
 
 
@@ -220,17 +220,17 @@ def run_classification(
     ClassificationResult
         The comparison tables, the best models' predictions and the design in numbers.
     """
-    harmonize = config.harmonization == "combat" and design.has_sites
+    harmonize = config.group.harmonization == "combat" and design.has_sites
     y, groups = design.y, design.groups
-    splits = outer_splits(y, groups, config.cv_folds, config.cv_repeats, config.seed)
-    if config.smote_k:
-        check_smote(y, groups, splits, config.smote_k, config.cv_folds, config.seed)
+    splits = outer_splits(y, groups, config.group.cv_folds, config.group.cv_repeats, config.seed)
+    if config.group.smote_k:
+        check_smote(y, groups, splits, config.group.smote_k, config.group.cv_folds, config.seed)
     if harmonize:
         try:
             check_sites(
                 _subject_series(design, design.meta[SITE]),
                 _subject_series(design, pd.Series(y, index=design.meta.index)),
-                config.cv_folds,
+                config.group.cv_folds,
             )
         except ValueError as exc:
             raise CrossValidationError(f"ComBat harmonisation: {exc}") from exc
@@ -238,7 +238,7 @@ def run_classification(
     results: dict[tuple[str, str], CVResult] = {}
     for feature_set, features in design.feature_sets.items():
         X = design.X(feature_set)  # noqa: N806
-        for name in config.classifiers:
+        for name in config.group.classifiers:
             spec = CLASSIFIERS[name]
             pipeline = build_pipeline(
                 spec,
@@ -246,8 +246,8 @@ def run_classification(
                 config.seed,
                 site_column=SITE if harmonize else None,
                 covariates=design.covariates if harmonize else (),
-                unseen_site=config.unseen_site,
-                smote_k=config.smote_k or None,
+                unseen_site=config.group.unseen_site,
+                smote_k=config.group.smote_k or None,
             )
             start = time.perf_counter()
             try:
@@ -259,9 +259,9 @@ def run_classification(
                     pipeline,
                     splits,
                     feature_set=feature_set,
-                    inner_folds=config.cv_folds,
+                    inner_folds=config.group.cv_folds,
                     seed=config.seed,
-                    n_jobs=config.nprocs,
+                    n_jobs=config.resources.nprocs,
                 )
             except ValueError as exc:
                 # e.g. ComBat on an inner training fold that holds one row of a site
@@ -324,11 +324,11 @@ def run_classification(
         n_participants=len(set(groups)),
         target=design.target.describe(),
         counts=counts,
-        cv_folds=config.cv_folds,
-        cv_repeats=config.cv_repeats,
+        cv_folds=config.group.cv_folds,
+        cv_repeats=config.group.cv_repeats,
         seed=config.seed,
         harmonized=harmonize,
-        smote_k=config.smote_k,
+        smote_k=config.group.smote_k,
         exclusions=design.exclusions,
         dropped_features=design.dropped_features,
     )
@@ -453,7 +453,7 @@ def run_apply_models(
     for model in models:
         site_column = None
         if model.entry["site_column"]:
-            site_column = config.site_column or "site"
+            site_column = config.group.site_column or "site"
         X, left_out = prediction_table(  # noqa: N806
             features,
             clinical,
@@ -497,7 +497,7 @@ def target_of(config: Config) -> Target:
     Target
         Column with positive label or threshold.
     """
-    return Target(str(config.target), config.positive_label, config.threshold)
+    return Target(str(config.group.target), config.group.positive_label, config.group.threshold)
 
 
 def class_names(target: Target) -> tuple[str, str]:

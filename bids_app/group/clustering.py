@@ -8,8 +8,9 @@ the reference), and writes the cluster table, the profiles, the ANCOVA of the me
 clusters and against the controls, Kaplan-Meier curves with log-rank tests and the odds ratios
 of long versus short survival.
 
-The recipe ``002`` is seed 002's clustering: precentral and paracentral cortical thickness,
-averaged pair-wise over the hemispheres, and the TIV-corrected medulla oblongata volume.
+The recipe ``milella2023`` is the clustering of Milella et al. 2023: precentral and
+paracentral cortical thickness, averaged pair-wise over the hemispheres, and the TIV-corrected
+medulla oblongata volume.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.errors import DataError
 from bids_app.group.statistics import first_sessions
 from bids_app.statistics.ancova import ancova
 from bids_app.statistics.clustering import (
@@ -44,7 +46,7 @@ LOGGER = logging.getLogger("bids_app.group")
 
 #: Seed 002's clustering metrics: family → columns (thickness pair-wise means, medulla volume).
 RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
-    "002": {"thickness": ("precentral", "paracentral"), "volumes": ("medulla",)},
+    "milella2023": {"thickness": ("precentral", "paracentral"), "volumes": ("medulla",)},
 }
 #: Name of the controls' group in the cluster tables.
 CONTROLS = "controls"
@@ -53,7 +55,7 @@ PROFILE_CONTINUOUS = ("age", "alsfrs_r", "disease_duration", "edss", "survival_m
 PROFILE_CATEGORICAL = ("sex", "site", "onset")
 
 
-class ClusteringError(ValueError):
+class ClusteringError(DataError):
     """The clustering cannot run as asked (the message says why and what to do)."""
 
 
@@ -67,7 +69,7 @@ def clustering_metrics(
     tables : mapping of str to pandas.DataFrame
         Family to its stacked session table.
     features : sequence of str
-        A recipe name (``"002"``) or column names of the feature tables.
+        A recipe name (``"milella2023"``) or column names of the feature tables.
 
     Returns
     -------
@@ -209,7 +211,7 @@ def run_clustering(
     control_label : str
         Label of the controls (kept aside as the reference).
     features : sequence of str
-        The recipe (``["002"]``) or metric columns.
+        The recipe (``["milella2023"]``) or metric columns.
     method : {"gmm", "kmeans", "agglomerative"}
         Clustering method; k comes from the Gaussian mixture's BIC.
     survival : tuple of str

@@ -169,19 +169,19 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
     NetworkSpec
         Network options, training, augmentation, the seed 001 flips and the validation fold.
     """
-    training = TRAININGS[config.dl_preset]
+    training = TRAININGS[config.deep.dl_preset]
     overrides: dict[str, Any] = {"seed": config.seed}
-    if config.dl_epochs is not None:
-        overrides["epochs"] = config.dl_epochs
-    if config.dl_batch_size is not None:
-        overrides["batch_size"] = config.dl_batch_size
+    if config.deep.dl_epochs is not None:
+        overrides["epochs"] = config.deep.dl_epochs
+    if config.deep.dl_batch_size is not None:
+        overrides["batch_size"] = config.deep.dl_batch_size
     return NetworkSpec(
         name=name,
-        options=network_options(name, config.dl_base_width),
+        options=network_options(name, config.deep.dl_base_width),
         training=dataclasses.replace(training, **overrides),
-        augmentation=AUGMENTATIONS[config.dl_preset],
-        flip_rates=SEED001_FLIP_RATES if config.dl_preset == "seed001" else None,
-        validation=config.dl_validation,
+        augmentation=AUGMENTATIONS[config.deep.dl_preset],
+        flip_rates=SEED001_FLIP_RATES if config.deep.dl_preset == "coll2023" else None,
+        validation=config.deep.dl_validation,
     )
 
 
@@ -313,36 +313,36 @@ def run_deep_learning(
     DesignError
         When no session has crops and a label.
     """
-    rows, left_out = _labels(crops, clinical, target, "gamer" in config.dl_models)
+    rows, left_out = _labels(crops, clinical, target, "gamer" in config.deep.dl_models)
     if rows.empty:
         raise DesignError(
             "no session has CNN-ready crops and a target value: run the participant level "
             f"and check the {target.column!r} column"
         )
-    contrasts = list(config.dl_contrasts)
+    contrasts = list(config.deep.dl_contrasts)
     volumes = load_volumes([[Path(p) for p in r] for r in rows[contrasts].to_numpy()])
     first = nib.load(rows[contrasts[0]].iloc[0])
     affine, zooms = first.affine, first.header.get_zooms()[:3]
     y = rows["y_true"].to_numpy()
     groups = rows["participant_id"].to_numpy()
     ages = rows["age"].to_numpy(dtype=np.float32) if "age" in rows else None
-    splits = outer_splits(y, groups, config.cv_folds, config.cv_repeats, config.seed)
-    device = resolve_device(config.device)
+    splits = outer_splits(y, groups, config.group.cv_folds, config.group.cv_repeats, config.seed)
+    device = resolve_device(config.resources.device)
     feature_set = "crops_" + "+".join(contrasts)
     run = DeepRun(
-        networks=tuple(config.dl_models),
+        networks=tuple(config.deep.dl_models),
         feature_set=feature_set,
-        cv_folds=config.cv_folds,
-        preset=config.dl_preset,
-        validation=bool(config.dl_validation),
-        lrp_rule=config.lrp_rule,
+        cv_folds=config.group.cv_folds,
+        preset=config.deep.dl_preset,
+        validation=bool(config.deep.dl_validation),
+        lrp_rule=config.deep.lrp_rule,
     )
     outcome = DeepOutcome(
         run=run, left_out=left_out, rows=rows, affine=affine, volumes=volumes, ages=ages
     )
     results = outcome.results
     weights = None
-    for name in config.dl_models:
+    for name in config.deep.dl_models:
         spec = network_spec(name, config)
         if spec.training.loss == "edss-closeness":
             weights, spec = _closeness_weights(rows, target, spec)
@@ -369,7 +369,7 @@ def run_deep_learning(
         )
         results[name] = (result, spec)
         outcome.relevance[name] = out_of_fold_relevance(
-            result, spec, volumes, ages, config.lrp_rule, device
+            result, spec, volumes, ages, config.deep.lrp_rule, device
         )
         prediction = result.predictions.query("repeat == 0").set_index("row").sort_index()
         outcome.predictions[name] = rows[["participant_id"]].assign(
@@ -526,11 +526,11 @@ def save_bundle(
             "target_column": target.column,
             "positive_label": target.positive_label,
             "threshold": target.threshold,
-            "cv_folds": config.cv_folds,
-            "cv_repeats": config.cv_repeats,
+            "cv_folds": config.group.cv_folds,
+            "cv_repeats": config.group.cv_repeats,
             "seed": config.seed,
-            "preset": config.dl_preset,
-            "lrp_rule": config.lrp_rule,
+            "preset": config.deep.dl_preset,
+            "lrp_rule": config.deep.lrp_rule,
             "training_participants": sorted(set(rows["participant_id"])),
             "n_sessions": len(rows),
             "networks": networks,
@@ -546,7 +546,7 @@ def _write_tables(
     writer: DerivativesWriter,
     config: Config,
 ) -> None:
-    params = {"networks": list(results), "preset": config.dl_preset, "seed": config.seed}
+    params = {"networks": list(results), "preset": config.deep.dl_preset, "seed": config.seed}
     histories = pd.concat(
         [r.histories.assign(network=name) for name, (r, _) in results.items()], ignore_index=True
     )

@@ -240,9 +240,9 @@ def run_group_level(
     DataError
         If the group column is absent or no subject has participant-level outputs.
     """
-    if config.group_column not in participants.columns:
+    if config.group.group_column not in participants.columns:
         raise DataError(
-            f"{config.bids_dir / PARTICIPANTS_TSV}: no column {config.group_column!r} "
+            f"{config.input.bids_dir / PARTICIPANTS_TSV}: no column {config.group.group_column!r} "
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
     processed = {
@@ -256,11 +256,11 @@ def run_group_level(
         )
     for _, row in exclusions.iterrows():
         LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
-    sources = [config.bids_dir / PARTICIPANTS_TSV] if len(participants) else []
+    sources = [config.input.bids_dir / PARTICIPANTS_TSV] if len(participants) else []
     writer.write_group_table(table, "participants", sources=sources, columns=_TABLE_COLUMNS)
-    demographics = demographics_by_group(table, config.group_column)
-    tests = demographic_tests(table, config.group_column)
-    params = {"group_column": config.group_column}
+    demographics = demographics_by_group(table, config.group.group_column)
+    tests = demographic_tests(table, config.group.group_column)
+    params = {"group_column": config.group.group_column}
     writer.write_group_table(
         demographics, "demographics", sources=sources, params=params, columns=_DEMOGRAPHICS_COLUMNS
     )
@@ -286,37 +286,37 @@ def run_group_level(
         ]
     )
     covariates = covariates_for(config, table.columns)
-    statistics = run_statistics(tables, table, config.group_column, covariates, writer)
+    statistics = run_statistics(tables, table, config.group.group_column, covariates, writer)
     sections = _written(render_statistics(statistics), writer)
     try:
-        if config.cluster_features:
+        if config.group.cluster_features:
             clusters = run_clustering(
                 tables,
                 table,
-                config.group_column,
-                config.control_label,
-                config.cluster_features,
-                config.cluster_method,
-                (config.survival_time, config.survival_event),
+                config.group.group_column,
+                config.group.control_label,
+                config.group.cluster_features,
+                config.group.cluster_method,
+                (config.group.survival_time, config.group.survival_event),
                 config.seed,
                 writer,
             )
             sections += _written(render_clustering(clusters), writer)
         extra_folds = None
-        if config.feature_extractor:
-            crops, _ = collect_crops(inventory, writer, config.dl_contrasts)
+        if config.deep.feature_extractor:
+            crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
             if crops.empty:
                 raise DesignError("--feature-extractor: no session has CNN-ready crops")
             extracted = pretrained_features(
-                config.feature_extractor,
+                config.deep.feature_extractor,
                 crops,
-                config.dl_contrasts,
-                resolve_device(config.device),
+                config.deep.dl_contrasts,
+                resolve_device(config.resources.device),
             )
             for family, features in extracted.items():
                 writer.write_group_table(features, "features", family=family)
             tables.update(extracted)
-        if config.dl_models:
+        if config.deep.dl_models:
             deep, attention = _deep_learning(inventory, participants, config, writer)
             sections += _written(render_deep_learning(deep, attention), writer)
             tables.update(deep.features)
@@ -333,7 +333,7 @@ def run_group_level(
     ) as exc:
         raise DataError(str(exc)) from exc
     report = render_group_report(
-        table, demographics, tests, exclusions, config.group_column, summary, sections
+        table, demographics, tests, exclusions, config.group.group_column, summary, sections
     )
     path = writer.write_group_text(report, "report")
     LOGGER.info("group report: %s", path)
@@ -354,23 +354,26 @@ def _deep_learning(
     writer: DerivativesWriter,
 ) -> tuple[DeepOutcome, list[AttentionResult]]:
     """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them."""
-    if not config.target:
+    if not config.group.target:
         raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
-    crops, missing = collect_crops(inventory, writer, config.dl_contrasts)
+    crops, missing = collect_crops(inventory, writer, config.deep.dl_contrasts)
     for _, row in missing.iterrows():
         LOGGER.warning("%s left out of the deep learning: %s", row["participant_id"], row["reason"])
     if crops.empty:
         raise DesignError(
-            f"{config.output_dir}: no session has CNN-ready crops of {list(config.dl_contrasts)}; "
+            f"{config.output_dir}: no session has CNN-ready crops of "
+            f"{list(config.deep.dl_contrasts)}; "
             "run the participant level first"
         )
     subjects = sorted(crops["participant_id"].str.removeprefix("sub-").unique())
-    clinical = clinical_by_session(crops, participants, read_sessions(config.bids_dir, subjects))
+    clinical = clinical_by_session(
+        crops, participants, read_sessions(config.input.bids_dir, subjects)
+    )
     target = target_of(config)
     outcome = run_deep_learning(crops, clinical, target, config, writer)
     outcome.missing_crops = missing
     attention = run_attention_analyses(
-        outcome, target, config, writer, resolve_device(config.device)
+        outcome, target, config, writer, resolve_device(config.resources.device)
     )
     return outcome, attention
 
@@ -384,17 +387,17 @@ def _classification(
 ) -> ReportPart:
     """Run the classification or apply saved models, when asked; return the report's part."""
     part = ReportPart()
-    if tables and (config.target or config.apply_models):
+    if tables and (config.group.target or config.group.apply_models):
         # the histograms (long format, one row per bin) are described, not classified
         families = {f: t for f, t in tables.items() if f != "histogram"}
         features, columns = join_families(families)
         subjects = sorted(features["participant_id"].str.removeprefix("sub-").unique())
         clinical = clinical_by_session(
-            features, participants, read_sessions(config.bids_dir, subjects)
+            features, participants, read_sessions(config.input.bids_dir, subjects)
         )
-        if config.apply_models:
+        if config.group.apply_models:
             part += render_external(
-                run_apply_models(config.apply_models, features, clinical, config, writer)
+                run_apply_models(config.group.apply_models, features, clinical, config, writer)
             )
         else:
             design = build_design(
@@ -402,9 +405,9 @@ def _classification(
                 columns,
                 clinical,
                 target_of(config),
-                config.feature_sets or default_feature_sets(list(columns)),
+                config.group.feature_sets or default_feature_sets(list(columns)),
                 covariates=covariates_for(config, clinical.columns),
-                site_column=config.site_column or ("site" if "site" in clinical else None),
+                site_column=config.group.site_column or ("site" if "site" in clinical else None),
             )
             for _, row in design.exclusions.iterrows():
                 LOGGER.warning(
@@ -413,6 +416,6 @@ def _classification(
             part += render_classification(
                 run_classification(design, config, writer, class_names(design.target), extra_folds)
             )
-    elif not config.target:
+    elif not config.group.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")
     return part

@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
+from bids_app.errors import DataError
 from bids_app.models.classifiers import ClassifierSpec, param_grid
 from bids_app.models.metrics import METRICS, binary_metrics, positive_scores
 
@@ -28,7 +29,7 @@ N_FOLDS = 3
 SPLIT_SEED = 42
 
 
-class CrossValidationError(ValueError):
+class CrossValidationError(DataError):
     """The data cannot be split as asked (the message says why and what to do)."""
 
 

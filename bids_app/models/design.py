@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bids_app.errors import DataError
+
 #: Name of the site column in :attr:`GroupDesign.meta` (what the ComBat step reads).
 SITE = "site"
 #: Feature columns missing in more than this share of the sessions are dropped (listed), the
@@ -22,7 +24,7 @@ MAX_MISSING_FRACTION = 0.1
 ID_COLUMNS = ("participant_id", "session_id")
 
 
-class DesignError(ValueError):
+class DesignError(DataError):
     """The group table cannot give a design (the message says why and what to do)."""
 
 

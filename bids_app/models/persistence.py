@@ -20,13 +20,14 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from bids_app.errors import DataError
 from bids_app.models.metrics import binary_metrics, positive_scores
 
 #: Version of the manifest's layout.
 MANIFEST_VERSION = 1
 
 
-class ModelBundleError(ValueError):
+class ModelBundleError(DataError):
     """A models folder is missing, altered or incompatible with the data."""
 
 

@@ -70,7 +70,7 @@ def run_inference(
     config: Config,
     writer: DerivativesWriter,
 ) -> list[InferenceOutcome]:
-    """Predict every session with the networks of ``config.models`` and explain it.
+    """Predict every session with the networks of ``config.deep.models`` and explain it.
 
     Parameters
     ----------
@@ -93,8 +93,8 @@ def run_inference(
     BundleError
         If the bundle is unusable or does not fit the data (before any session is processed).
     """
-    assert config.models is not None
-    contrasts = _contrasts(config.models)
+    assert config.deep.models is not None
+    contrasts = _contrasts(config.deep.models)
     sessions = []
     outcomes = []
     for item in inventory:
@@ -109,12 +109,14 @@ def run_inference(
     if not sessions:
         return outcomes
     grid = nib.load(sessions[0][1][0])
-    bundle = load_bundle(bundle_path(config.models, "deep_model_card"), grid.shape[:3], contrasts)
-    device = resolve_device(config.device)
+    bundle = load_bundle(
+        bundle_path(config.deep.models, "deep_model_card"), grid.shape[:3], contrasts
+    )
+    device = resolve_device(config.resources.device)
     for fold_models in bundle.models.values():
         for model in fold_models:
             model.to(device)
-    atlas = load_atlas(config.atlas)
+    atlas = load_atlas(config.participant.atlas)
     labels = np.asarray(to_crop_grid(atlas.image, grid).dataobj).astype(np.int32)
     for item, paths in sessions:
         try:
@@ -187,7 +189,7 @@ def predict_session(
         )
         maps = [
             relevance(
-                m, x, age_tensor, target=1 if m.n_outputs == 2 else None, rule=config.lrp_rule
+                m, x, age_tensor, target=1 if m.n_outputs == 2 else None, rule=config.deep.lrp_rule
             )
             .sum(dim=1)[0]
             .detach()
@@ -199,7 +201,7 @@ def predict_session(
         mean_map = np.mean(maps, axis=0).astype(np.float32)
         entities = {**item.entities, "desc": name}
         meta = {
-            "Description": f"LRP relevance of the positive class ({config.lrp_rule} rules), "
+            "Description": f"LRP relevance of the positive class ({config.deep.lrp_rule} rules), "
             f"mean over {len(models)} fold models",
             "ModelCardSHA256": bundle.card_sha256,
         }

@@ -156,11 +156,11 @@ def resolve_options(
     AnatomicalOptions
         The resolved options.
     """
-    mode, reason, user_mask, weights = config.skull_strip, "requested", None, None
+    mode, reason, user_mask, weights = config.participant.skull_strip, "requested", None, None
     stripped, evidence = detect_skull_stripped(t1w)
     if mode == "auto":
-        user_mask = find_user_mask(inputs, config.derivatives)
-        weights = find_hdbet_weights(config.hdbet_weights)
+        user_mask = find_user_mask(inputs, config.input.derivatives)
+        weights = find_hdbet_weights(config.participant.hdbet_weights)
         if user_mask is not None:
             mode, reason = "user", f"mask supplied in {user_mask.parent}"
         elif stripped:
@@ -170,7 +170,7 @@ def resolve_options(
         else:
             mode, reason = "template", "no HD-BET weights found: template-based fallback"
     elif mode == "hdbet":
-        weights = find_hdbet_weights(config.hdbet_weights)
+        weights = find_hdbet_weights(config.participant.hdbet_weights)
         if weights is None:
             raise NoInputError(
                 "--skull-strip hdbet: HD-BET's weights were not found; download them "
@@ -185,14 +185,14 @@ def resolve_options(
         skull_strip_reason=reason,
         hdbet_weights=weights,
         user_mask=user_mask,
-        device="cpu" if config.device == "auto" else config.device,
+        device="cpu" if config.resources.device == "auto" else config.resources.device,
         sloppy=config.sloppy,
         seed=config.seed,
-        templateflow_home=config.templateflow_home,
-        cnn_normalisation=config.cnn_normalisation,
-        features=config.features,
-        atlas=config.atlas,
-        radiomics_rois=config.radiomics_rois,
-        thickness_preset=config.thickness_preset,
-        nprocs=config.nprocs,
+        templateflow_home=config.participant.templateflow_home,
+        cnn_normalisation=config.participant.cnn_normalisation,
+        features=config.participant.features,
+        atlas=config.participant.atlas,
+        radiomics_rois=config.participant.radiomics_rois,
+        thickness_preset=config.participant.thickness_preset,
+        nprocs=config.resources.nprocs,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
 from collections.abc import Iterator, Sequence
@@ -58,10 +57,10 @@ def _plugin(config: Config, key: str) -> tuple[str, dict]:
         elif event == "start":
             LOGGER.debug("%s: step %s started", key, node.name)
 
-    if config.nprocs > 1:
-        args = {"n_procs": config.nprocs, "raise_insufficient": False}
-        if config.mem_gb:
-            args["memory_gb"] = config.mem_gb
+    if config.resources.nprocs > 1:
+        args = {"n_procs": config.resources.nprocs, "raise_insufficient": False}
+        if config.resources.mem_gb:
+            args["memory_gb"] = config.resources.mem_gb
         return "MultiProc", {**args, "status_callback": status}
     return "Linear", {"status_callback": status}
 
@@ -105,7 +104,10 @@ def process_session(
         **options.params(),
         # a changed input (size or modification time) is redone
         "sources": {
-            str(path.relative_to(config.bids_dir)): [path.stat().st_size, path.stat().st_mtime_ns]
+            str(path.relative_to(config.input.bids_dir)): [
+                path.stat().st_size,
+                path.stat().st_mtime_ns,
+            ]
             for path in sources
         },
     }
@@ -148,7 +150,10 @@ def run_participant_level(
     """
     work_dir = config.work_dir
     configure_nipype(work_dir, config.verbosity)
-    if config.skull_strip == "hdbet" and find_hdbet_weights(config.hdbet_weights) is None:
+    if (
+        config.participant.skull_strip == "hdbet"
+        and find_hdbet_weights(config.participant.hdbet_weights) is None
+    ):
         raise NoInputError(
             "--skull-strip hdbet: HD-BET's weights were not found; give --hdbet-weights DIR "
             "(a folder with plans.json, dataset.json and fold_all/checkpoint_final.pth) or use "
@@ -177,13 +182,13 @@ def _session_outcomes(
     The steps of one session mostly wait for each other, so running sessions side by side uses
     the cores better than running one session's graph with MultiProc.
     """
-    if config.nprocs == 1 or len(inventory) < 2:
+    if config.resources.nprocs == 1 or len(inventory) < 2:
         for inputs in inventory:
             yield process_session(inputs, config, writer, work_dir)
         return
-    session_config = dataclasses.replace(config, nprocs=1)
+    session_config = config.replace(nprocs=1)
     context = multiprocessing.get_context("fork")
-    workers = min(config.nprocs, len(inventory))
+    workers = min(config.resources.nprocs, len(inventory))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
             pool.submit(process_session, inputs, session_config, writer, work_dir): inputs

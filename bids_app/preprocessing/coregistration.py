@@ -16,6 +16,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+from bids_app.errors import DataError
 from bids_app.preprocessing.antsio import to_ants
 from bids_app.preprocessing.quality import normalized_mutual_information
 
@@ -24,7 +25,7 @@ from bids_app.preprocessing.quality import normalized_mutual_information
 MIN_BRAIN_COVERAGE = 0.5
 
 
-class CoregistrationError(ValueError):
+class CoregistrationError(DataError):
     """The other contrast cannot be aligned with the T1w."""
 
 

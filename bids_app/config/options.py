@@ -1,0 +1,839 @@
+"""Every option of a run, declared once: name, type, default, choices, help and CLI flags.
+
+Each option is a field of one of the frozen section dataclasses below (:class:`InputOptions`,
+:class:`ParticipantOptions`, :class:`GroupOptions`, :class:`DeepOptions`,
+:class:`ResourceOptions`) or of :class:`Config` itself (the run's own options); its name, type
+and default are the field's, and the rest of its declaration (:class:`Option`) sits in the
+field's metadata (:func:`declare`). The argument parser (:mod:`bids_app.cli.parser`), the
+checks of the configuration file and of the values (:mod:`bids_app.config.build`) and the help
+text are all derived from these declarations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ANALYSIS_LEVELS = ("participant", "group")
+DEVICES = ("auto", "cpu", "cuda")
+SKULL_STRIP_MODES = ("auto", "hdbet", "template", "none")
+CNN_NORMALISATIONS = ("minmax", "zscore")
+#: ``--atlas`` choices (regional grey-matter volumes; see :mod:`bids_app.features.atlases`).
+ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
+#: Feature families of the participant level.
+FEATURE_FAMILIES = ("volumes", "thickness", "radiomics", "histogram")
+#: Regions of interest PyRadiomics can describe (Turrisi et al. 2024 used the whole brain).
+RADIOMICS_ROIS = ("brain", "brainstem", "precentral", "lesion")
+#: ``--thickness-preset`` choices (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
+THICKNESS_PRESET_NAMES = ("fast", "coarse", "antspy-default")
+#: Classifiers of the group level (Turrisi et al. 2024, Table 3, and the logistic regression of
+#: Coll et al. 2023).
+CLASSIFIER_NAMES = (
+    "svm_linear",
+    "svm_poly",
+    "svm_rbf",
+    "svm_sigmoid",
+    "knn",
+    "random_forest",
+    "dnn_t",
+    "dnn_v",
+    "logistic_regression",
+)
+#: ``--cluster-method`` choices.
+CLUSTER_METHODS = ("gmm", "kmeans", "agglomerative")
+#: ``--cluster-features`` recipe of Milella et al. 2023 (see :mod:`bids_app.group.clustering`).
+CLUSTER_RECIPE = "milella2023"
+#: ``--harmonization`` choices.
+HARMONIZATIONS = ("combat", "none")
+#: ``--unseen-site`` choices (ComBat applied to a site it was not fitted on).
+UNSEEN_SITE_POLICIES = ("error", "reference")
+#: ``--dl-models`` choices (:data:`bids_app.deep.networks.NETWORKS`).
+DL_MODEL_NAMES = ("resnet3d", "cnn8", "gamer")
+#: Contrasts whose CNN-ready crops the networks may take.
+DL_CONTRASTS = ("T1w", "FLAIR", "T2w")
+#: ``--dl-preset`` choices: training and augmentation of Coll et al. 2023 (ResNet3D) or of
+#: Lu et al. 2023 (GAMER-MRIL).
+DL_PRESETS = ("coll2023", "lu2023")
+#: ``--lrp-rule`` choices (:func:`bids_app.deep.lrp.relevance`).
+LRP_RULES = ("composite", "alpha1beta0", "epsilon")
+
+#: Titles of the sections, in the order of the help; ``run`` holds the fields of Config itself.
+SECTION_TITLES = {
+    "input": "Input: the BIDS dataset and the filters of its queries",
+    "participant": "Participant level: preprocessing and features",
+    "group": "Group level: statistics, classification and clustering",
+    "deep": "Deep learning",
+    "resources": "Resources",
+    "run": "Other options",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """How the user sets one option; its name, type and default are its field's.
+
+    Parameters
+    ----------
+    help : str
+        What the option does (the default is added from the field, never typed here).
+    flags : tuple of str
+        Command-line flags, canonical first; empty: the option is not on the command line.
+    position : int or None
+        Index of a positional command-line argument instead of flags.
+    choices : tuple of str or None
+        Allowed values (of each item, for a tuple-valued option).
+    aliases : mapping of str to str
+        Former spellings of values, accepted and mapped to their current names.
+    metavar : str or None
+        Placeholder of the value in the help.
+    minimum : float or None
+        Smallest allowed value.
+    strict : bool
+        The value must be greater than ``minimum``, not equal to it.
+    action : str or None
+        ``"store_true"``, ``"store_false"`` or ``"count"`` (``flags`` count up, ``down_flags``
+        count down).
+    down_flags : tuple of str
+        Flags of a ``"count"`` option that count down.
+    label_prefix : str or None
+        BIDS entity prefix stripped from the labels (``"sub-"``).
+    in_file : bool
+        Whether a configuration file may set the option.
+    default_text : str or None
+        How the help states a default that is not a plain value.
+    """
+
+    help: str
+    flags: tuple[str, ...] = ()
+    position: int | None = None
+    choices: tuple[str, ...] | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    metavar: str | None = None
+    minimum: float | None = None
+    strict: bool = False
+    action: str | None = None
+    down_flags: tuple[str, ...] = ()
+    label_prefix: str | None = None
+    in_file: bool = True
+    default_text: str | None = None
+
+
+def declare(**spec: Any) -> dict[str, Option]:
+    """Return the metadata of a field that declares an option.
+
+    Parameters
+    ----------
+    **spec
+        The :class:`Option` parameters.
+
+    Returns
+    -------
+    dict
+        ``{"option": Option(**spec)}``, for ``dataclasses.field(metadata=...)``.
+    """
+    return {"option": Option(**spec)}
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """The input dataset and the filters of its queries."""
+
+    bids_dir: Path = field(
+        metadata=declare(help="root folder of the input BIDS dataset", position=0, in_file=False)
+    )
+    participant_label: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--participant-label", "--participant_label"),
+            metavar="LABEL",
+            label_prefix="sub-",
+            help="subjects to process, with or without 'sub-'",
+            default_text="all",
+        ),
+    )
+    session_label: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--session-label", "--session_label"),
+            metavar="LABEL",
+            label_prefix="ses-",
+            help="sessions to process, with or without 'ses-'",
+            default_text="all",
+        ),
+    )
+    skip_bids_validation: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--skip-bids-validation", "--skip_bids_validation", "--skip_bids_validator"),
+            action="store_true",
+            help="do not validate the input dataset against the BIDS specification",
+        ),
+    )
+    derivatives: tuple[Path, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--derivatives",),
+            metavar="DIR",
+            help="derivatives datasets with precomputed desc-brain_mask files, used as they are",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ParticipantOptions:
+    """Preprocessing and features of the participant level."""
+
+    skull_strip: str = field(
+        default="auto",
+        metadata=declare(
+            flags=("--skull-strip", "--skull_strip"),
+            choices=SKULL_STRIP_MODES,
+            help="brain extraction: auto picks a --derivatives mask, 'none' for skull-stripped "
+            "input, HD-BET when its weights are found, else the template method",
+        ),
+    )
+    hdbet_weights: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--hdbet-weights",),
+            metavar="DIR",
+            help="folder of HD-BET's model (plans.json, fold_all/)",
+            default_text="HD-BET's own location",
+        ),
+    )
+    cnn_normalisation: str = field(
+        default="minmax",
+        metadata=declare(
+            flags=("--cnn-normalisation",),
+            choices=CNN_NORMALISATIONS,
+            help="intensity normalisation of the CNN-ready crops (Coll et al. 2023 use minmax)",
+        ),
+    )
+    features: tuple[str, ...] = field(
+        default=FEATURE_FAMILIES,
+        metadata=declare(
+            flags=("--features",),
+            choices=FEATURE_FAMILIES,
+            metavar="FAMILY",
+            help="feature families to compute",
+        ),
+    )
+    atlas: str = field(
+        default="desikan-killiany",
+        metadata=declare(
+            flags=("--atlas",), choices=ATLASES, help="atlas of the regional grey-matter volumes"
+        ),
+    )
+    radiomics_rois: tuple[str, ...] = field(
+        default=RADIOMICS_ROIS,
+        metadata=declare(
+            flags=("--radiomics-rois",),
+            choices=RADIOMICS_ROIS,
+            metavar="ROI",
+            help="regions described by PyRadiomics ('lesion' needs a lesion mask)",
+        ),
+    )
+    thickness_preset: str = field(
+        default="fast",
+        metadata=declare(
+            flags=("--thickness-preset",),
+            choices=THICKNESS_PRESET_NAMES,
+            help="DiReCT settings: fast (1 mm, 10 iterations, the two hemispheres side by side "
+            "with --nprocs 2), coarse (whole brain, 1.5 mm grid, 20 iterations; thins thin "
+            "synthetic shells), antspy-default (whole brain, ANTsPy's settings; slow)",
+        ),
+    )
+    templateflow_home: Path | None = field(
+        default=None,
+        metadata=declare(
+            in_file=False,
+            help="TemplateFlow's folder (from TEMPLATEFLOW_HOME); none uses nilearn's template",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """Statistics, classification and clustering of the group level."""
+
+    group_column: str = field(
+        default="diagnosis",
+        metadata=declare(
+            flags=("--group-column",),
+            metavar="COLUMN",
+            help="participants.tsv column with the diagnostic group",
+        ),
+    )
+    target: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--target",),
+            metavar="COLUMN",
+            help="participants.tsv or sessions.tsv column the classifiers predict",
+            default_text="none, no classification",
+        ),
+    )
+    positive_label: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--positive-label",),
+            metavar="VALUE",
+            help="positive class of a categorical --target (not with --threshold)",
+        ),
+    )
+    threshold: float | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--threshold",),
+            metavar="X",
+            help="a numeric --target is positive at or above X (EDSS 3.0 in Coll et al. 2023)",
+        ),
+    )
+    covariates: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--covariates",),
+            metavar="COLUMN",
+            help="covariates of ComBat and the ANCOVA",
+            default_text="age and sex where present",
+        ),
+    )
+    site_column: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--site-column",),
+            metavar="COLUMN",
+            help="column of the acquisition site",
+            default_text="site where present",
+        ),
+    )
+    harmonization: str = field(
+        default="combat",
+        metadata=declare(
+            flags=("--harmonization",),
+            choices=HARMONIZATIONS,
+            help="ComBat inside the folds when there are several sites",
+        ),
+    )
+    unseen_site: str = field(
+        default="error",
+        metadata=declare(
+            flags=("--unseen-site",),
+            choices=UNSEEN_SITE_POLICIES,
+            help="ComBat and a site it was not fitted on: stop, or use the largest training "
+            "site's parameters",
+        ),
+    )
+    classifiers: tuple[str, ...] = field(
+        default=CLASSIFIER_NAMES,
+        metadata=declare(
+            flags=("--classifiers",),
+            choices=CLASSIFIER_NAMES,
+            metavar="NAME",
+            help="classifiers to compare",
+        ),
+    )
+    feature_sets: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--feature-sets",),
+            metavar="SET",
+            help="feature families or families joined with +",
+            default_text="each family but the histograms, and all together",
+        ),
+    )
+    cv_folds: int = field(
+        default=3,
+        metadata=declare(
+            flags=("--cv-folds",),
+            metavar="K",
+            minimum=2,
+            help="outer and inner folds (Turrisi et al. 2024: 3)",
+        ),
+    )
+    cv_repeats: int = field(
+        default=1,
+        metadata=declare(
+            flags=("--cv-repeats",), metavar="N", minimum=1, help="repeats of the outer folds"
+        ),
+    )
+    smote_k: int = field(
+        default=5,
+        metadata=declare(
+            flags=("--smote-k",),
+            metavar="K",
+            minimum=0,
+            help="SMOTE's neighbours (Turrisi et al. 2024: 5); 0 turns SMOTE off",
+        ),
+    )
+    apply_models: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--apply-models",),
+            metavar="DIR",
+            help="apply the saved models of an earlier group run (its group/models) to this "
+            "dataset",
+        ),
+    )
+    cluster_features: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--cluster-features",),
+            metavar="FEATURE",
+            aliases={"002": CLUSTER_RECIPE},
+            help="cluster the patients on these feature columns, or on the recipe of Milella et "
+            f"al. 2023: {CLUSTER_RECIPE} (precentral and paracentral thickness, TIV-corrected "
+            "medulla)",
+            default_text="no clustering",
+        ),
+    )
+    cluster_method: str = field(
+        default="gmm",
+        metadata=declare(
+            flags=("--cluster-method",),
+            choices=CLUSTER_METHODS,
+            help="clustering method, k chosen by a Gaussian mixture's BIC",
+        ),
+    )
+    control_label: str = field(
+        default="CN",
+        metadata=declare(
+            flags=("--control-label",),
+            metavar="VALUE",
+            help="group of the controls, kept aside as the reference",
+        ),
+    )
+    survival_time: str = field(
+        default="survival_months",
+        metadata=declare(
+            flags=("--survival-time",),
+            metavar="COLUMN",
+            help="participants.tsv column of the survival time",
+        ),
+    )
+    survival_event: str = field(
+        default="event",
+        metadata=declare(
+            flags=("--survival-event",),
+            metavar="COLUMN",
+            help="participants.tsv column of the event, 1 or 0 when censored",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DeepOptions:
+    """Networks trained at the group level and applied at the participant level."""
+
+    dl_models: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--dl-models",),
+            choices=DL_MODEL_NAMES,
+            metavar="NET",
+            help="group level: train these 3D CNNs on the CNN-ready crops with the classifiers' "
+            "folds (needs --target)",
+            default_text="none",
+        ),
+    )
+    dl_contrasts: tuple[str, ...] = field(
+        default=("T1w",),
+        metadata=declare(
+            flags=("--dl-contrasts",),
+            choices=DL_CONTRASTS,
+            metavar="CONTRAST",
+            help="input channels of the networks, T1w first",
+        ),
+    )
+    dl_preset: str = field(
+        default="coll2023",
+        metadata=declare(
+            flags=("--dl-preset",),
+            choices=DL_PRESETS,
+            aliases={"seed001": "coll2023", "seed004": "lu2023"},
+            help="training and augmentation of Coll et al. 2023 (Adam, batch 2, flips, noise 0.02) "
+            "or of Lu et al. 2023, GAMER-MRIL (AdamW, weighted sampler, rotations, affine)",
+        ),
+    )
+    dl_epochs: int | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--dl-epochs",),
+            metavar="N",
+            minimum=1,
+            help="maximum epochs",
+            default_text="the preset's",
+        ),
+    )
+    dl_batch_size: int | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--dl-batch-size",),
+            metavar="N",
+            minimum=1,
+            help="batch size",
+            default_text="the preset's",
+        ),
+    )
+    dl_base_width: int = field(
+        default=16,
+        metadata=declare(
+            flags=("--dl-base-width",),
+            metavar="K",
+            minimum=1,
+            help="kernels of the first convolutions (16 in Coll et al. 2023 and Lu et al. 2023; "
+            "smaller for CPU runs)",
+        ),
+    )
+    dl_validation: bool = field(
+        default=True,
+        metadata=declare(
+            flags=("--no-dl-validation",),
+            action="store_false",
+            help="train for all epochs instead of holding out a validation fold for early stopping "
+            "and the learning-rate decay (Coll et al. 2023, §2.3.2)",
+        ),
+    )
+    lrp_rule: str = field(
+        default="composite",
+        metadata=declare(
+            flags=("--lrp-rule",), choices=LRP_RULES, help="LRP rules of the attention maps"
+        ),
+    )
+    models: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--models",),
+            metavar="DIR",
+            help="participant level: apply the trained networks of an earlier group run "
+            "(its group/deep_models) and write predictions and attention maps",
+        ),
+    )
+    feature_extractor: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--feature-extractor",),
+            metavar="FILE",
+            help="a pretrained network checkpoint whose penultimate features become a feature "
+            "family (format in the README)",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ResourceOptions:
+    """Processes, threads, memory and device."""
+
+    nprocs: int = field(
+        default=1,
+        metadata=declare(flags=("--nprocs", "--n_cpus"), metavar="N", minimum=1, help="processes"),
+    )
+    omp_nthreads: int = field(
+        default=1,
+        metadata=declare(
+            flags=("--omp-nthreads",),
+            metavar="N",
+            minimum=1,
+            help="threads per process for ITK, BLAS and torch; 1 makes re-runs near-identical",
+            default_text="--nprocs",
+        ),
+    )
+    mem_gb: float | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--mem-gb", "--mem_gb"),
+            metavar="GB",
+            minimum=0,
+            strict=True,
+            help="memory limit",
+            default_text="no limit",
+        ),
+    )
+    device: str = field(
+        default="auto",
+        metadata=declare(
+            flags=("--device",), choices=DEVICES, help="where deep-learning code runs"
+        ),
+    )
+
+
+#: Section name to its dataclass, in the order of the help.
+SECTIONS: dict[str, type] = {
+    "input": InputOptions,
+    "participant": ParticipantOptions,
+    "group": GroupOptions,
+    "deep": DeepOptions,
+    "resources": ResourceOptions,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs to know, fixed once at start-up.
+
+    The run's own options are fields of the Config; the others are grouped in sections
+    (``config.group.cv_folds``, ``config.resources.nprocs``). Every field is declared once
+    with its :class:`Option` (see the source of this module for the help of each).
+
+    Parameters
+    ----------
+    output_dir : Path
+        Root of the output BIDS-Derivatives dataset.
+    analysis_level : {"participant", "group"}
+        Which level to run.
+    input : InputOptions
+        The input dataset and its filters.
+    participant : ParticipantOptions
+        Preprocessing and features of the participant level.
+    group : GroupOptions
+        Statistics, classification and clustering of the group level.
+    deep : DeepOptions
+        The deep-learning options.
+    resources : ResourceOptions
+        Processes, threads, memory and device.
+    work_dir : Path
+        Folder for intermediate results (nipype's cache); the CLI's default is ``./work``.
+    seed : int
+        Seed for every random choice of the run.
+    sloppy : bool
+        Fast, low-resolution processing for tests and demonstrations.
+    force : bool
+        Recompute outputs that already exist for the same configuration.
+    verbosity : int
+        Logging verbosity: 0 is INFO, positive is more (DEBUG), negative is less.
+    container : str or None
+        ``"docker"`` or ``"singularity"`` when the run is in a container (set by the CLI).
+    config_file : Path or None
+        The configuration file the values came from, if any.
+    """
+
+    output_dir: Path = field(
+        metadata=declare(help="folder for the BIDS-Derivatives outputs", position=1, in_file=False)
+    )
+    analysis_level: str = field(
+        metadata=declare(
+            help="participant: per subject and session; group: across participants",
+            position=2,
+            choices=ANALYSIS_LEVELS,
+            in_file=False,
+        )
+    )
+    input: InputOptions = field()
+    participant: ParticipantOptions = field(default_factory=ParticipantOptions)
+    group: GroupOptions = field(default_factory=GroupOptions)
+    deep: DeepOptions = field(default_factory=DeepOptions)
+    resources: ResourceOptions = field(default_factory=ResourceOptions)
+    work_dir: Path = field(
+        default=Path("work"),
+        metadata=declare(
+            flags=("-w", "--work-dir"), metavar="DIR", help="work folder", default_text="./work"
+        ),
+    )
+    seed: int = field(
+        default=42,
+        metadata=declare(flags=("--seed",), help="random seed that makes results repeatable"),
+    )
+    sloppy: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--sloppy",),
+            action="store_true",
+            help="fast low-resolution processing, for tests and demonstrations only",
+        ),
+    )
+    force: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--force",), action="store_true", help="recompute outputs that exist already"
+        ),
+    )
+    verbosity: int = field(
+        default=0,
+        metadata=declare(
+            flags=("-v", "--verbose"),
+            down_flags=("-q", "--quiet"),
+            action="count",
+            help="more (-v) or fewer (-q) messages; repeatable",
+        ),
+    )
+    container: str | None = field(
+        default=None,
+        metadata=declare(
+            in_file=False, help="docker or singularity when the run is in a container"
+        ),
+    )
+    config_file: Path | None = field(
+        default=None,
+        compare=False,
+        metadata=declare(
+            flags=("--config",),
+            metavar="FILE",
+            in_file=False,
+            help="TOML or YAML file of options; the command line wins",
+        ),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as JSON-serialisable values, one level deep.
+
+        Returns
+        -------
+        dict
+            Option name to value (the sections' options side by side, as in a configuration
+            file); paths become strings and tuples lists.
+        """
+        out: dict[str, Any] = {}
+        for name, _, value in iter_values(self):
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
+            out[name] = value
+        return out
+
+    def processing_hash(self) -> str:
+        """Hash of the settings that change what the processing computes.
+
+        Paths, verbosity and resources are left out: moving a dataset or running with more
+        processes must not invalidate finished outputs.
+
+        Returns
+        -------
+        str
+            The first 12 hexadecimal digits of a SHA-256 digest.
+        """
+        relevant = {
+            "seed": self.seed,
+            "sloppy": self.sloppy,
+            "skull_strip": self.participant.skull_strip,
+            "cnn_normalisation": self.participant.cnn_normalisation,
+        }
+        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+        return digest[:12]
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with some options changed, named as in :meth:`to_dict`.
+
+        Parameters
+        ----------
+        **changes
+            Option name to new value (already of the option's type).
+
+        Returns
+        -------
+        Config
+            The new configuration.
+
+        Raises
+        ------
+        TypeError
+            If a name is not an option.
+        """
+        where = {d.name: d.section for d in declarations()}
+        unknown = sorted(set(changes) - set(where))
+        if unknown:
+            raise TypeError(f"not options of a Config: {unknown}")
+        top = {name: value for name, value in changes.items() if where[name] == "run"}
+        for section in SECTIONS:
+            mine = {name: value for name, value in changes.items() if where[name] == section}
+            if mine:
+                top[section] = dataclasses.replace(getattr(self, section), **mine)
+        return dataclasses.replace(self, **top)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One option as the parser and the checks see it.
+
+    Parameters
+    ----------
+    name : str
+        The field's name (also the configuration-file key and the parser's ``dest``).
+    section : str
+        ``"run"`` for a field of :class:`Config`, else the name of its section.
+    kind : type
+        The type of the value, or of each item of a tuple.
+    multiple : bool
+        The value is a tuple of ``kind``.
+    optional : bool
+        The value may be None.
+    default : object
+        The default (``dataclasses.MISSING`` for a required option).
+    option : Option
+        The rest of the declaration.
+    """
+
+    name: str
+    section: str
+    kind: type
+    multiple: bool
+    optional: bool
+    default: Any
+    option: Option
+
+
+def _kind(annotation: Any) -> tuple[type, bool, bool]:
+    """Split a field's type into (item type, is a tuple, may be None)."""
+    optional = False
+    if isinstance(annotation, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        (annotation,) = args
+    if typing.get_origin(annotation) is tuple:
+        return typing.get_args(annotation)[0], True, optional
+    return annotation, False, optional
+
+
+def _declarations_of(cls: type, section: str) -> Iterator[Declaration]:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get("option")
+        if spec is None:
+            continue
+        kind, multiple, optional = _kind(hints[f.name])
+        yield Declaration(f.name, section, kind, multiple, optional, f.default, spec)
+
+
+@functools.cache
+def declarations() -> tuple[Declaration, ...]:
+    """Return every option, section by section in the order of the help.
+
+    Returns
+    -------
+    tuple of Declaration
+        The options.
+
+    Examples
+    --------
+    >>> cv = next(d for d in declarations() if d.name == "cv_folds")
+    >>> cv.section, cv.kind, cv.default, cv.option.flags
+    ('group', <class 'int'>, 3, ('--cv-folds',))
+    """
+    found = [d for section, cls in SECTIONS.items() for d in _declarations_of(cls, section)]
+    return (*found, *_declarations_of(Config, "run"))
+
+
+def iter_values(config: Config) -> Iterator[tuple[str, str, Any]]:
+    """Every option's name, section and value in a Config.
+
+    Parameters
+    ----------
+    config : Config
+        A configuration.
+
+    Yields
+    ------
+    tuple of (str, str, object)
+        Name, section and value.
+    """
+    for declaration in declarations():
+        holder = config if declaration.section == "run" else getattr(config, declaration.section)
+        yield declaration.name, declaration.section, getattr(holder, declaration.name)
