@@ -1,7 +1,7 @@
 """Benchmark of the 3D CNNs: inference + LRP per subject and training throughput.
 
 Issue targets: on 2 CPU cores, inference + LRP of one subject at 1 mm (144 x 184 x 152 crop,
-ResNet3D of seed 001 with its 16-32-64-128 kernels) in at most 60 s; on one H100, inference +
+ResNet3D of Coll 2023 with its 16-32-64-128 kernels) in at most 60 s; on one H100, inference +
 LRP in at most 1 s per subject and training at 50 volumes/s or more with bf16 autocast. The
 script measures whatever device it runs on (``--device auto``) and records the device's name.
 

@@ -1,6 +1,6 @@
-"""Benchmark of the seed-000 DNN: hand-written gradients and Adam against torch autograd.
+"""Benchmark of the Turrisi 2024 DNN: hand-written gradients and Adam against torch autograd.
 
-:mod:`bids_app.models.dnn` trains the network of seed 000 §2.4 with a hand-written backward pass
+:mod:`bids_app.models.dnn` trains the network of Turrisi 2024 §2.4 with a hand-written backward pass
 and one Adam update over a flat buffer of all the weights, because the network is so small
 (about 20 000 weights for 400 features) that torch's per-operation overhead weighs as much as
 the arithmetic. Hand-written gradients are code that torch would otherwise provide, so they
@@ -8,10 +8,10 @@ are kept only while they are clearly faster: more than :data:`WORTH_IT_SPEEDUP` 
 time per fit than :class:`AutogradNetwork` (``torch.nn.Parameter`` weights, autograd and
 ``torch.optim.Adam`` with the same settings), at equal results.
 
-Both candidates train the same estimator (:class:`bids_app.models.dnn.DNNClassifier`, seed 000
+Both candidates train the same estimator (:class:`bids_app.models.dnn.DNNClassifier`, Turrisi 2024
 defaults, DNNt and DNNv) from the same random stream (weights, batch order and dropout masks),
 on one thread, on two tables drawn by :func:`bids_app.synthetic.features.make_feature_cohort`:
-the seed-000 size (654 subjects × 400 features, 2/3 to train as in an outer fold of 3-fold
+the Turrisi 2024 size (654 subjects × 400 features, 2/3 to train as in an outer fold of 3-fold
 cross-validation) and a small one (150 × 30). Each seed fits both candidates back to back, in
 alternating order, so that the load of a shared machine hits both alike; the table reports
 medians of wall and CPU time per fit and per epoch, the held-out AUC of each candidate and how
@@ -21,7 +21,7 @@ the differences, so equal results means equal AUC, not equal weights).
 Result (``benchmarks/results/dnn.tsv``, 7 seeds per setting, one thread, torch 2.13 on the
 2-core AMD EPYC development machine while it ran other jobs, load ~10): the hand-written version
 takes 2.1 to 2.6 times less CPU time per fit than autograd (2.4 in the median of the four
-settings; 0.40 against 0.85 s for DNNt on the seed-000 table, 5.1 against 10.6 ms per epoch),
+settings; 0.40 against 0.85 s for DNNt on the Turrisi 2024 table, 5.1 against 10.6 ms per epoch),
 at equal held-out AUC (0.854 against 0.850 for DNNt, 0.823 against 0.818 for DNNv, within their
 seed-to-seed SD of 0.01 to 0.05). It is therefore kept: the group level fits each DNN 5 times
 per fold and feature set, and the DNNs are a sixth of the time of ``bench_group.py``'s grid.
@@ -67,7 +67,7 @@ class AutogradNetwork:
     Same constructor and methods as the product's network, and the same draws from the
     generator.
 
-    The penalty ``l2 * sum(W ** 2)`` of seed 000 §2.4 (Keras's ``kernel_regularizer=l2(l2)``)
+    The penalty ``l2 * sum(W ** 2)`` of Turrisi 2024 §2.4 (Keras's ``kernel_regularizer=l2(l2)``)
     adds ``2 * l2 * W`` to the gradient of each weight matrix, which is what Adam's coupled
     ``weight_decay=2 * l2`` does on the weight matrices' parameter group (the biases have
     none). torch adds ε to the bias-corrected ``√v̂`` where Keras adds it to the raw ``√v``;
@@ -187,7 +187,7 @@ def table(n_subjects: int, n_features: int, n_informative: int, seed: int = 0):
         n_informative=n_informative,
         effect_size=0.6,
         n_sites=3,
-        prevalence=548 / 654,  # seed 000: 548 ALS, 106 mimics
+        prevalence=548 / 654,  # Turrisi 2024: 548 ALS, 106 mimics
         seed=seed,
     )
     first = cohort.features.drop_duplicates("participant_id")

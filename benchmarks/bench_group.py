@@ -1,9 +1,9 @@
-"""Benchmark of the group-level classification: the full seed-000 grid on a 654 × 400 table.
+"""Benchmark of the group-level classification: the full Turrisi 2024 grid on a 654 × 400 table.
 
 Issue target: 3 feature sets × 9 classifiers, nested 3-fold cross-validation, on a 654 × 400
 table in at most 3 minutes on 2 cores. The table is drawn by
-:func:`bids_app.synthetic.features.make_feature_cohort` (654 subjects as in seed 000, 3 sites,
-planted group, age and site effects); the feature sets mimic seed 000's: 107 columns (the
+:func:`bids_app.synthetic.features.make_feature_cohort` (654 subjects as in Turrisi 2024, 3 sites,
+planted group, age and site effects); the feature sets mimic Turrisi 2024's: 107 columns (the
 radiomic set), 256 columns (a deep-feature layer) and all 400. Every classifier runs in the
 product's pipeline (scaler → ComBat → SMOTE k=5 → classifier) with the inner grid search on
 2 processes, as ``group --nprocs 2`` runs it.
@@ -41,7 +41,7 @@ TARGET_S = 180.0
 
 
 def cohort_design(n_subjects: int, n_features: int, seed: int):
-    """Draw the cohort and build its design with three seed-000-like feature sets."""
+    """Draw the cohort and build its design with three Turrisi 2024-like feature sets."""
     cohort = make_feature_cohort(
         n_subjects=n_subjects,
         n_features=n_features,
@@ -50,7 +50,7 @@ def cohort_design(n_subjects: int, n_features: int, seed: int):
         n_sites=3,
         site_shift=0.5,
         site_scale=0.2,
-        prevalence=548 / 654,  # seed 000: 548 ALS, 106 mimics
+        prevalence=548 / 654,  # Turrisi 2024: 548 ALS, 106 mimics
         seed=seed,
     )
     features, _ = join_families({"table": cohort.features})

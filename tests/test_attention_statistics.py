@@ -1,4 +1,4 @@
-"""Group statistics of relevance maps: seed 001 §2.6 and seed 004 §II.G."""
+"""Group statistics of relevance maps: Coll 2023 §2.6 and Lu 2023 §II.G."""
 
 import numpy as np
 import pandas as pd
@@ -267,7 +267,7 @@ def test_spearman_permutation_finds_a_planted_correlation():
     assert np.isnan(spearman_permutation(np.ones(10), edss[:10], 100, rng)[0])
 
 
-# --- voxel inversion (seed 004) -------------------------------------------------------------
+# --- voxel inversion (Lu 2023) -------------------------------------------------------------
 
 
 def test_invert_voxels_inverts_only_the_mask_in_every_channel():

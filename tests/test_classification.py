@@ -266,7 +266,7 @@ def test_group_level_writes_tables_figures_and_models(trained):
     assert set(entry["files"]) == {"fold-0", "fold-1", "fold-2", "full"}
     assert len(entry["training_participants"]) == 45
     report = (group / "report.html").read_text()
-    assert "seed 000 Table 3" in report and "ANCOVA of the volumes" in report
+    assert "Turrisi 2024 Table 3" in report and "ANCOVA of the volumes" in report
     # the same seed gives the same numbers
     assert main(args) == 0
     pd.testing.assert_frame_equal(folds, pd.read_csv(group / "classification_folds.tsv", sep="\t"))

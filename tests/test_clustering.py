@@ -1,4 +1,4 @@
-"""Clustering and survival of seed 002: planted subtypes found, null finds none, bad input."""
+"""Clustering and survival of Milella 2023: planted subtypes found, null finds none, bad input."""
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ METRICS = ["precentral", "paracentral", "medulla"]
 
 
 def _metrics(table):
-    """Seed 002's three metrics: thicknesses averaged pair-wise, TIV-corrected medulla."""
+    """Milella 2023's three metrics: thicknesses averaged pair-wise, TIV-corrected medulla."""
     metrics = pd.DataFrame(
         {
             region: table[[f"{region}_left", f"{region}_right"]].mean(axis=1, skipna=False)

@@ -102,10 +102,10 @@ def test_planted_blob_is_learnt(n_outputs):
     ages = np.random.default_rng(1).uniform(20, 60, 64)
     edss = np.random.default_rng(2).uniform(0, 10, 64)
     train, test = _datasets(32, 32, planted=True, ages=ages, weights=edss_closeness_weights(edss))
-    if n_outputs == 2:  # seed 001: softmax, class-weighted cross-entropy
+    if n_outputs == 2:  # Coll 2023: softmax, class-weighted cross-entropy
         config = FAST
         net = _net(n_outputs=2)
-    else:  # seed 004: sigmoid with age, EDSS weights, weighted sampler, AdamW, AUC monitor
+    else:  # Lu 2023: sigmoid with age, EDSS weights, weighted sampler, AdamW, AUC monitor
         config = replace(PRESETS["lu2023"], epochs=6, batch_size=8, learning_rate=1e-2)
         net = _net(n_outputs=1, uses_age=True)
     result = train_network(net, train, test, config, CPU)

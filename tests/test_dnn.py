@@ -1,4 +1,4 @@
-"""Tests of the seed-000 deep neural network classifier (bids_app.models.dnn)."""
+"""Tests of the Turrisi 2024 deep neural network classifier (bids_app.models.dnn)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_sklearn_conventions(estimator, check):
 
 
 def _reference_loss(weights, biases, x, classes, masks, l2):
-    """The penalised loss of seed 000 §2.4 with torch's autograd: cross-entropy + l2 ΣW²."""
+    """The penalised loss of Turrisi 2024 §2.4 with torch's autograd: cross-entropy + l2 ΣW²."""
     hidden = x
     for w, b, mask in zip(weights[:-1], biases[:-1], masks, strict=True):
         hidden = torch.relu(hidden @ w + b) * mask

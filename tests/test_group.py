@@ -1,4 +1,4 @@
-"""Group level: the assembled table and the demographic tests (seed 000 Table 2)."""
+"""Group level: the assembled table and the demographic tests (Turrisi 2024 Table 2)."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Group-level clustering through the CLI: seed 002's recipe on planted subtypes, bad input."""
+"""Group-level clustering through the CLI: Milella 2023's recipe on planted subtypes, bad input."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_recipe_002_finds_the_planted_subtypes_and_their_survival(subtypes):
     assert (pairs["p_value"] < 0.05).any()
     report = open(f"{group}/report.html").read()
     assert "Kaplan-Meier" in report and "Clustering of the patients" in report
-    # seed 002's Fig. 1: the EMM figure is written and embedded in the report
+    # Milella 2023's Fig. 1: the EMM figure is written and embedded in the report
     emm = plt.imread(f"{group}/figures/clusters_emm.png")
     assert emm.shape[0] > 100 and emm.shape[1] > 300
     assert 'alt="estimated marginal means by cluster" src="data:image/png;base64,' in report
@@ -107,7 +107,7 @@ def test_emm_figure_draws_the_emm_with_sd_bars_per_group():
             _, (y,) = bar.lines[0].get_data()
             (segment,) = bar.lines[2][0].get_segments()
             assert y == pytest.approx(row[f"emm_{name}"])
-            # the bar is +/- SD of the group (seed 002 Fig. 1), not the EMM's standard error
+            # the bar is +/- SD of the group (Milella 2023 Fig. 1), not the EMM's standard error
             assert np.ptp(segment[:, 1]) == pytest.approx(2 * row[f"sd_{name}"])
         ticks = [t.get_text() for t in axis.get_xticklabels()]
         assert ticks == [

@@ -179,7 +179,7 @@ def test_zbeta_by_hand():
 
 def test_unfolded_batchnorm_passes_relevance_through():
     # conv (w = 1) -> ReLU -> BN (scale 1, shift 1) -> conv (w = 2): the BN cannot be folded;
-    # its shift is a bias, ignored (seed 004 §II.E), so all of f(x) = 2 * (x + 1) reaches x.
+    # its shift is a bias, ignored (Lu 2023 §II.E), so all of f(x) = 2 * (x + 1) reaches x.
     net = nn.Sequential(
         nn.Conv3d(1, 1, 1, bias=False), nn.ReLU(), nn.BatchNorm3d(1), nn.Conv3d(1, 1, 1, bias=False)
     )

@@ -2,11 +2,11 @@
 
 Two kinds:
 
-- the offline expansion of seed 001 §2.3.2: a left-right ("axial") mirrored copy of every
+- the offline expansion of Coll 2023 §2.3.2: a left-right ("axial") mirrored copy of every
   positive sample (EDSS >= 3) and of 75 % of the negatives is added to the training set once
   (:func:`flip_expansion`, applied by :class:`bids_app.deep.volumes.VolumeDataset`);
 - random transforms drawn anew each time a sample is read (:class:`Augmentation`): Gaussian
-  noise (σ = 0.02 in seed 001 §2.3.2, 0.2 in seed 004 §II.D), and in seed 004 §II.D random
+  noise (σ = 0.02 in Coll 2023 §2.3.2, 0.2 in Lu 2023 §II.D), and in Lu 2023 §II.D random
   flips, random 90° rotations and random affine transforms (±30° rotation, ±10 % scaling).
 
 Volumes are ``[C, D, H, W]`` tensors whose spatial axes 0, 1, 2 follow the image's voxel axes;
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (torch's convention)
 
-#: Seed 001 §2.3.2: a mirrored copy of every EDSS >= 3 sample (label 1) and of 75 % of the others.
-SEED001_FLIP_RATES: Mapping[int, float] = {1: 1.0, 0: 0.75}
+#: Coll 2023 §2.3.2: a mirrored copy of every EDSS >= 3 sample (label 1) and of 75 % of the others.
+COLL2023_FLIP_RATES: Mapping[int, float] = {1: 1.0, 0: 0.75}
 
 _PLANES = ((0, 1), (0, 2), (1, 2))
 
@@ -49,10 +49,10 @@ def mirror(x: torch.Tensor, axis: int = 0) -> torch.Tensor:
 
 def flip_expansion(
     labels: Sequence[int] | np.ndarray,
-    rates: Mapping[int, float] = SEED001_FLIP_RATES,
+    rates: Mapping[int, float] = COLL2023_FLIP_RATES,
     rng: np.random.Generator | int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Items of a training set expanded with mirrored copies, as in seed 001 §2.3.2.
+    """Items of a training set expanded with mirrored copies, as in Coll 2023 §2.3.2.
 
     Every sample is kept once unmirrored; for each class ``c`` a mirrored copy of
     ``round(rates[c] * n_c)`` of its samples, drawn without replacement, is appended. Classes
@@ -62,7 +62,7 @@ def flip_expansion(
     ----------
     labels : array-like of int, shape (N,)
         Class of each sample.
-    rates : mapping of int to float, default=SEED001_FLIP_RATES
+    rates : mapping of int to float, default=COLL2023_FLIP_RATES
         Fraction of each class that gets a mirrored copy, in [0, 1].
     rng : numpy.random.Generator or int, optional
         Source of the choice of mirrored samples.
@@ -197,7 +197,7 @@ def apply_affine(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 def random_affine(
     x: torch.Tensor, max_degrees: float, max_scaling: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """Rotate and scale a volume by a random affine transform (seed 004 §II.D).
+    """Rotate and scale a volume by a random affine transform (Lu 2023 §II.D).
 
     Parameters
     ----------
@@ -304,14 +304,14 @@ class Augmentation:
         return x
 
 
-#: Augmentation presets. Seed 004 §II.D names its transforms but not how often each is drawn;
+#: Augmentation presets. Lu 2023 §II.D names its transforms but not how often each is drawn;
 #: each is applied with probability 0.5 here, and flips are left-right only (anatomically
 #: plausible mirror images).
 PRESETS: Mapping[str, Augmentation] = {
     "none": Augmentation(),
-    # Seed 001 §2.3.2: Gaussian noise of σ = 0.02 on both channels (the flips are offline).
+    # Coll 2023 §2.3.2: Gaussian noise of σ = 0.02 on both channels (the flips are offline).
     "coll2023": Augmentation(noise_sigma=0.02),
-    # Seed 004 §II.D: flips, 90° rotations, noise of σ = 0.2, affine ±30° and ±10 % scaling.
+    # Lu 2023 §II.D: flips, 90° rotations, noise of σ = 0.2, affine ±30° and ±10 % scaling.
     "lu2023": Augmentation(
         noise_sigma=0.2,
         noise_probability=0.5,

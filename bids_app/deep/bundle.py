@@ -12,7 +12,7 @@ A **checkpoint** is a ``torch.save`` file of a plain dict, readable with
      "state_dict": {...}}                         # the network's weights
 
 The same format serves ``--feature-extractor``: any network of this package trained elsewhere
-(for instance on Alzheimer's disease, as seed 000 §2.2.2 used a model of Turrisi et al. 2023)
+(for instance on Alzheimer's disease, as Turrisi 2024 §2.2.2 used a model of Turrisi et al. 2023)
 can be saved this way and its penultimate features extracted.
 
 A **bundle** (``group/deep_models``) holds the fold checkpoints of every trained network and a
@@ -277,7 +277,7 @@ def ensemble_predict(
 
 
 def majority_vote(probabilities: np.ndarray) -> np.ndarray:
-    """Combine fold models by majority vote (seed 001 §2.5), ties by the mean probability.
+    """Combine fold models by majority vote (Coll 2023 §2.5), ties by the mean probability.
 
     Parameters
     ----------

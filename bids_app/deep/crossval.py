@@ -3,7 +3,7 @@
 The outer folds are those of :func:`bids_app.models.crossval.outer_splits` (participants grouped,
 labels stratified, the same seed), so the networks' metrics sit in the same tables as the
 classifiers'. Inside each outer training set one further group-stratified fold is held out for
-validation, as seed 001 §2.3.2 did (7 folds: five train, one validates, one tests): it drives the
+validation, as Coll 2023 §2.3.2 did (7 folds: five train, one validates, one tests): it drives the
 early stopping and the learning-rate decay and never sees the test fold. Each test participant is
 predicted and embedded by the one fold model that did not train on it, so the out-of-fold
 embeddings can enter the classical pipeline as a feature set without leakage.
@@ -47,7 +47,7 @@ class NetworkSpec:
     augmentation : Augmentation
         On-the-fly transforms of the training volumes.
     flip_rates : mapping of int to float or None
-        Seed 001 §2.3.2's offline left-right flips per class (1.0 positives, 0.75 negatives);
+        Coll 2023 §2.3.2's offline left-right flips per class (1.0 positives, 0.75 negatives);
         None adds no flipped copies.
     validation : bool
         Hold out a validation fold of the training participants.
@@ -108,7 +108,7 @@ def validation_rows(
         Row indices of the outer training set.
     n_folds : int
         Outer folds: the validation fold is ``1 / (n_folds - 1)`` of the training set, the size
-        of a test fold (seed 001: 7 folds, one of the six training folds validates).
+        of a test fold (Coll 2023: 7 folds, one of the six training folds validates).
     seed : int
         Shuffling seed.
 
@@ -177,7 +177,7 @@ def deep_cross_validate(
     ages : numpy.ndarray, optional
         Age of every row in years (the networks that use age need it).
     sample_values : numpy.ndarray, optional
-        Per-row values of the ``edss-closeness`` loss (seed 004 §II.D).
+        Per-row values of the ``edss-closeness`` loss (Lu 2023 §II.D).
     seed : int
         Seed of the weights, the batches and the validation split.
 

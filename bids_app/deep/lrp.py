@@ -1,7 +1,7 @@
 """Layer-wise relevance propagation (LRP) for the networks of ``bids_app.deep.networks``.
 
 LRP (Bach et al. 2015) redistributes a network output backwards, layer by layer, onto the input
-voxels. ``relevance`` implements the rules of seed 001 §2.6 (alpha = 1, beta = 0) and of seed 004
+voxels. ``relevance`` implements the rules of Coll 2023 §2.6 (alpha = 1, beta = 0) and of Lu 2023
 §II.E-F (z^beta on the input layer, alpha1beta0 on convolutions, epsilon on fully connected
 layers, biases ignored so that the relevance sums to the output, eq. (5); the gated-attention rule
 of eq. (6)-(7); relevance started from the logit or from the attention weights; the combined map
@@ -22,12 +22,12 @@ nothing. The layers that read the network input return the relevance itself as g
 z^beta rule gives relevance to zero voxels, which ``R_a / a`` cannot carry), so the gradient at the
 input is the relevance map. The work happens on a deep copy of the network in eval mode (made
 anew at each call; copying is cheap next to a 3D backward pass) in which every batch
-normalisation that directly follows a convolution is folded into it (seed 004 §II.F after Binder's
+normalisation that directly follows a convolution is folded into it (Lu 2023 §II.F after Binder's
 canonization notes). A batch normalisation that follows anything else (DenseNet's BN-ReLU-conv)
 is a per-channel linear layer whose shift, a bias, is ignored: it passes relevance through
-unchanged (our reading of seed 004's merged BN-ReLU-conv). Tanh, sigmoid and softmax pass
-relevance through unchanged, as Arras et al. (seed 004 ref. [13]) do for LSTM gates; the
-products ``s * g`` and ``a_l * m_l`` split it by seed 004 eq. (6)-(7) or LRP-all. Relevance that
+unchanged (our reading of Lu 2023's merged BN-ReLU-conv). Tanh, sigmoid and softmax pass
+relevance through unchanged, as Arras et al. (Lu 2023 ref. [13]) do for LSTM gates; the
+products ``s * g`` and ``a_l * m_l`` split it by Lu 2023 eq. (6)-(7) or LRP-all. Relevance that
 reaches a neuron whose value is exactly 0 (a ReLU output that a shift made matter) stays there,
 like any relevance a bias takes.
 
@@ -38,12 +38,12 @@ and sums (residual additions, GAMER's ``n = sum_l a_l m_l``), *conv* for the oth
 - epsilon: ``R_i = sum_j a_i w_ij / (z_j + eps sign(z_j)) R_j``, ``z_j = sum_i a_i w_ij``; for
   sums and average pooling the proportional split.
 - alpha1beta0: ``R_i = sum_j (a_i w_ij)^+ / sum_i (a_i w_ij)^+ R_j`` for neurons whose output is
-  non-negative, as in seed 001. For a neuron with a negative output (LeakyReLU, fully connected
+  non-negative, as in Coll 2023. For a neuron with a negative output (LeakyReLU, fully connected
   layers, sums) the mirror rule with the negative contributions ``(a_i w_ij)^-`` is used. After a
   ReLU this is the usual rule; elsewhere it keeps the rule conservative and sign preserving (with
   a positive start, all relevance is non-negative), where the positive contributions alone would
   drop the relevance of neurons whose contributions are all negative.
-- zbeta: ``z_ij = a_i w_ij - l_i w_ij^+ - h_i w_ij^-`` with bounds ``(l, h)`` (seed 004 §II.F:
+- zbeta: ``z_ij = a_i w_ij - l_i w_ij^+ - h_i w_ij^-`` with bounds ``(l, h)`` (Lu 2023 §II.F:
   0 and 1 for min-max normalised images).
 
 The network input must be read by Conv3d or Linear layers, directly or through slicing (as
@@ -64,8 +64,8 @@ from bids_app.deep.networks import Add, Multiply
 
 __all__ = ["PRESETS", "combined_map", "fold_batchnorm", "relevance"]
 
-#: Rule per layer role. "composite": seed 004 §II.E-F after Montavon et al. (2019);
-#: "alpha1beta0": seed 001 §2.6 (beta = 0 on all layers).
+#: Rule per layer role. "composite": Lu 2023 §II.E-F after Montavon et al. (2019);
+#: "alpha1beta0": Coll 2023 §2.6 (beta = 0 on all layers).
 PRESETS: dict[str, dict[str, str]] = {
     "composite": {"input": "zbeta", "conv": "alpha1beta0", "dense": "epsilon"},
     "epsilon": {"input": "epsilon", "conv": "epsilon", "dense": "epsilon"},
@@ -255,7 +255,7 @@ class _PassThrough(nn.Module):
 
 
 class _GatedProduct(nn.Module):
-    """``Multiply``: seed 004 eq. (6)-(7), or LRP-all (everything to the signal)."""
+    """``Multiply``: Lu 2023 eq. (6)-(7), or LRP-all (everything to the signal)."""
 
     def __init__(self, settings: _Settings) -> None:
         super().__init__()
@@ -349,7 +349,7 @@ def _start_value(logits: Tensor, target: int | Tensor | None) -> Tensor:
     if logits.ndim != 2:
         raise ValueError(f"the network must return logits [B, K], got {tuple(logits.shape)}")
     if logits.shape[1] == 1:
-        # seed 004 eq. (5): start from f(x); target 0 explains the negative class, -f(x).
+        # Lu 2023 eq. (5): start from f(x); target 0 explains the negative class, -f(x).
         if target is None:
             return logits.sum()
         sign = 1.0 - 2.0 * (torch.as_tensor(target, device=logits.device) == 0).float()
@@ -388,25 +388,25 @@ def relevance(
         One-logit networks: by default (or 1) ``f(x)``, 0 for ``-f(x)``. Not allowed with
         ``start="attention"``.
     rule : {"composite", "epsilon", "alpha1beta0"}
-        Preset of ``PRESETS``: "composite" (seed 004 §II.E-F: z^beta on the input layer,
+        Preset of ``PRESETS``: "composite" (Lu 2023 §II.E-F: z^beta on the input layer,
         alpha1beta0 on convolutions, epsilon on fully connected layers), or one rule everywhere
-        ("alpha1beta0" is seed 001 §2.6).
+        ("alpha1beta0" is Coll 2023 §2.6).
     start : {"logit", "attention"}
-        Start from the logit, or (GAMER, seed 004 §II.F (ii)) from each attention weight ``a_l``,
+        Start from the logit, or (GAMER, Lu 2023 §II.F (ii)) from each attention weight ``a_l``,
         which gives channel l its own map started from ``a_l``.
     gated_rule : {"proportional", "all"}
-        Split of the element-wise products ``s * g`` and ``a_l * m_l``: seed 004 eq. (6)-(7), or
+        Split of the element-wise products ``s * g`` and ``a_l * m_l``: Lu 2023 eq. (6)-(7), or
         LRP-all (all relevance to the signal ``s`` or ``m_l``).
     epsilon : float
-        Stabiliser of the rules (seed 004 §II.F: 1e-8).
+        Stabiliser of the rules (Lu 2023 §II.F: 1e-8).
     bounds : pair of float
-        Lowest and highest voxel value for the z^beta rule (seed 004 §II.F: 0 and 1).
+        Lowest and highest voxel value for the z^beta rule (Lu 2023 §II.F: 0 and 1).
 
     Returns
     -------
     Tensor of the shape of ``x``
         Relevance per voxel and channel, float32 on ``x``'s device. With all biases zero it sums
-        to the start value (seed 004 eq. (5)); relevance given to the age is not part of it.
+        to the start value (Lu 2023 eq. (5)); relevance given to the age is not part of it.
 
     Examples
     --------
@@ -450,7 +450,7 @@ def relevance(
 
 
 def combined_map(relevance: Tensor, x: Tensor) -> Tensor:
-    """Return the combined map of seed 004 eq. (8), ``sum over contrasts of R_x * x``.
+    """Return the combined map of Lu 2023 eq. (8), ``sum over contrasts of R_x * x``.
 
     Parameters
     ----------

@@ -5,17 +5,17 @@ an optional ``age`` of shape ``[B]`` in years, and return logits of shape ``[B, 
 two logits (softmax outside the network) or one logit (sigmoid outside). ``positive_probability``
 turns either into the probability of the positive class.
 
-- ``ResNet3D``: the residual network of seed 001 §2.3.1 (Coll et al.). The paper names "3x3x3
+- ``ResNet3D``: the residual network of Coll 2023 §2.3.1 (Coll et al.). The paper names "3x3x3
   and 1x1x1 kernel convolution layers" per residual block; our reading is He et al.'s projection
   block: two 3x3x3 convolutions (each with batch normalisation, LeakyReLU after the first) on the
   main path, a 1x1x1 convolution with batch normalisation on the shortcut, their sum, LeakyReLU,
   then 2x2x2 max pooling.
-- ``CNN8``: the 8-convolution 3D CNN that seed 000 §2.2.2 takes from Turrisi et al. (2023) to
+- ``CNN8``: the 8-convolution 3D CNN that Turrisi 2024 §2.2.2 takes from Turrisi et al. (2023) to
   extract the deep features DL7 and DL8 (256 each). The exact layout is not published; our reading:
   3x3x3 convolution, batch normalisation and ReLU eight times, 2x2x2 max pooling after the 2nd, 4th
   and 6th convolution, global average pooling after the 8th (in place of a fourth max pooling) and
   a linear layer to two logits.
-- ``GAMER``: the multi-path network of seed 004 §II.B-C (Lu et al.): one DenseNet encoder per
+- ``GAMER``: the multi-path network of Lu 2023 §II.B-C (Lu et al.): one DenseNet encoder per
   contrast, a gated attention over the contrasts, the age and one logit. Where the paper is
   silent, the encoder follows MONAI's ``DenseNet`` (bottleneck of 4 x growth rate, transitions that
   halve the channels, global average pooling before the fully connected layer).
@@ -56,7 +56,7 @@ class Add(nn.Module):
 
 
 class Multiply(nn.Module):
-    """Element-wise (broadcast) product ``signal * gate``, for the gated LRP rule of seed 004."""
+    """Element-wise (broadcast) product ``signal * gate``, for the gated LRP rule of Lu 2023."""
 
     def forward(self, signal: Tensor, gate: Tensor) -> Tensor:
         """Return ``signal * gate``."""
@@ -107,7 +107,7 @@ def _conv_bn(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.M
 
 
 class ResidualBlock(nn.Module):
-    """Residual block of ResNet3D followed by 2x2x2 max pooling (seed 001 §2.3.1).
+    """Residual block of ResNet3D followed by 2x2x2 max pooling (Coll 2023 §2.3.1).
 
     Parameters
     ----------
@@ -135,19 +135,19 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet3D(nn.Module):
-    """The 3D residual network of seed 001 §2.3.1 (two logits).
+    """The 3D residual network of Coll 2023 §2.3.1 (two logits).
 
     Parameters
     ----------
     in_channels : int
-        Number of contrasts (seed 001: T1w and FLAIR).
+        Number of contrasts (Coll 2023: T1w and FLAIR).
     widths : sequence of int
-        Kernels of the residual blocks; seed 001 §2.3.1: 16, 32, 64, 128. Narrower nets suit tests.
+        Kernels of the residual blocks; Coll 2023 §2.3.1: 16, 32, 64, 128. Narrower nets suit tests.
     head : pair of int
-        Kernels of the first two 1x1x1 convolutions after the global max pooling (seed 001:
+        Kernels of the first two 1x1x1 convolutions after the global max pooling (Coll 2023:
         128, 64); the first reads ``widths[-1]`` channels.
     negative_slope : float
-        LeakyReLU slope (seed 001 names no value; torch's default).
+        LeakyReLU slope (Coll 2023 names no value; torch's default).
 
     Notes
     -----
@@ -172,7 +172,7 @@ class ResNet3D(nn.Module):
                 for n_in, n_out in pairwise((in_channels, *widths))
             )
         )
-        self.pool = nn.AdaptiveMaxPool3d(1)  # seed 001's "global adaptive max pooling (GAP)"
+        self.pool = nn.AdaptiveMaxPool3d(1)  # Coll 2023's "global adaptive max pooling (GAP)"
         self.head = nn.Sequential(
             nn.Conv3d(widths[-1], head[0], 1),
             nn.ReLU(),
@@ -196,15 +196,15 @@ class ResNet3D(nn.Module):
 
 
 class CNN8(nn.Module):
-    """The 8-convolution 3D CNN of seed 000 §2.2.2 (Turrisi et al. 2023; layout is our reading).
+    """The 8-convolution 3D CNN of Turrisi 2024 §2.2.2 (Turrisi et al. 2023; layout is our reading).
 
     Parameters
     ----------
     in_channels : int
-        Number of contrasts (seed 000: T1w only).
+        Number of contrasts (Turrisi 2024: T1w only).
     widths : sequence of 8 int
         Kernels of the eight convolutions; the last two give the 256 features of DL7 and DL8
-        (seed 000 §2.2.2).
+        (Turrisi 2024 §2.2.2).
 
     Notes
     -----
@@ -242,7 +242,7 @@ class CNN8(nn.Module):
         return h7, self.convs[7](h7)
 
     def conv_features(self, x: Tensor) -> dict[str, Tensor]:
-        """Return the deep features of seed 000 §2.2.2.
+        """Return the deep features of Turrisi 2024 §2.2.2.
 
         Parameters
         ----------
@@ -263,7 +263,7 @@ class CNN8(nn.Module):
         return self.classifier(self.average(self._last_maps(x)[1]).flatten(1))
 
     def embed(self, x: Tensor, age: Tensor | None = None) -> Tensor:
-        """Return DL7, the penultimate convolution's features (seed 000 §3: the best of the two)."""
+        """Return DL7, the penultimate convolution's features (the better, Turrisi 2024 §3)."""
         return self.conv_features(x)["dl7"]
 
 
@@ -286,20 +286,20 @@ class _DenseLayer(nn.Module):
 
 
 class DenseNetEncoder(nn.Module):
-    """One contrast's DenseNet path of GAMER (seed 004 §II.C), image to hidden vector ``m_l``.
+    """One contrast's DenseNet path of GAMER (Lu 2023 §II.C), image to hidden vector ``m_l``.
 
     Parameters
     ----------
     growth_rate : int
-        Feature maps added by each dense layer (seed 004: 4).
+        Feature maps added by each dense layer (Lu 2023: 4).
     init_features : int
-        Filters of the first convolution (seed 004: 16).
+        Filters of the first convolution (Lu 2023: 16).
     hidden : int
-        Size of the hidden vector (seed 004: 32).
+        Size of the hidden vector (Lu 2023: 32).
 
     Notes
     -----
-    Seed 004 §II.C: a convolutional block (3x3x3 conv, BN, ReLU, max pooling with kernel 3, stride
+    Lu 2023 §II.C: a convolutional block (3x3x3 conv, BN, ReLU, max pooling with kernel 3, stride
     2, padding 1), four dense blocks of two dense layers, three transition layers (BN, ReLU,
     1x1x1 conv, 2x2x2 average pooling), then BN, ReLU and a fully connected layer. Our reading
     where it is silent, as MONAI's ``DenseNet``: bottleneck of ``4 * growth_rate`` channels,
@@ -339,22 +339,22 @@ class DenseNetEncoder(nn.Module):
 
 
 class GAMER(nn.Module):
-    """Multi-path gated-attention network of seed 004 §II.B-C (GAMER-MRIL; one logit).
+    """Multi-path gated-attention network of Lu 2023 §II.B-C (GAMER-MRIL; one logit).
 
     Parameters
     ----------
     n_contrasts : int
         Number of contrasts L, one encoder each.
     growth_rate, init_features, hidden : int
-        Encoder settings, see ``DenseNetEncoder`` (seed 004: 4, 16, 32).
+        Encoder settings, see ``DenseNetEncoder`` (Lu 2023: 4, 16, 32).
     attention : int
-        Neurons K of the signal and gate layers (seed 004 §II.C: 16).
+        Neurons K of the signal and gate layers (Lu 2023 §II.C: 16).
 
     Notes
     -----
-    Seed 004 eq. (1)-(3): ``m_l`` is encoder l's output, ``s = tanh(U m_l)``,
+    Lu 2023 eq. (1)-(3): ``m_l`` is encoder l's output, ``s = tanh(U m_l)``,
     ``g = sigm(V m_l)``, ``a_l = softmax_l(w^T (s * g))`` and ``n = sum_l a_l m_l``; the
-    classifier reads ``n`` and the age divided by 100 (seed 004 §II.C).
+    classifier reads ``n`` and the age divided by 100 (Lu 2023 §II.C).
     """
 
     n_outputs = 1
@@ -411,11 +411,11 @@ class GAMER(nn.Module):
             Attention weights ``a_l``; each row sums to 1.
         """
         if age is None:
-            raise ValueError("GAMER needs the age in years (seed 004 §II.C); got age=None")
+            raise ValueError("GAMER needs the age in years (Lu 2023 §II.C); got age=None")
         n, weights = self._attend(x)
         if age.shape != (n.shape[0],):
             raise ValueError(f"age must have shape [{n.shape[0]}], got {tuple(age.shape)}")
-        scaled_age = age.to(device=n.device, dtype=n.dtype) / 100  # seed 004 §II.C
+        scaled_age = age.to(device=n.device, dtype=n.dtype) / 100  # Lu 2023 §II.C
         return self.classifier(torch.cat([n, scaled_age.unsqueeze(1)], dim=1)), weights
 
     def forward(self, x: Tensor, age: Tensor | None = None) -> Tensor:

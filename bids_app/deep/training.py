@@ -1,13 +1,13 @@
-"""Training and inference of the 3D classification networks (seed 001 §2.3.2-2.3.3, seed 004 §II.D).
+"""Training and inference of the 3D classification networks (Coll 2023 §2.3.2-2.3.3, Lu 2023 §II.D).
 
 A network here is a ``torch.nn.Module`` called as ``net(x, age=None)`` on ``[B, C, D, H, W]``
 volumes (``age`` in years, used where ``net.uses_age``), returning logits of shape
-``[B, net.n_outputs]``: two classes under a softmax (seed 001 §2.3.1) or one logit under a
-sigmoid (seed 004 §II.C); ``net.embed(x, age=None)`` gives its penultimate features.
+``[B, net.n_outputs]``: two classes under a softmax (Coll 2023 §2.3.1) or one logit under a
+sigmoid (Lu 2023 §II.C); ``net.embed(x, age=None)`` gives its penultimate features.
 
-Seed 001 trains with Adam on a class-weighted cross-entropy, batches of two, for at most 200
+Coll 2023 trains with Adam on a class-weighted cross-entropy, batches of two, for at most 200
 epochs with early stopping on the validation loss and a learning rate lowered when the
-validation performance stalls. Seed 004 trains with AdamW (learning rate 5e-5, weight decay
+validation performance stalls. Lu 2023 trains with AdamW (learning rate 5e-5, weight decay
 1e-2) on a binary cross-entropy weighted per sample by the closeness of the EDSS to 5, batches of
 70 drawn by a class-balancing weighted sampler, and selects models by validation AUC. Both are
 :data:`PRESETS`.
@@ -35,43 +35,43 @@ from bids_app.deep.volumes import VolumeDataset
 
 LOGGER = logging.getLogger(__name__)
 
-#: Classes of the binary stratification (seed 001: EDSS < 3 / >= 3; seed 004: EDSS < 5 / >= 5).
+#: Classes of the binary stratification (Coll 2023: EDSS < 3 / >= 3; Lu 2023: EDSS < 5 / >= 5).
 CLASSES = np.array([0, 1])
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Settings of :func:`train_network`; defaults are those of seed 001 §2.3.2.
+    """Settings of :func:`train_network`; defaults are those of Coll 2023 §2.3.2.
 
     Parameters
     ----------
     epochs : int, default=200
-        Largest number of epochs (seed 001 §2.3.2).
+        Largest number of epochs (Coll 2023 §2.3.2).
     batch_size : int, default=2
-        Training batch size (seed 001 §2.3.2); validation uses the same.
+        Training batch size (Coll 2023 §2.3.2); validation uses the same.
     optimizer : {"adam", "adamw"}, default="adam"
-        Adam (seed 001 §2.3.2) or AdamW (seed 004 §II.D).
+        Adam (Coll 2023 §2.3.2) or AdamW (Lu 2023 §II.D).
     learning_rate : float, default=1e-3
-        Initial learning rate; seed 001 gives none, so this is torch's Adam default.
+        Initial learning rate; Coll 2023 gives none, so this is torch's Adam default.
     weight_decay : float, default=0.0
         Weight decay (coupled L2 for Adam, decoupled for AdamW).
     loss : {"weighted-ce", "edss-closeness", "ce"}, default="weighted-ce"
         Per-sample weights of the cross-entropy: inverse to the class frequency in the training
-        set (seed 001 §2.3.2), the datasets' per-sample weights such as
-        :func:`edss_closeness_weights` (seed 004 §II.D), or none. Losses are weighted means,
+        set (Coll 2023 §2.3.2), the datasets' per-sample weights such as
+        :func:`edss_closeness_weights` (Lu 2023 §II.D), or none. Losses are weighted means,
         ``sum(w * loss) / sum(w)``.
     weighted_sampler : bool, default=False
-        Draw training batches with a class-balancing sampler (seed 004 §II.D).
+        Draw training batches with a class-balancing sampler (Lu 2023 §II.D).
     patience : int or None, default=20
-        Early stopping after this many epochs without a better validation score (seed 001
+        Early stopping after this many epochs without a better validation score (Coll 2023
         §2.3.2 gives no number); None trains for all epochs.
     lr_factor : float, default=0.1
-        Factor of ReduceLROnPlateau (seed 001 §2.3.2 gives none; torch's default).
+        Factor of ReduceLROnPlateau (Coll 2023 §2.3.2 gives none; torch's default).
     lr_patience : int or None, default=10
         Patience of ReduceLROnPlateau (torch's default); None keeps the learning rate constant.
     monitor : {"loss", "auc"}, default="loss"
         Validation score for early stopping, learning-rate decay and the choice of the best
-        epoch: the loss (seed 001 §2.3.2) or the AUC (seed 004 §II.D).
+        epoch: the loss (Coll 2023 §2.3.2) or the AUC (Lu 2023 §II.D).
     bf16 : bool, default=True
         bfloat16 autocast of the forward pass, on CUDA only.
     num_workers : int, default=0
@@ -116,12 +116,12 @@ class TrainingConfig:
 
 #: Training presets; override with ``dataclasses.replace(PRESETS[name], epochs=...)``.
 PRESETS: dict[str, TrainingConfig] = {
-    # Seed 001 §2.3.2: Adam, batches of 2, <= 200 epochs, weighted cross-entropy, early stopping
+    # Coll 2023 §2.3.2: Adam, batches of 2, <= 200 epochs, weighted cross-entropy, early stopping
     # on the validation loss, learning-rate decay on plateaus.
     "coll2023": TrainingConfig(),
-    # Seed 004 §II.D: AdamW (lr 5e-5, weight decay 1e-2), batches of 70, EDSS-closeness weights,
+    # Lu 2023 §II.D: AdamW (lr 5e-5, weight decay 1e-2), batches of 70, EDSS-closeness weights,
     # weighted sampler, AUC as the metric. It states no epochs, early stopping or decay: the
-    # epochs and patience of seed 001 are kept, the learning rate stays constant.
+    # epochs and patience of Coll 2023 are kept, the learning rate stays constant.
     "lu2023": TrainingConfig(
         batch_size=70,
         optimizer="adamw",
@@ -159,7 +159,7 @@ class TrainingResult:
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Class weights inverse to the class frequencies, ``n / (2 * n_c)`` (seed 001 §2.3.2).
+    """Class weights inverse to the class frequencies, ``n / (2 * n_c)`` (Coll 2023 §2.3.2).
 
     Parameters
     ----------
@@ -180,7 +180,7 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
-    """Sampler drawing both classes equally often, with replacement (seed 004 §II.D).
+    """Sampler drawing both classes equally often, with replacement (Lu 2023 §II.D).
 
     Parameters
     ----------
@@ -201,14 +201,14 @@ def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> Weighted
 
 
 def edss_closeness_weights(edss: np.ndarray, centre: float = 5.0) -> np.ndarray:
-    """Loss weights ``2 - |EDSS - 5| / 5`` of seed 004 §II.D: 2 at EDSS 5, 1 at EDSS 0 or 10.
+    """Loss weights ``2 - |EDSS - 5| / 5`` of Lu 2023 §II.D: 2 at EDSS 5, 1 at EDSS 0 or 10.
 
     Parameters
     ----------
     edss : array-like of float
         EDSS of each sample, in [0, 10].
     centre : float, default=5.0
-        The EDSS of greatest weight, seed 004's class threshold.
+        The EDSS of greatest weight, Lu 2023's class threshold.
 
     Returns
     -------
@@ -235,7 +235,7 @@ def train_network(
 ) -> TrainingResult:
     """Train a network, keeping the weights of its best validation epoch.
 
-    Each epoch goes once through the training items (seed 001 §2.3.2), then scores the
+    Each epoch goes once through the training items (Coll 2023 §2.3.2), then scores the
     validation set; the learning rate drops by ``lr_factor`` when the monitored score stalls
     for ``lr_patience`` epochs, and training stops after ``patience`` epochs without a better
     score. Without a validation set the training loss drives the learning-rate decay and the
@@ -303,7 +303,7 @@ def predict(
     batch_size: int,
     bf16: bool = True,
 ) -> np.ndarray:
-    """Probability of the positive class for each item (seed 001 §2.3.3), in eval mode.
+    """Probability of the positive class for each item (Coll 2023 §2.3.3), in eval mode.
 
     Parameters
     ----------

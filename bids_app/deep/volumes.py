@@ -1,9 +1,9 @@
 """Whole-brain crops in memory for the 3D networks: loading, checks and a torch ``Dataset``.
 
-The networks of seed 001 (§2.3, two contrasts of 144x184x152 voxels) and seed 004 (§II.A, three
+The networks of Coll 2023 (§2.3, two contrasts of 144x184x152 voxels) and Lu 2023 (§II.A, three
 qMR maps of 96x96x112 voxels) see whole crops, so a cohort of a few hundred subjects is held in
 memory as one ``[N, C, D, H, W]`` array. It is stored as float16 by default, half the memory of
-float32: crops are min-max normalised to [0, 1] (seed 001 §2.2, seed 004 §II.A) or z-scored, far
+float32: crops are min-max normalised to [0, 1] (Coll 2023 §2.2, Lu 2023 §II.A) or z-scored, far
 inside float16's range (±65504) and resolved to about three significant digits. Samples are cast
 to float32 one at a time when the network asks for them.
 """
@@ -55,7 +55,7 @@ def memory_estimate(
 
     Examples
     --------
-    >>> round(memory_estimate(385, (2, 144, 184, 152)) / 2**30, 2)  # seed 001's cohort, GiB
+    >>> round(memory_estimate(385, (2, 144, 184, 152)) / 2**30, 2)  # Coll 2023's cohort, GiB
     5.78
     """
     return int(n_samples) * int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -176,7 +176,7 @@ class VolumeDataset(Dataset):
     """Samples of an in-memory ``[N, C, D, H, W]`` array, optionally mirrored and augmented.
 
     Items are rows of ``volumes`` selected by ``indices`` (default: every row once), so folds
-    and the offline flip expansion of seed 001 §2.3.2 (see
+    and the offline flip expansion of Coll 2023 §2.3.2 (see
     :func:`bids_app.deep.augment.flip_expansion`) share one array without copying it.
 
     Parameters
@@ -186,7 +186,7 @@ class VolumeDataset(Dataset):
     labels : array-like of int, shape (N,)
         Class of each row (0 or 1).
     ages : array-like of float, shape (N,), optional
-        Age in years of each row, for networks that use age (seed 004 §II.C).
+        Age in years of each row, for networks that use age (Lu 2023 §II.C).
     weights : array-like of float, shape (N,), optional
         Loss weight of each row (e.g. :func:`bids_app.deep.training.edss_closeness_weights`).
     indices : array-like of int, shape (M,), optional

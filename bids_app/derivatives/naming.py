@@ -320,7 +320,7 @@ GROUP: dict[str, GroupOutput] = {
     "ancova": _tsv("ancova_{family}", "ANCOVA of every feature of a family between groups"),
     "histograms_by_group": _tsv("histograms_by_group", "mean intensity histogram per group"),
     "figure_histograms_by_group": _png("histograms_by_group", "mean histogram per group"),
-    # clustering and survival (seed 002)
+    # clustering and survival (Milella 2023)
     "clusters": _tsv("clusters", "cluster, metrics and silhouette of every clustered patient"),
     "clustering_bic": _tsv("clustering_bic", "BIC of the Gaussian mixture for every k"),
     "clustering_silhouette": _tsv("clustering_silhouette", "mean silhouette per cluster"),
@@ -333,7 +333,7 @@ GROUP: dict[str, GroupOutput] = {
     "survival_logrank": _tsv("survival_logrank", "log-rank tests between clusters"),
     "survival_odds_ratios": _tsv("survival_odds_ratios", "odds of short survival by cluster"),
     "figure_survival_km": _png("survival_km", "Kaplan-Meier curves by cluster"),
-    # classification (seed 000 Tables 1, 3 and 4)
+    # classification (Turrisi 2024 Tables 1, 3 and 4)
     **{
         f"classification_{name}": _tsv(f"classification_{name}", description)
         for name, description in (
@@ -372,7 +372,7 @@ GROUP: dict[str, GroupOutput] = {
     "deep_model_card": GroupOutput(
         "deep_models/model_card.json", "json", "the networks' model card, with file digests"
     ),
-    # attention maps (seed 001 §2.6, seed 004 §II.G)
+    # attention maps (Coll 2023 §2.6, Lu 2023 §II.G)
     "deep_relevance_average": _nifti(
         "deep_{network}_relevance_{group}", "class-average relevance of a prediction group"
     ),

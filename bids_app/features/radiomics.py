@@ -27,7 +27,7 @@ import SimpleITK as sitk  # noqa: N813 (SimpleITK's documented alias)
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 #: The shipped PyRadiomics parameter file (paper 000, section 2.2.1).
-DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "data" / "radiomics_000.yaml"
+DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "data" / "radiomics_turrisi2024.yaml"
 
 #: Feature classes in the order of paper 000, section 2.2.1 (also the order of the columns).
 FEATURE_CLASSES = ("firstorder", "shape", "glcm", "gldm", "glrlm", "glszm", "ngtdm")

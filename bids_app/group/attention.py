@@ -1,9 +1,9 @@
 """Group level: analyses of the networks' out-of-fold attention maps.
 
-Seed 001 §2.6: class-average relevance maps of the true/false positives/negatives, the same
+Coll 2023 §2.6: class-average relevance maps of the true/false positives/negatives, the same
 binarised at the 95th percentile, mean relevance per atlas region ranked, and a voxel-wise
 regression of the relevance on the lesion indicator and the (log-)Jacobian within each
-prediction group (R², partial R² and standardised beta maps). Seed 004 §II.G: the voxel-inversion
+prediction group (R², partial R² and standardised beta maps). Lu 2023 §II.G: the voxel-inversion
 test and, for a numeric target, Spearman's ρ of the mean intensity inside each subject's most
 relevant voxels with the clinical score, with a permutation p-value.
 """
@@ -40,9 +40,9 @@ from bids_app.statistics.attention import (
 
 LOGGER = logging.getLogger("bids_app.deep")
 
-#: Percentile of the class-average maps kept in their binarised copies (seed 001 §2.6.1).
+#: Percentile of the class-average maps kept in their binarised copies (Coll 2023 §2.6.1).
 TOP_PERCENTILE = 95.0
-#: Quantiles of the voxel-inversion test (seed 004 §II.G used quantile masks from high to low).
+#: Quantiles of the voxel-inversion test (Lu 2023 §II.G used quantile masks from high to low).
 INVERSION_QUANTILES = (0.99, 0.95, 0.9)
 #: Quantile of the mask whose mean intensity is correlated with the clinical score.
 SPEARMAN_QUANTILE = 0.95
@@ -162,7 +162,7 @@ def run_attention_analyses(
     outcome : DeepOutcome
         The trained networks, their out-of-fold predictions and relevance maps.
     target : Target
-        What the networks predict (a numeric target gets the Spearman test of seed 004).
+        What the networks predict (a numeric target gets the Spearman test of Lu 2023).
     config : Config
         Atlas, seed, template folder.
     writer : DerivativesWriter
@@ -263,7 +263,7 @@ def _regression(
     outcome: DeepOutcome,
     writer: DerivativesWriter,
 ) -> pd.DataFrame:
-    """Voxel-wise regression of the relevance per prediction group (seed 001 §2.6.3)."""
+    """Voxel-wise regression of the relevance per prediction group (Coll 2023 §2.6.3)."""
     rows = []
     for group in np.unique(groups):
         members = groups == group
@@ -307,7 +307,7 @@ def _spearman(
     config: Config,
     writer: DerivativesWriter,
 ) -> pd.DataFrame:
-    """Spearman's ρ of the mean intensity in the top relevance mask with the score (seed 004)."""
+    """Spearman's ρ of the mean intensity in the top relevance mask with the score (Lu 2023)."""
     masks = np.stack([quantile_masks(m, (SPEARMAN_QUANTILE,), brain)[0] for m in maps])
     images = outcome.volumes[:, 0].astype(np.float32)
     counts = masks.sum(axis=(1, 2, 3))

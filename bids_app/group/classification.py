@@ -1,7 +1,7 @@
 """Group-level classification: design → nested cross-validation → tables, models, results.
 
 The thin layer between the configuration and the estimators of :mod:`bids_app.models`: it picks
-the feature sets, runs every classifier on every set, writes the tables (seed 000 Tables 1, 3
+the feature sets, runs every classifier on every set, writes the tables (Turrisi 2024 Tables 1, 3
 and 4 among them), the out-of-fold predictions and the saved models, and returns what the report
 shows (:mod:`bids_app.reports.classification` draws it). ``--apply-models`` applies saved models
 to this dataset instead.
@@ -422,7 +422,7 @@ def run_apply_models(
     config: Config,
     writer: DerivativesWriter,
 ) -> ExternalResult:
-    """Apply saved models to this dataset (external validation, seed 001 §2.5).
+    """Apply saved models to this dataset (external validation, Coll 2023 §2.5).
 
     Each model predicts every session with the values it needs; the labels, when this dataset
     has the models' target column, give the metrics of the majority vote and of the full model.

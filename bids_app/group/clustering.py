@@ -1,4 +1,4 @@
-"""Group-level clustering of the patients, cluster profiles and survival (seed 002).
+"""Group-level clustering of the patients, cluster profiles and survival (Milella 2023).
 
 The thin layer between the configuration and :mod:`bids_app.statistics.clustering` /
 :mod:`bids_app.statistics.survival`: it builds one row per participant (first session) with
@@ -44,13 +44,13 @@ from bids_app.statistics.survival import (
 
 LOGGER = logging.getLogger("bids_app.group")
 
-#: Seed 002's clustering metrics: family → columns (thickness pair-wise means, medulla volume).
+#: Milella 2023's clustering metrics: family → columns (thickness pair-wise means, medulla volume).
 RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
     "milella2023": {"thickness": ("precentral", "paracentral"), "volumes": ("medulla",)},
 }
 #: Name of the controls' group in the cluster tables.
 CONTROLS = "controls"
-#: Clinical variables described per cluster when present (seed 002's profile table).
+#: Clinical variables described per cluster when present (Milella 2023's profile table).
 PROFILE_CONTINUOUS = ("age", "alsfrs_r", "disease_duration", "edss", "survival_months")
 PROFILE_CATEGORICAL = ("sex", "site", "onset")
 

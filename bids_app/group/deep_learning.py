@@ -26,8 +26,8 @@ import torch
 
 from bids_app import __version__
 from bids_app.config import Config
+from bids_app.deep.augment import COLL2023_FLIP_RATES
 from bids_app.deep.augment import PRESETS as AUGMENTATIONS
-from bids_app.deep.augment import SEED001_FLIP_RATES
 from bids_app.deep.bundle import CARD_VERSION, checkpoint, load_checkpoint
 from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validate, fold_models
 from bids_app.deep.devices import resolve_device
@@ -135,9 +135,9 @@ def network_options(name: str, base_width: int) -> dict[str, Any]:
     Returns
     -------
     dict
-        With ``base_width=16``: ResNet3D kernels 16/32/64/128 and head 128-64 (seed 001
-        §2.3.1); CNN8 kernels 32-256, giving 256 features per layer (seed 000 §2.2.2); GAMER
-        16 initial features (seed 004 §II.C).
+        With ``base_width=16``: ResNet3D kernels 16/32/64/128 and head 128-64 (Coll 2023
+        §2.3.1); CNN8 kernels 32-256, giving 256 features per layer (Turrisi 2024 §2.2.2); GAMER
+        16 initial features (Lu 2023 §II.C).
 
     Examples
     --------
@@ -167,7 +167,7 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
     Returns
     -------
     NetworkSpec
-        Network options, training, augmentation, the seed 001 flips and the validation fold.
+        Network options, training, augmentation, the Coll 2023 flips and the validation fold.
     """
     training = TRAININGS[config.deep.dl_preset]
     overrides: dict[str, Any] = {"seed": config.seed}
@@ -180,7 +180,7 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
         options=network_options(name, config.deep.dl_base_width),
         training=dataclasses.replace(training, **overrides),
         augmentation=AUGMENTATIONS[config.deep.dl_preset],
-        flip_rates=SEED001_FLIP_RATES if config.deep.dl_preset == "coll2023" else None,
+        flip_rates=COLL2023_FLIP_RATES if config.deep.dl_preset == "coll2023" else None,
         validation=config.deep.dl_validation,
     )
 
@@ -188,22 +188,22 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
 def _closeness_weights(
     rows: pd.DataFrame, target: Target, spec: NetworkSpec
 ) -> tuple[np.ndarray | None, NetworkSpec]:
-    """Seed 004's EDSS-closeness loss weights, centred on the target's threshold.
+    """Lu 2023's EDSS-closeness loss weights, centred on the target's threshold.
 
     Without a numeric target (``--threshold``) there is no score to be close to: the
-    class-weighted cross-entropy of seed 001 is used instead, with a warning.
+    class-weighted cross-entropy of Coll 2023 is used instead, with a warning.
     """
     scores = pd.to_numeric(rows[target.column], errors="coerce")
     if target.threshold is None or scores.isna().any() or not scores.between(0, 10).all():
         LOGGER.warning(
-            "%s: the EDSS-closeness loss of seed 004 needs a numeric --target in [0, 10] with "
+            "%s: the EDSS-closeness loss of Lu 2023 needs a numeric --target in [0, 10] with "
             "--threshold; using the class-weighted cross-entropy",
             spec.name,
         )
         return None, dataclasses.replace(
             spec, training=dataclasses.replace(spec.training, loss="weighted-ce")
         )
-    # seed 004 §II.D centres the weights on EDSS 5, its class threshold
+    # Lu 2023 §II.D centres the weights on EDSS 5, its class threshold
     return edss_closeness_weights(scores.to_numpy(), centre=target.threshold), spec
 
 
@@ -261,7 +261,7 @@ def _labels(
     reasons[y.isna()] = f"no {target.column}"
     if needs_age:
         age = pd.to_numeric(clinical.get("age"), errors="coerce")
-        reasons[(reasons == "") & age.isna()] = "no age (GAMER takes age, seed 004 §II.C)"
+        reasons[(reasons == "") & age.isna()] = "no age (GAMER takes age, Lu 2023 §II.C)"
     kept = crops[reasons == ""].assign(
         y_true=y[reasons == ""].astype(int), **{target.column: clinical[target.column]}
     )
@@ -576,7 +576,7 @@ def pretrained_features(
 ) -> dict[str, pd.DataFrame]:
     """Extract a pretrained network's deep features of every session (``--feature-extractor``).
 
-    Seed 000 §2.2.2 used a 3D CNN trained on Alzheimer's disease as a feature extractor: the
+    Turrisi 2024 §2.2.2 used a 3D CNN trained on Alzheimer's disease as a feature extractor: the
     global averages of its last (DL8) and penultimate (DL7) convolution, 256 features each. A
     CNN8 checkpoint gives both families; other networks give their penultimate features.
     Nothing is fitted on the data, so the features carry no label information.

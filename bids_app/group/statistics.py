@@ -1,9 +1,9 @@
 """Group-level statistics: ANCOVA of every feature between groups, mean intensity histograms.
 
 The thin layer between the configuration and :mod:`bids_app.statistics`: one row per participant
-(the first session: the ANCOVA assumes independent rows), the covariates of seed 002 (age and
+(the first session: the ANCOVA assumes independent rows), the covariates of Milella 2023 (age and
 sex) plus the total intracranial volume where the volumes were computed, FDR over the features
-of each family; the mean histogram per group of seed 000 Figure 3.
+of each family; the mean histogram per group of Turrisi 2024 Figure 3.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def run_statistics(
         if family not in tables:
             continue
         data = first_sessions(tables[family]).set_index("participant_id")
-        # TIV is a covariate (seed 002 corrects for it), so not itself a compared feature
+        # TIV is a covariate (Milella 2023 corrects for it), so not itself a compared feature
         features = [c for c in data.columns if c not in ("session_id", "tiv")]
         model_covariates = [c for c in covariates if c in clinical]
         design = data[features].join(clinical[[group_column, *model_covariates]])

@@ -1,13 +1,13 @@
 """The classifiers of the group level, their hyper-parameter grids and their pipelines.
 
-The grids are those of seed 000 (Turrisi et al.) §2.3-2.4: KNN with k in {3, 5, 7}; random forest
-with N in {5, 100, 200, 500} trees; SVM with linear, RBF, polynomial and sigmoid kernels, C in
-{1e-4, ..., 10}, γ in {1e-3, ..., 10} (RBF) and degree in {2, 3} (polynomial); the DNN with early
+The grids are those of Turrisi 2024 (Turrisi et al.) §2.3-2.4: KNN with k in {3, 5, 7}; random
+forest with N in {5, 100, 200, 500} trees; SVM with linear, RBF, polynomial and sigmoid kernels, C
+in {1e-4, ..., 10}, γ in {1e-3, ..., 10} (RBF) and degree in {2, 3} (polynomial); the DNN with early
 stopping on the training F1 (DNNt) or on a 20 % validation split (DNNv), each run 5 times. The
-logistic regression on volumes is the baseline of seed 001 §2.4.
+logistic regression on volumes is the baseline of Coll 2023 §2.4.
 
 Every classifier runs in one imbalanced-learn :class:`~imblearn.pipeline.Pipeline`: standard
-scaling → ComBat (when the rows come from several sites) → SMOTE (seed 000 §2.4, k = 5) → the
+scaling → ComBat (when the rows come from several sites) → SMOTE (Turrisi 2024 §2.4, k = 5) → the
 classifier, so that everything fitted sees the training rows of a fold only (SMOTE resamples
 during ``fit`` only, never at prediction).
 """
@@ -30,13 +30,13 @@ from sklearn.svm import SVC
 
 from bids_app.models.harmonization import ComBatHarmonizer
 
-#: Regularisation strengths of the SVM grid (seed 000 §2.4).
+#: Regularisation strengths of the SVM grid (Turrisi 2024 §2.4).
 SVM_C = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-#: Kernel coefficients of the RBF grid (seed 000 §2.4).
+#: Kernel coefficients of the RBF grid (Turrisi 2024 §2.4).
 SVM_GAMMA = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
-#: SMOTE neighbours (seed 000 §2.4: "k=5 samples of the nearest neighbors").
+#: SMOTE neighbours (Turrisi 2024 §2.4: "k=5 samples of the nearest neighbors").
 SMOTE_K = 5
-#: Repeats of each DNN with a different initialisation (seed 000 §2.4: "5 trials").
+#: Repeats of each DNN with a different initialisation (Turrisi 2024 §2.4: "5 trials").
 DNN_TRIALS = 5
 
 
@@ -49,7 +49,7 @@ class ClassifierSpec:
     name : str
         Short name (the column of the results tables).
     label : str
-        Name as seed 000's tables print it.
+        Name as Turrisi 2024's tables print it.
     build : callable
         ``build(random_state) -> estimator``.
     grid : dict
@@ -75,7 +75,7 @@ def _dnn(early_stopping: str) -> Callable[[int], BaseEstimator]:
     return build
 
 
-#: The classifiers of seed 000 Table 3 plus the logistic regression of seed 001.
+#: The classifiers of Turrisi 2024 Table 3 plus the logistic regression of Coll 2023.
 CLASSIFIERS: dict[str, ClassifierSpec] = {
     spec.name: spec
     for spec in (
@@ -114,7 +114,7 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {
         ),
         ClassifierSpec("dnn_t", "DNNt", _dnn("train"), trials=DNN_TRIALS),
         ClassifierSpec("dnn_v", "DNNv", _dnn("validation"), trials=DNN_TRIALS),
-        # seed 001 §2.4 fits an ordinary logistic regression on five volumes; with hundreds of
+        # Coll 2023 §2.4 fits an ordinary logistic regression on five volumes; with hundreds of
         # radiomic features it needs a penalty, so C is searched like the linear SVM's
         ClassifierSpec(
             "logistic_regression",

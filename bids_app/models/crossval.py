@@ -1,8 +1,8 @@
 """Nested, subject-grouped, stratified cross-validation of one classifier on one feature set.
 
-Seed 000 §2.4: "stratified-nested K-fold cross-validation loop with K=3", the data "shuffled with
-random state 42", a grid search for the hyper-parameters, SMOTE on the training set. Seed 001
-§2.1: all scans of one patient in the same fold. The outer folds are
+Turrisi 2024 §2.4: "stratified-nested K-fold cross-validation loop with K=3", the data
+"shuffled with random state 42", a grid search for the hyper-parameters, SMOTE on the training
+set. Coll 2023 §2.1: all scans of one patient in the same fold. The outer folds are
 :class:`~sklearn.model_selection.StratifiedGroupKFold` over the participants; the inner grid search
 uses the same splitter on the outer training rows only, and everything fitted (scaler, ComBat,
 SMOTE, classifier) lives in the pipeline that the search refits on the outer training rows.
@@ -23,9 +23,9 @@ from bids_app.errors import DataError
 from bids_app.models.classifiers import ClassifierSpec, param_grid
 from bids_app.models.metrics import METRICS, binary_metrics, positive_scores
 
-#: Outer and inner folds (seed 000 §2.4: K = 3).
+#: Outer and inner folds (Turrisi 2024 §2.4: K = 3).
 N_FOLDS = 3
-#: Default shuffling seed of the splits (seed 000 §2.4: "random state 42").
+#: Default shuffling seed of the splits (Turrisi 2024 §2.4: "random state 42").
 SPLIT_SEED = 42
 
 
@@ -59,7 +59,7 @@ class CVResult:
         score, y_pred`` (score and prediction averaged over the trials).
     models : list
         The fitted pipelines of the first repeat, one per fold (first trial), for the majority
-        vote of seed 001 §2.5.
+        vote of Coll 2023 §2.5.
     """
 
     feature_set: str

@@ -1,7 +1,7 @@
 """The design of a group-level analysis: features, target, subjects, sites and covariates.
 
 One row per session. Sessions of one subject share a ``group`` (the participant), so that the
-cross-validation keeps them in one fold (seed 001 §2.1: "all MRI scans from a given patient
+cross-validation keeps them in one fold (Coll 2023 §2.1: "all MRI scans from a given patient
 were included in the same fold"). Every row or column left out is listed with its reason.
 """
 
@@ -39,7 +39,7 @@ class Target:
     positive_label : str or None
         The class called positive (for a categorical column).
     threshold : float or None
-        For a numeric column: values ``>= threshold`` are positive (EDSS >= 3.0 in seed 001).
+        For a numeric column: values ``>= threshold`` are positive (EDSS >= 3.0 in Coll 2023).
     """
 
     column: str

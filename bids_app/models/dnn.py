@@ -1,6 +1,6 @@
-"""The fully connected deep neural network of seed 000 (DNNt, DNNv) as a scikit-learn classifier.
+"""The fully connected network of Turrisi 2024 (DNNt, DNNv) as a scikit-learn classifier.
 
-Seed 000 §2.4 describes the network as "3 layers with 50, 3, 2 neurons" with dropout p = 0.2
+Turrisi 2024 §2.4 describes the network as "3 layers with 50, 3, 2 neurons" with dropout p = 0.2
 "after each layer", trained on the cross-entropy with Adam (learning rate 0.001) and "an
 l2-penalty equal to 0.001", for at most 200 epochs with a patience of 50 epochs. Early stopping
 monitors the F1 score of the training set (DNNt) or of a 20 % validation split of it (DNNv).
@@ -17,7 +17,7 @@ weighs as much as the arithmetic. Its gradients are therefore written out by han
 products per layer), and all weights live in one flat buffer that a single Adam update treats at
 once: against autograd and ``torch.optim.Adam`` at equal results, this takes about half the CPU
 time per fit (``benchmarks/bench_dnn.py``, ``benchmarks/results/dnn.tsv``), and the group level
-fits each DNN 5 times per fold and feature set (seed 000 §2.4's trials). ``tests/test_dnn.py``
+fits each DNN 5 times per fold and feature set (Turrisi 2024 §2.4's trials). ``tests/test_dnn.py``
 checks the gradients against autograd.
 """
 
@@ -36,7 +36,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-#: Keras's defaults for Adam, which seed 000 §2.4 does not change.
+#: Keras's defaults for Adam, which Turrisi 2024 §2.4 does not change.
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-7
 
@@ -141,7 +141,7 @@ class _Network:
         delta.sub_(targets).div_(len(x))
         for layer in reversed(range(len(self.weights))):
             # inputsᵀ · delta + 2 l2 W: the penalty is Keras's kernel_regularizer=l2(l2), l2 ΣW²
-            # (seed 000 §2.4's "l2-penalty equal to 0.001"), not weight decay of the update.
+            # (Turrisi 2024 §2.4's "l2-penalty equal to 0.001"), not weight decay of the update.
             torch.addmm(
                 self.weights[layer],
                 inputs[layer].T,
@@ -196,7 +196,7 @@ def _macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> flo
 
 
 class DNNClassifier(ClassifierMixin, BaseEstimator):
-    """Fully connected network with dropout and F1-based early stopping (seed 000 §2.4).
+    """Fully connected network with dropout and F1-based early stopping (Turrisi 2024 §2.4).
 
     ``early_stopping="train"`` is the paper's DNNt: the F1 score of the whole training set is
     monitored. ``early_stopping="validation"`` is its DNNv: a stratified ``validation_fraction``
@@ -271,15 +271,15 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden_units: tuple[int, ...] = (50, 3),  # seed 000 §2.4: 50, 3 (and 2 output) neurons
-        dropout: float = 0.2,  # seed 000 §2.4
-        learning_rate: float = 1e-3,  # seed 000 §2.4: Adam, learning rate 0.001
-        l2: float = 1e-3,  # seed 000 §2.4: "l2-penalty equal to 0.001"
-        max_epochs: int = 200,  # seed 000 §2.4
-        patience: int = 50,  # seed 000 §2.4
-        early_stopping: Literal["train", "validation"] = "train",  # seed 000 §2.4: DNNt
-        validation_fraction: float = 0.2,  # seed 000 §2.4: DNNv's 20 % of the training set
-        batch_size: int = 32,  # not given in seed 000 §2.4: Keras's default
+        hidden_units: tuple[int, ...] = (50, 3),  # Turrisi 2024 §2.4: 50, 3 (and 2 output) neurons
+        dropout: float = 0.2,  # Turrisi 2024 §2.4
+        learning_rate: float = 1e-3,  # Turrisi 2024 §2.4: Adam, learning rate 0.001
+        l2: float = 1e-3,  # Turrisi 2024 §2.4: "l2-penalty equal to 0.001"
+        max_epochs: int = 200,  # Turrisi 2024 §2.4
+        patience: int = 50,  # Turrisi 2024 §2.4
+        early_stopping: Literal["train", "validation"] = "train",  # Turrisi 2024 §2.4: DNNt
+        validation_fraction: float = 0.2,  # Turrisi 2024 §2.4: DNNv's 20 % of the training set
+        batch_size: int = 32,  # not given in Turrisi 2024 §2.4: Keras's default
         random_state: int | np.random.RandomState | None = None,
         device: str = "cpu",
     ) -> None:
@@ -343,7 +343,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         fit_rows = np.arange(len(y))
         monitor_rows = fit_rows
         if self.early_stopping == "validation":
-            # Seed 000 §2.4 does not say what DNNv monitors on its 20 % split (Keras's default
+            # Turrisi 2024 §2.4 does not say what DNNv monitors on its 20 % split (Keras's default
             # would be the validation loss); as DNNt, it is the F1 score here, on a split
             # stratified by class so that each class is in it (Keras's validation_split takes
             # the last rows, unshuffled).
@@ -356,8 +356,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         monitor_features = features[torch.as_tensor(monitor_rows, device=self.device)]
         monitor_classes = classes[torch.as_tensor(monitor_rows, device=self.device)]
 
-        # Seed 000 §2.4's dropout "after each layer" is read as after each hidden layer: dropping
-        # output units would only perturb the softmax.
+        # Turrisi 2024 §2.4's dropout "after each layer" is read as after each hidden layer:
+        # dropping output units would only perturb the softmax.
         network = self._network_type(
             [X.shape[1], *map(int, self.hidden_units), n_classes],
             self.dropout,

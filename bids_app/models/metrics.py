@@ -1,6 +1,6 @@
 """Performance of a binary classifier on a test set.
 
-Seed 000 §2.5 reports precision, recall, F1, AUC and AUPRC; seed 001 §2.7 balanced accuracy,
+Turrisi 2024 §2.5 reports precision, recall, F1, AUC and AUPRC; Coll 2023 §2.7 balanced accuracy,
 sensitivity and specificity. All come from scikit-learn; the confusion matrix is kept as counts.
 """
 

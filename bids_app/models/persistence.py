@@ -1,7 +1,7 @@
 """Saved models: a manifest of what each model needs, loading with checks, and applying.
 
 A saved model is a set of fitted pipelines for one feature set and classifier: one per outer
-fold (combined by majority vote on new data, seed 001 §2.5: "a majority voting of the seven
+fold (combined by majority vote on new data, Coll 2023 §2.5: "a majority voting of the seven
 different models") and one refitted on all the data. The manifest records the feature columns,
 the training participants, the target, the site and covariate columns, the software versions and
 a SHA-256 digest of every file, which is checked before anything is unpickled.

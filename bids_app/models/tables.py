@@ -1,4 +1,4 @@
-"""The result tables of the classification in the formats of seed 000 (Tables 1, 3 and 4)."""
+"""The result tables of the classification in the formats of Turrisi 2024 (Tables 1, 3 and 4)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _label(name: str) -> str:
 
 
 def f1_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Seed 000 Table 3: F1 (%) mean ± SD, classifiers as rows and feature sets as columns.
+    """Turrisi 2024 Table 3: F1 (%) mean ± SD, classifiers as rows and feature sets as columns.
 
     Parameters
     ----------
@@ -47,14 +47,14 @@ def f1_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_models(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
-    """Seed 000 Table 4: the best classifier of each feature set (by mean ``metric``).
+    """Turrisi 2024 Table 4: the best classifier of each feature set (by mean ``metric``).
 
     Parameters
     ----------
     summary : pandas.DataFrame
         From :func:`~bids_app.models.crossval.summarise`.
     metric : str
-        The metric that ranks the classifiers (seed 000 ranks by F1).
+        The metric that ranks the classifiers (Turrisi 2024 ranks by F1).
 
     Returns
     -------
@@ -68,7 +68,7 @@ def best_models(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
 
 
 def chosen_parameters(folds: pd.DataFrame) -> pd.DataFrame:
-    """Seed 000 Table 1: the hyper-parameters the inner search chose, per fold and overall.
+    """Turrisi 2024 Table 1: the hyper-parameters the inner search chose, per fold and overall.
 
     Parameters
     ----------

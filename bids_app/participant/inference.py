@@ -1,11 +1,11 @@
 """Participant level: apply trained networks (``--models``) to each session's crops.
 
 For every session with CNN-ready crops, each network of the bundle predicts with all its fold
-models; they are combined by majority vote (seed 001 §2.5) and by their mean probability. The
-attention map is the LRP relevance of the positive class (seed 001 §2.6), averaged over the fold
+models; they are combined by majority vote (Coll 2023 §2.5) and by their mean probability. The
+attention map is the LRP relevance of the positive class (Coll 2023 §2.6), averaged over the fold
 models, written on the crop grid (template space) and resampled to the native T1w through the
 inverse registration, with a per-region table: mean relevance and voxels above the subject's
-95th percentile of positive relevance per atlas region (seed 001 §2.6.1). A session that fails
+95th percentile of positive relevance per atlas region (Coll 2023 §2.6.1). A session that fails
 is reported and the others go on.
 """
 
@@ -43,7 +43,7 @@ from bids_app.statistics.attention import individual_region_counts, region_relev
 
 LOGGER = logging.getLogger("bids_app.deep")
 
-#: Percentile of the positive relevance that marks a voxel as relevant (seed 001 §2.6.1).
+#: Percentile of the positive relevance that marks a voxel as relevant (Coll 2023 §2.6.1).
 RELEVANT_PERCENTILE = 95.0
 
 

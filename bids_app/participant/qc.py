@@ -103,6 +103,6 @@ def provenance(options: AnatomicalOptions) -> dict[str, str]:
         "FLAIR/T2w": "rigid, Mattes mutual information, lesions excluded from the metric.",
         "CNN-ready images": (
             f"brain-masked, {options.cnn_normalisation} normalised, cropped to "
-            f"{' x '.join(map(str, CNN_BOX_MM))} mm (seed 001 §2.3)."
+            f"{' x '.join(map(str, CNN_BOX_MM))} mm (Coll 2023 §2.3)."
         ),
     }

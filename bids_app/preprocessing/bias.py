@@ -1,4 +1,4 @@
-"""N4 bias-field correction (Tustison et al. 2010), the first step of seed 001 §2.2.
+"""N4 bias-field correction (Tustison et al. 2010), the first step of Coll 2023 §2.2.
 
 ANTsPy's defaults (shrink factor 4, four fitting levels of 50 iterations, tolerance 1e-7) take
 about a minute on a 1 mm brain. Shrinking to a 6 mm grid, three fitting levels and a tolerance

@@ -1,7 +1,7 @@
 """CNN-ready images: brain-masked, intensity-normalised, cropped to a fixed box in MNI space.
 
-Seed 001 §2.2-2.3: min-max intensity normalisation and a 144 x 184 x 152 mm³ crop of the brain
-region of MNI152 at 1 mm; seed 004 §II.A also normalises to [0, 1]. The box is centred on the
+Coll 2023 §2.2-2.3: min-max intensity normalisation and a 144 x 184 x 152 mm³ crop of the brain
+region of MNI152 at 1 mm; Lu 2023 §II.A also normalises to [0, 1]. The box is centred on the
 template's brain mask, so that every subject's crop covers the same anatomy.
 """
 
@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 from nilearn.image import resample_to_img
 
-#: Size (mm) of the input patch of seed 001 §2.3.
+#: Size (mm) of the input patch of Coll 2023 §2.3.
 CNN_BOX_MM = (144, 184, 152)
 
 NORMALISATIONS = ("minmax", "zscore")
@@ -85,7 +85,7 @@ def normalise(data: np.ndarray, mask: np.ndarray, method: str = "minmax") -> np.
     mask : numpy.ndarray
         Brain mask (bool).
     method : {"minmax", "zscore"}
-        ``minmax`` maps the brain's minimum and maximum to 0 and 1 (seed 001 §2.2);
+        ``minmax`` maps the brain's minimum and maximum to 0 and 1 (Coll 2023 §2.2);
         ``zscore`` subtracts the brain's mean and divides by its standard deviation.
 
     Returns

@@ -1,4 +1,4 @@
-"""Rigid co-registration of FLAIR and T2w images to the T1w (seed 001 §2.2, seed 004 §II.A).
+"""Rigid co-registration of FLAIR and T2w images to the T1w (Coll 2023 §2.2, Lu 2023 §II.A).
 
 Images of one session share the scanner's space, so the registration starts from the headers
 (identity), not from the centres of mass; the metric is Mattes mutual information inside the

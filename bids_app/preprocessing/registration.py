@@ -1,6 +1,6 @@
 """Registration of a T1w image to the MNI152NLin2009aSym template with ANTsPy.
 
-Seed 001 §2.2 registers to MNI152 at 1 mm; we run affine then SyN (Avants et al. 2008) and
+Coll 2023 §2.2 registers to MNI152 at 1 mm; we run affine then SyN (Avants et al. 2008) and
 estimate the deformation on a coarser template grid (2 mm by default): the warp is smooth at
 that scale and 8 times fewer voxels make SyN fast on two cores. Outputs are resampled at 1 mm.
 Both directions are saved as single displacement fields (ITK convention, usable with

@@ -85,7 +85,7 @@ def relevance_map_figure(
 
 
 def render_attention(result: AttentionResult) -> ReportPart:
-    """Render one network's attention analyses (seed 001 §2.6, seed 004 §II.G).
+    """Render one network's attention analyses (Coll 2023 §2.6, Lu 2023 §II.G).
 
     Parameters
     ----------
@@ -133,23 +133,23 @@ def render_attention(result: AttentionResult) -> ReportPart:
         "train on it), averaged per prediction group: "
         + ", ".join(f"{g} {n}" for g, n in result.counts.items())
         + f". Regions of the {result.atlas} atlas ranked by the {shown} class-average "
-        "(seed 001 §2.6.2).</p>" + bars + average + example
+        "(Coll 2023 §2.6.2).</p>" + bars + average + example
     )
     if result.regression is not None:
         html += (
             "<p>Voxel-wise regression of the relevance on the log-Jacobian"
             + (" and the lesion indicator" if result.regression_lesions else "")
-            + " per prediction group (seed 001 §2.6.3); R², partial R² and standardised beta "
+            + " per prediction group (Coll 2023 §2.6.3); R², partial R² and standardised beta "
             "maps are in group/.</p>" + table_html(result.regression)
         )
     html += (
-        "<p>Voxel-inversion test (seed 004 §II.G): AUC after inverting each subject's "
+        "<p>Voxel-inversion test (Lu 2023 §II.G): AUC after inverting each subject's "
         "most relevant voxels, and as many random brain voxels.</p>" + table_html(result.inversion)
     )
     if result.spearman is not None:
         html += (
             "<p>Spearman's ρ of the mean intensity in each subject's most relevant voxels with "
-            f"{result.score} (seed 004 §II.G, 20,000 permutations).</p>"
+            f"{result.score} (Lu 2023 §II.G, 20,000 permutations).</p>"
             + table_html(result.spearman)
         )
     part.sections.append((f"Attention maps: {name}", html))

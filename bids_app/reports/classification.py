@@ -74,7 +74,7 @@ def confusion_figure(best: pd.DataFrame, labels: tuple[str, str]) -> plt.Figure:
 
 
 def histogram_figure(histograms: pd.DataFrame) -> plt.Figure:
-    """Mean intensity histogram per group (seed 000 Figure 3), ± 1 SD.
+    """Mean intensity histogram per group (Turrisi 2024 Figure 3), ± 1 SD.
 
     Parameters
     ----------
@@ -169,7 +169,7 @@ def mean_sd_table(summary: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
 
 
 def render_classification(result: ClassificationResult) -> ReportPart:
-    """Render the comparison of the classifiers (seed 000 Tables 1, 3 and 4).
+    """Render the comparison of the classifiers (Turrisi 2024 Tables 1, 3 and 4).
 
     Parameters
     ----------
@@ -203,10 +203,13 @@ def render_classification(result: ClassificationResult) -> ReportPart:
     part.sections += [
         ("Classification: design", overview),
         (
-            "Classification: F1 (%) by feature set and classifier (seed 000 Table 3)",
+            "Classification: F1 (%) by feature set and classifier (Turrisi 2024 Table 3)",
             table_html(f1_table(result.summary).reset_index()),
         ),
-        ("Classification: best model per feature set (seed 000 Table 4)", table_html(result.best)),
+        (
+            "Classification: best model per feature set (Turrisi 2024 Table 4)",
+            table_html(result.best),
+        ),
         ("Classification: ROC and precision-recall curves", roc),
         ("Classification: confusion matrices", confusion),
         (
@@ -214,7 +217,7 @@ def render_classification(result: ClassificationResult) -> ReportPart:
             table_html(mean_sd_table(result.summary, ["feature_set", "classifier"])),
         ),
         (
-            "Classification: chosen hyper-parameters (seed 000 Table 1)",
+            "Classification: chosen hyper-parameters (Turrisi 2024 Table 1)",
             table_html(parameters) if len(parameters) else "<p>No grid searched.</p>",
         ),
         (

@@ -1,4 +1,4 @@
-"""Figures and report sections of the clustering of the patients and their survival (seed 002)."""
+"""Figures and report sections of the patients' clusters and their survival (Milella 2023)."""
 
 from __future__ import annotations
 
@@ -94,9 +94,9 @@ def km_figure(curves: pd.DataFrame) -> plt.Figure:
 
 
 def emm_figure(ancova_table: pd.DataFrame, groups: Sequence[str]) -> plt.Figure:
-    """Estimated marginal mean ± SD of every metric per group (seed 002, Fig. 1).
+    """Estimated marginal mean ± SD of every metric per group (Milella 2023, Fig. 1).
 
-    Seed 002's Fig. 1 plots, per metric, the EMMs adjusted for age and sex with error bars of
+    Milella 2023's Fig. 1 plots, per metric, the EMMs adjusted for age and sex with error bars of
     the SDs (not the EMMs' standard errors), the controls' EMM and SD as black dotted lines.
 
     Parameters
@@ -161,7 +161,7 @@ def render_clustering(result: ClusteringResult) -> ReportPart:
     )
     part.sections.append(
         (
-            "Clustering of the patients (seed 002)",
+            "Clustering of the patients (Milella 2023)",
             f"<p>{len(result.scaled)} patients clustered on {', '.join(result.features)} "
             f"({'TIV-corrected: ' + ', '.join(volumes) + '; ' if volumes else ''}min-max "
             f"scaled); BIC chose k = {result.k}; {result.method}; {silhouette_text}. "
@@ -200,7 +200,7 @@ def _survival_section(survival: SurvivalResult, part: ReportPart) -> tuple[str, 
             curves + table_html(survival.medians),
         )
     return (
-        "Survival by cluster (Kaplan-Meier, log-rank; seed 002)",
+        "Survival by cluster (Kaplan-Meier, log-rank; Milella 2023)",
         curves
         + table_html(survival.medians)
         + table_html(survival.logrank)

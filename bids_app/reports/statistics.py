@@ -45,5 +45,5 @@ def render_statistics(result: StatisticsResult) -> ReportPart:
         finite = means[np.isfinite(means["bin_upper"].astype(float))]
         finite = finite.assign(centre=(finite["bin_lower"] + finite["bin_upper"]) / 2)
         html = part.figure(histogram_figure(finite), "hist", "figure_histograms_by_group")
-        part.sections.append(("Mean intensity histogram per group (seed 000 Figure 3)", html))
+        part.sections.append(("Mean intensity histogram per group (Turrisi 2024 Figure 3)", html))
     return part

@@ -1,6 +1,6 @@
 """ANCOVA of many features between groups, with FDR control over the features.
 
-Milella et al. (seed 002, "Statistical Analysis") compared the MR imaging metrics between study
+Milella et al. (Milella 2023, "Statistical Analysis") compared the MR imaging metrics between study
 groups with an ANCOVA, the group as categoric independent variable and age and sex as
 covariates, and plotted the estimated marginal means per group (their Fig. 1). Here every
 feature gets that model, ``feature ~ C(group) + covariates`` fitted by ordinary least squares:
@@ -60,7 +60,7 @@ def ancova(
     covariates: Sequence[str] = (),
     fdr_alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Test every feature for a group effect adjusted for covariates (seed 002's ANCOVA).
+    """Test every feature for a group effect adjusted for covariates (Milella 2023's ANCOVA).
 
     Rows where the group or a covariate is missing are left out of every model; rows where
     a feature is missing (NaN or infinite) are left out of that feature's model only.

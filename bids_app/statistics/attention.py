@@ -2,7 +2,7 @@
 
 Two papers analysed the relevance maps of their networks after training:
 
-* Coll et al. (seed 001, §2.6) computed one layer-wise relevance propagation (LRP) map per
+* Coll et al. (Coll 2023, §2.6) computed one layer-wise relevance propagation (LRP) map per
   patient (positive relevance only) and
 
   - grouped the patients by prediction result, true/false positives and negatives
@@ -17,7 +17,7 @@ Two papers analysed the relevance maps of their networks after training:
     the registration to MNI, and mapped its R², the partial R² of each regressor and the
     standardised betas (:func:`voxelwise_regression`, §2.6.3 and Fig. 5);
 
-* Lu et al. (seed 004, §II.G) binarised each relevance map from high to low quantiles of
+* Lu et al. (Lu 2023, §II.G) binarised each relevance map from high to low quantiles of
   positive relevance within the brain (:func:`quantile_masks`), inverted the normalised qMR
   values inside each mask (:func:`invert_voxels`) and watched the classifier's AUC fall
   (:func:`inversion_test`); the mean qMR value inside the most informative mask was then
@@ -38,11 +38,11 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-#: The prediction groups of seed 001 §2.6.2, in the order used for the keys of
+#: The prediction groups of Coll 2023 §2.6.2, in the order used for the keys of
 #: :func:`class_average_maps`.
 PREDICTION_GROUPS = ("TP", "FP", "TN", "FN")
 
-#: Default quantiles of :func:`quantile_masks`, from high to low: seed 004 §II.G binarised the
+#: Default quantiles of :func:`quantile_masks`, from high to low: Lu 2023 §II.G binarised the
 #: maps "from high to low quantiles" and reported the top 40th quantile (the 0.6 quantile) as the
 #: most informative mask (§III.B, Fig. 4).
 DEFAULT_QUANTILES = (0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
@@ -85,7 +85,7 @@ class VoxelwiseResult:
 
 
 def prediction_groups(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray) -> np.ndarray:
-    """Label each subject as a true/false positive/negative (seed 001 §2.6.2).
+    """Label each subject as a true/false positive/negative (Coll 2023 §2.6.2).
 
     Parameters
     ----------
@@ -116,7 +116,7 @@ def prediction_groups(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarr
 
 
 def class_average_maps(maps: np.ndarray, groups: Sequence | np.ndarray) -> dict[str, np.ndarray]:
-    """Average the subjects' maps within each group (seed 001 §2.6.2).
+    """Average the subjects' maps within each group (Coll 2023 §2.6.2).
 
     Parameters
     ----------
@@ -149,14 +149,14 @@ def class_average_maps(maps: np.ndarray, groups: Sequence | np.ndarray) -> dict[
 def binarise_percentile(
     relevance: np.ndarray, q: float = 95, mask: np.ndarray | None = None
 ) -> np.ndarray:
-    """Keep the voxels at or above the q-th percentile of positive relevance (seed 001 §2.6.1).
+    """Keep the voxels at or above the q-th percentile of positive relevance (Coll 2023 §2.6.1).
 
     Parameters
     ----------
     relevance : numpy.ndarray
         One relevance map.
     q : float, optional
-        Percentile (0-100) of the positive relevance values; seed 001 §2.6.1 thresholded at the
+        Percentile (0-100) of the positive relevance values; Coll 2023 §2.6.1 thresholded at the
         95th, keeping the top 5% of the positive voxels.
     mask : numpy.ndarray of bool, optional
         Voxels to consider (e.g. the brain); all by default.
@@ -180,7 +180,7 @@ def quantile_masks(
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     brain_mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Binarise a relevance map at quantiles of its positive relevance (seed 004 §II.G).
+    """Binarise a relevance map at quantiles of its positive relevance (Lu 2023 §II.G).
 
     The mask at quantile ``q`` holds the voxels inside the brain whose relevance is positive and
     at or above the ``q`` quantile of the positive relevance inside the brain, about the top
@@ -191,7 +191,7 @@ def quantile_masks(
     relevance : numpy.ndarray
         One relevance map (any shape).
     quantiles : sequence of float, optional
-        Quantiles in [0, 1]; seed 004 went from high to low.
+        Quantiles in [0, 1]; Lu 2023 went from high to low.
     brain_mask : numpy.ndarray of bool, optional
         The brain, broadcastable to ``relevance``; all voxels by default.
 
@@ -222,7 +222,7 @@ def quantile_masks(
 def region_relevance(
     relevance: np.ndarray, labels: np.ndarray, names: Mapping[int, str]
 ) -> pd.DataFrame:
-    """Rank the atlas regions by their mean relevance (seed 001 §2.6.2).
+    """Rank the atlas regions by their mean relevance (Coll 2023 §2.6.2).
 
     Parameters
     ----------
@@ -279,7 +279,7 @@ def individual_region_counts(
     mask: np.ndarray | None = None,
     subjects: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Count each subject's most relevant voxels per atlas region (seed 001 §2.6.1).
+    """Count each subject's most relevant voxels per atlas region (Coll 2023 §2.6.1).
 
     Each subject's map is binarised at its own q-th percentile of positive relevance
     (:func:`binarise_percentile`) and the kept voxels are counted per region of the atlas.
@@ -293,7 +293,7 @@ def individual_region_counts(
     names : mapping of int to str
         The regions to report, label to name.
     q : float, optional
-        Percentile of positive relevance; 95 as in seed 001 §2.6.1.
+        Percentile of positive relevance; 95 as in Coll 2023 §2.6.1.
     mask : numpy.ndarray of bool, optional
         Voxels over which the percentile is taken (e.g. the brain); all by default.
     subjects : sequence of str, optional
@@ -342,10 +342,10 @@ def voxelwise_regression(
     mask: np.ndarray | None = None,
     chunk_size: int = 8192,
 ) -> VoxelwiseResult:
-    """Fit an OLS model of the relevance across subjects at every voxel (seed 001 §2.6.3).
+    """Fit an OLS model of the relevance across subjects at every voxel (Coll 2023 §2.6.3).
 
     At voxel ``v`` the model is ``y[:, v] ~ 1 + x_1[:, v] + ... + x_p[:, v]`` over the subjects
-    with finite values there; seed 001 used the lesion indicator and the Jacobian determinant
+    with finite values there; Coll 2023 used the lesion indicator and the Jacobian determinant
     of the registration to MNI as regressors and fitted one model per prediction group (pass the
     group's subjects). The models are solved together in chunks of voxels from the centred
     cross-products: with the regressors' correlation matrix ``R`` and ``g_j = S_xjy / sd_j``
@@ -510,7 +510,7 @@ def _centre(values: np.ndarray, valid: np.ndarray, n: np.ndarray) -> tuple[np.nd
 
 
 def invert_voxels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Invert normalised image values inside a mask, ``x -> 1 - x`` (seed 004 §II.G).
+    """Invert normalised image values inside a mask, ``x -> 1 - x`` (Lu 2023 §II.G).
 
     Parameters
     ----------
@@ -544,11 +544,11 @@ def inversion_test(
     n_random: int = 5,
     rng: np.random.Generator | int | None = None,
 ) -> pd.DataFrame:
-    """Measure how much inverting the most relevant voxels costs the classifier (seed 004 §II.G).
+    """Measure how much inverting the most relevant voxels costs the classifier (Lu 2023 §II.G).
 
     For every quantile ``q`` each subject's top voxels (:func:`quantile_masks` of its relevance
     map) are inverted (:func:`invert_voxels`) and the AUC of ``predict`` recomputed. As a
-    control (not in seed 004, which compared relevance methods with each other), the same
+    control (not in Lu 2023, which compared relevance methods with each other), the same
     number of voxels drawn at random inside each subject's brain is inverted instead,
     ``n_random`` times; within one draw the random sets of the quantiles are nested like the
     relevance masks.
@@ -558,11 +558,11 @@ def inversion_test(
     predict : callable
         Maps images ``[N, C, ...]`` to a score of the positive class ``[N]``.
     images : numpy.ndarray of shape (n_subjects, n_channels, ...)
-        Images normalised to [0, 1] (seed 004's normalised qMR maps).
+        Images normalised to [0, 1] (Lu 2023's normalised qMR maps).
     labels : array-like of shape (n_subjects,)
         True binary classes (0/1).
     relevance : numpy.ndarray
-        Either ``[N, ...]`` (one map per subject, applied to every channel: seed 004's combined
+        Either ``[N, ...]`` (one map per subject, applied to every channel: Lu 2023's combined
         map) or of the shape of ``images`` (one map per channel, each binarised on its own).
     quantiles : sequence of float, optional
         Quantiles of positive relevance defining the masks.
@@ -675,9 +675,9 @@ def spearman_permutation(
     rng: np.random.Generator | int | None = None,
     chunk_size: int = 2000,
 ) -> tuple[float, float]:
-    """Spearman's ρ with a two-sided permutation p-value (seed 004 §II.G).
+    """Spearman's ρ with a two-sided permutation p-value (Lu 2023 §II.G).
 
-    Seed 004 correlated the mean normalised qMR value inside a quantile mask with the EDSS and
+    Lu 2023 correlated the mean normalised qMR value inside a quantile mask with the EDSS and
     tested ρ with a two-sided permutation test of 20,000 permutations. The scores are permuted
     against the values and ``p = (1 + #{|ρ_perm| >= |ρ|}) / (1 + n_permutations)``, the
     permutation p-value that counts the observed arrangement and so is never 0 (Phipson &
@@ -691,7 +691,7 @@ def spearman_permutation(
     scores : array-like of shape (n_subjects,)
         Clinical scores (e.g. EDSS).
     n_permutations : int, optional
-        Random permutations; 20,000 as in seed 004.
+        Random permutations; 20,000 as in Lu 2023.
     rng : numpy.random.Generator or int, optional
         Source of the permutations.
     chunk_size : int, optional

@@ -1,6 +1,6 @@
-"""Data-driven clustering of patients on imaging metrics (seed 002's two-step cluster analysis).
+"""Data-driven clustering of patients on imaging metrics (Milella 2023's two-step cluster analysis).
 
-Milella et al. (seed 002) clustered 90 ALS patients on three metrics: the precentral and
+Milella et al. (Milella 2023) clustered 90 ALS patients on three metrics: the precentral and
 paracentral cortical thickness, each averaged over the left and right hemispheres, and the
 medulla oblongata volume corrected for the total intracranial volume (TIV) by the residual
 method ("Cortical Thickness Analysis and Volumetric Analysis"). The metrics were min-max scaled
@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 
 #: Clustering methods of :func:`cluster`.
 METHODS = ("gmm", "kmeans", "agglomerative")
-#: Largest number of clusters tried by default; seed 002 found 3.
+#: Largest number of clusters tried by default; Milella 2023 found 3.
 K_MAX = 6
 #: Random restarts of every Gaussian mixture and k-means fit (the best is kept).
 N_INIT = 10
@@ -69,7 +69,7 @@ def prepare_features(
     table : pandas.DataFrame
         One row per subject.
     columns : sequence of str
-        The clustering metrics (seed 002: precentral and paracentral thickness averaged
+        The clustering metrics (Milella 2023: precentral and paracentral thickness averaged
         pair-wise, and the TIV-corrected medulla oblongata volume).
 
     Returns
@@ -120,14 +120,14 @@ def residual_tiv_correction(
 ) -> pd.DataFrame:
     """Correct volumes for the total intracranial volume by the residual method.
 
-    Seed 002 ("Cortical Thickness Analysis and Volumetric Analysis") corrected the medulla
+    Milella 2023 ("Cortical Thickness Analysis and Volumetric Analysis") corrected the medulla
     oblongata volume this way, citing Pintzka et al. 2015 (Front Neurosci 9:238); the method
     as in Voevodskaya et al. 2014 (Front Aging Neurosci 6:264): for every metric ``V``,
 
     ``V_corrected = V - b * (TIV - mean(TIV_ref))``
 
     where ``b`` is the least-squares slope of ``V`` on TIV among the reference subjects and
-    ``mean(TIV_ref)`` their mean TIV. Seed 002 does not say which subjects the slope came
+    ``mean(TIV_ref)`` their mean TIV. Milella 2023 does not say which subjects the slope came
     from; the reference here is the controls when there are any, as in Voevodskaya et al., so
     that the disease does not bias the slope, else every subject. The corrected values keep
     the metric's units and its level at the reference's mean TIV.
@@ -183,9 +183,9 @@ def residual_tiv_correction(
 
 
 def minmax_scale(values: pd.DataFrame) -> pd.DataFrame:
-    """Scale every metric to 0-1 over the given subjects (seed 002, "Statistical Analysis").
+    """Scale every metric to 0-1 over the given subjects (Milella 2023, "Statistical Analysis").
 
-    Seed 002 min-max normalised the thickness and volume to a 0-1 scale "to account for
+    Milella 2023 min-max normalised the thickness and volume to a 0-1 scale "to account for
     different measurement scales". Pass the clustered subjects only (the patients): the
     minimum and maximum are theirs. A constant metric becomes 0.
 
@@ -217,13 +217,13 @@ def choose_k_by_bic(
 ) -> tuple[pd.DataFrame, int]:
     """Choose the number of clusters as the lowest BIC of Gaussian mixtures with 1..k_max.
 
-    The analogue of seed 002's two-step analysis with "the number of clusters not fixed a
+    The analogue of Milella 2023's two-step analysis with "the number of clusters not fixed a
     priori" and chosen by the BIC ("Statistical Analysis"); see the module's description for
     how SPSS's automatic choice differs. Each mixture is fitted by EM with ``n_init`` random
     restarts; the BIC is ``-2 log L + p log n`` with ``p`` its free parameters.
 
     The default covariance, ``"tied"`` (one full covariance shared by every cluster), is the
-    model of seed 002's Euclidean distance, which gives every cluster the same spread,
+    model of Milella 2023's Euclidean distance, which gives every cluster the same spread,
     generalised to correlated metrics (the precentral and paracentral thicknesses are). It
     spends 3 + 1 parameters per extra cluster on three metrics, where ``"diag"`` (the
     independence model of SPSS's log-likelihood distance) spends 6 + 1 and ``"full"`` 9 + 1.
@@ -302,7 +302,7 @@ def cluster(
         Subjects x metrics, finite and scaled.
     method : {"gmm", "kmeans", "agglomerative"}, default "gmm"
         Gaussian mixture (each subject to its most probable component), k-means, or Ward's
-        agglomerative clustering; the last two use the Euclidean distance of seed 002.
+        agglomerative clustering; the last two use the Euclidean distance of Milella 2023.
     k : int, optional
         Number of clusters; None chooses it with :func:`choose_k_by_bic` (a Gaussian
         mixture's BIC, whatever the method).
@@ -350,7 +350,7 @@ def silhouette(
 ) -> tuple[float, pd.DataFrame, pd.Series]:
     """Silhouette coefficients with the Euclidean distance, overall, per cluster, per subject.
 
-    Seed 002 ("Statistical Analysis", "Results") judged its clusters by the silhouette
+    Milella 2023 ("Statistical Analysis", "Results") judged its clusters by the silhouette
     coefficient (0.6, "reasonable cohesion and separation" by Kaufman and Rousseeuw's scale:
     above 0.70 strong, 0.51-0.70 reasonable, 0.26-0.50 weak).
 
@@ -423,7 +423,7 @@ def bootstrap_stability(
     replacement, clustered again with the same method and k, and the new labels compared with
     the full-data labels of the same draws by the adjusted Rand index (ARI: 1 identical
     partitions up to the numbering, ~0 chance agreement). A subject drawn twice counts twice.
-    Seed 002 did not assess stability; this answers its own remark that the two-step
+    Milella 2023 did not assess stability; this answers its own remark that the two-step
     solution may depend on the order of the cases.
 
     Parameters

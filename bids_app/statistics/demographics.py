@@ -1,10 +1,10 @@
 """Demographics by group, tests of group differences, and the clinical profile table.
 
-The age and sex tests follow Turrisi et al. (seed 000, §3.1.1 and Table 2): the two-sample
+The age and sex tests follow Turrisi et al. (Turrisi 2024, §3.1.1 and Table 2): the two-sample
 Kolmogorov-Smirnov test for age and Pearson's χ² test (no continuity correction) for sex.
 
 The profile table of :func:`compare_groups` follows the "Statistical Analysis" paragraph of
-Milella et al. (seed 002): medians with interquartile range for continuous variables and
+Milella et al. (Milella 2023): medians with interquartile range for continuous variables and
 counts with percentages for categoric ones, the Mann-Whitney U test for continuous variables
 and the χ² or Fisher exact test for categoric ones.
 
@@ -79,10 +79,10 @@ def demographics_by_group(table: pd.DataFrame, group_column: str) -> pd.DataFram
 
 
 def demographic_tests(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
-    """Test group differences in age (two-sample KS) and sex (χ² or Fisher), seed 000 Table 2.
+    """Test group differences in age (two-sample KS) and sex (χ² or Fisher), Turrisi 2024 Table 2.
 
     With more than two groups, age is compared for every pair of groups and sex with one
-    test of the groups × sex contingency table: Pearson's χ² as in seed 000, or Fisher's exact
+    test of the groups × sex contingency table: Pearson's χ² as in Turrisi 2024, or Fisher's exact
     test when an expected count is below 5 (see the module's description).
 
     Parameters
@@ -174,7 +174,7 @@ def compare_groups(
     continuous: Sequence[str],
     categorical: Sequence[str],
 ) -> pd.DataFrame:
-    """Describe variables per group and test their group differences (seed 002's profile table).
+    """Describe variables per group and test their group differences (Milella 2023's profile table).
 
     Continuous variables are summarised with the median and interquartile range (quartiles
     by linear interpolation, pandas' default) and compared with the two-sided Mann-Whitney U

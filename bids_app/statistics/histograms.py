@@ -1,6 +1,6 @@
-"""Mean intensity histogram per group (seed 000, §3.1.2 and Figure 3).
+"""Mean intensity histogram per group (Turrisi 2024, §3.1.2 and Figure 3).
 
-Turrisi et al. (seed 000) computed a fixed-bin-width histogram of every T1w image's non-zero
+Turrisi et al. (Turrisi 2024) computed a fixed-bin-width histogram of every T1w image's non-zero
 voxels and averaged the histograms per group (their Figure 3, "mean frequency distribution").
 Here the per-session histograms of :func:`bids_app.features.histogram.intensity_histogram`,
 stacked one session after the other, are

@@ -1,6 +1,6 @@
 """Survival by group: Kaplan-Meier, log-rank tests, long vs short survivors, odds and hazards.
 
-Milella et al. (seed 002, "Statistical Analysis" and "Survival Analysis") compared the survival
+Milella et al. (Milella 2023, "Statistical Analysis" and "Survival Analysis") compared the survival
 of their radiologic clusters of ALS patients: time from symptom onset to death or tracheostomy
 (a composite outcome) or to the censoring date; Kaplan-Meier curves with log-rank tests between
 the clusters and the estimated median survival with its 95 % CI per cluster (their Table); the
@@ -87,7 +87,7 @@ def prepare_survival(
     Parameters
     ----------
     time : pandas.Series or sequence of float
-        Time to the event or to censoring, >= 0 (seed 002: months from symptom onset).
+        Time to the event or to censoring, >= 0 (Milella 2023: months from symptom onset).
     event : pandas.Series or sequence
         1 or True when the event (death or tracheostomy) happened at ``time``, 0 or False
         when the subject was censored then.
@@ -165,7 +165,7 @@ def kaplan_meier_by_group(
     groups: pd.Series | Sequence | None = None,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Kaplan-Meier survival curve of every group, in one tidy table (seed 002, Fig. 2).
+    """Kaplan-Meier survival curve of every group, in one tidy table (Milella 2023, Fig. 2).
 
     Each curve is lifelines' :class:`~lifelines.KaplanMeierFitter`, its pointwise confidence
     band from Greenwood's variance on the log(-log) scale (lifelines' default, which keeps the
@@ -227,11 +227,11 @@ def median_survival(
     groups: pd.Series | Sequence | None = None,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Kaplan-Meier median survival per group with its confidence interval (seed 002, Table).
+    """Kaplan-Meier median survival per group with its confidence interval (Milella 2023, Table).
 
     The median is where the Kaplan-Meier curve falls to 0.5; its CI (Brookmeyer and Crowley's
     construction) is where the curve's confidence band falls to 0.5, lifelines'
-    :func:`~lifelines.utils.median_survival_times` applied to the band. Seed 002 reports
+    :func:`~lifelines.utils.median_survival_times` applied to the band. Milella 2023 reports
     SPSS's symmetric interval (median ± 1.96 SE) instead, e.g. 46.63 (37.95-55.31) months;
     the interval here is asymmetric, as the curve is.
 
@@ -278,9 +278,9 @@ def logrank_tests(
     event: pd.Series | Sequence[float],
     groups: pd.Series | Sequence,
 ) -> pd.DataFrame:
-    """Log-rank tests between every pair of groups and over all of them (seed 002).
+    """Log-rank tests between every pair of groups and over all of them (Milella 2023).
 
-    Seed 002 ("Survival Analysis") reported the pair-wise log-rank statistics and p-values
+    Milella 2023 ("Survival Analysis") reported the pair-wise log-rank statistics and p-values
     between its clusters, uncorrected; here ``p_value`` is lifelines'
     :func:`~lifelines.statistics.pairwise_logrank_test` (uncorrected, as 002) and
     ``p_bonferroni`` multiplies it by the number of pairs. With more than two groups the
@@ -350,7 +350,7 @@ def long_short_survivors(
 ) -> tuple[pd.Series, pd.DataFrame]:
     """Split the patients into long and short survivors.
 
-    With ``threshold=None`` (the default) the split of seed 002 ("Statistical Analysis"):
+    With ``threshold=None`` (the default) the split of Milella 2023 ("Statistical Analysis"):
     "dichotomized ... into long and short survivors using the 2-step cluster analysis", with
     the outcome status (reached or not) and the time to the outcome or censoring in the model.
     Here: two-cluster k-means, Euclidean as in 002's clustering, on the event indicator (0/1)
@@ -436,9 +436,9 @@ def odds_ratios(
     categorical: Sequence[str] = (),
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Odds ratios of a binary outcome from logistic regression, with CI (seed 002).
+    """Odds ratios of a binary outcome from logistic regression, with CI (Milella 2023).
 
-    Seed 002 ("Statistical Analysis", "Survival Analysis") tested the shares of short and
+    Milella 2023 ("Statistical Analysis", "Survival Analysis") tested the shares of short and
     long survivors between clusters by logistic regression and reported OR with 95 % CI
     (e.g. cluster 1 vs 2: 4.17, 1.11-15.87). Each model is statsmodels'
     :class:`~statsmodels.discrete.discrete_model.Logit` with an intercept, fitted by maximum
@@ -527,7 +527,7 @@ def cox_model(
     categorical: Sequence[str] = (),
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Hazard ratios of a Cox proportional-hazards model with CI (an option beyond seed 002).
+    """Hazard ratios of a Cox proportional-hazards model with CI (an option beyond Milella 2023).
 
     lifelines' :class:`~lifelines.CoxPHFitter` (Efron's ties, no penalty) on the covariates,
     e.g. the cluster with age and sex. Categoric covariates (listed in ``categorical``, or not

@@ -9,7 +9,7 @@ without running the preprocessing for every subject.
 Every subject is the template's brain with its own global intensity scale, a smooth
 multiplicative bias field, a sub-voxel shift and Gaussian noise; in positive subjects the
 grey matter of the planted Desikan-Killiany regions (by default both precentral gyri, the motor
-cortex of ALS, seed 002) loses ``atrophy`` of its intensity, the way partial-volume CSF darkens
+cortex of ALS, Milella 2023) loses ``atrophy`` of its intensity, the way partial-volume CSF darkens
 an atrophied cortex on T1w. With ``atrophy=0`` the labels carry no signal (a null cohort).
 """
 

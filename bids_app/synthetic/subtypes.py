@@ -1,6 +1,6 @@
-"""Synthetic ALS cohort with planted imaging subtypes and survival (the pattern of seed 002).
+"""Synthetic ALS cohort with planted imaging subtypes and survival (the pattern of Milella 2023).
 
-Milella et al. (seed 002, "Results" and "Discussion") found three radiologic clusters of ALS
+Milella et al. (Milella 2023, "Results" and "Discussion") found three radiologic clusters of ALS
 patients: cortical thinning of the precentral and paracentral gyri with a spared medulla
 oblongata (their cluster 3), a small medulla with spared cortex (cluster 2), and both (cluster
 1), the last being older, more often female and with the shortest survival. They clustered the
@@ -25,7 +25,7 @@ neighbouring regions does. Without subtypes every patient gets the planted mixtu
 effects (two thirds of each effect), so the patients differ from the controls but form one
 Gaussian cloud.
 
-Survival (months from symptom onset to death or tracheostomy, seed 002's composite outcome) is
+Survival (months from symptom onset to death or tracheostomy, Milella 2023's composite outcome) is
 Weibull with shape ``WEIBULL_SHAPE`` and a median per subtype, shortest for 'both'; it is
 censored administratively after a follow-up drawn uniformly in ``FOLLOW_UP_MONTHS`` (002
 recruited patients over three years and censored them all on one date).
@@ -64,7 +64,7 @@ TIV_SD_ML = 100.0
 CORTICAL_EFFECT_MM = 0.40
 MEDULLA_EFFECT_ML = 1.0
 #: Age (mean, SD in years) and probability of being female, per group; the 'both' subtype is
-#: older and more often female, as seed 002's cluster 1 (Table).
+#: older and more often female, as Milella 2023's cluster 1 (Table).
 AGE_YEARS = {"control": (57.0, 8.0), "patient": (57.0, 8.0), "both": (65.0, 7.0)}
 FEMALE = {"control": 0.45, "patient": 0.40, "both": 0.65}
 #: Median survival (months) per subtype and without subtypes; Weibull shape; follow-up range
@@ -86,9 +86,9 @@ def make_subtype_cohort(
     Parameters
     ----------
     n_patients : int, default 90
-        Number of ALS patients (seed 002 had 90).
+        Number of ALS patients (Milella 2023 had 90).
     n_controls : int, default 30
-        Number of controls (seed 002 had 25), without subtype, effect or survival.
+        Number of controls (Milella 2023 had 25), without subtype, effect or survival.
     subtypes : bool, default True
         Plant the three subtypes of ``SUBTYPES``; False draws every patient from one
         distribution (the mixture's mean effects, one median survival): the null.
@@ -96,7 +96,7 @@ def make_subtype_cohort(
         Seed of the :class:`numpy.random.Generator`; the same seed gives the same cohort.
     proportions : tuple of float, default (1/3, 1/3, 1/3)
         Shares of 'cortical', 'medulla' and 'both' among the patients (counts rounded by
-        largest remainder). Seed 002 found 12 %, 57 % and 31 % (its clusters 3, 2 and 1); equal
+        largest remainder). Milella 2023 found 12 %, 57 % and 31 % (its clusters 3, 2 and 1); equal
         shares are the default because an 11-patient cluster in 90 is at the edge of what BIC
         can support, and the checks need k = 3 to be identifiable.
 
