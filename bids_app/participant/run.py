@@ -13,7 +13,7 @@ from bids_app.config import Config
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import NeuroStratError, NoInputError
 from bids_app.inputs.inventory import SessionInputs
-from bids_app.participant.nipype_setup import failure_reason
+from bids_app.participant.failures import failure_reason
 from bids_app.participant.options import resolve_options
 from bids_app.participant.outputs import write_session_outputs
 from bids_app.participant.workflow import init_participant_wf

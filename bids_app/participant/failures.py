@@ -1,4 +1,4 @@
-"""Read the cause of a failed nipype run (nipype's settings are :mod:`bids_app.runtime`'s)."""
+"""The one-line cause of a failed nipype run (nipype is configured by :mod:`bids_app.runtime`)."""
 
 from __future__ import annotations
 
