@@ -39,8 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_deep.py
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check bids_app tests benchmarks run.py
-	$(BIN)/ruff format --check bids_app tests benchmarks run.py
+	$(BIN)/ruff check bids_app tests benchmarks docs run.py
+	$(BIN)/ruff format --check bids_app tests benchmarks docs run.py
 	$(BIN)/lint-imports
 
 # Sphinx, numpydoc, MyST, sphinx-argparse and import-linter, without changing any product pin.

@@ -29,7 +29,7 @@ warnings.filterwarnings(
 
 project = "NeuroStrat"
 author = "NeuroStrat developers"
-copyright = "NeuroStrat developers, Apache License 2.0"  # noqa: A001
+copyright = "NeuroStrat developers, Apache License 2.0"
 version = release = __version__
 
 extensions = [
