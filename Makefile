@@ -65,4 +65,4 @@ demo: $(STAMP)
 	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
 
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache docs/_build
+	rm -rf $(DEMO_DIR) .pytest_cache docs/_build docs/_autosummary
