@@ -27,7 +27,7 @@ from sphinx.util.docutils import SphinxDirective
 EXAMPLE_ENTITIES = {"sub": "01", "ses": "1"}
 
 #: Names a group registry may have in :mod:`bids_app.derivatives.naming`.
-GROUP_REGISTRY_NAMES = ("GROUP_OUTPUTS", "GROUP_FILES")
+GROUP_REGISTRY_NAMES = ("GROUP", "GROUP_OUTPUTS")
 
 #: Key of the set of TSV files a page has rendered, in ``env.temp_data``.
 RENDERED_KEY = "neurostrat_rendered_tsv"
@@ -86,23 +86,20 @@ class OutputsDirective(SphinxDirective):
         if registry is None:
             text = "The group outputs are described below until the naming module has a registry."
             return [nodes.paragraph(text=text)]
-        return [_table(("name", "file"), _group_rows(naming, registry))]
+        return [_table(("name", "file", "content"), _group_rows(naming, registry))]
 
 
-def _group_rows(naming: Any, registry: Mapping[str, Any]) -> list[tuple[Code, Code]]:
-    """Return (name, file) rows of a group registry, whatever its value type."""
+def _group_rows(naming: Any, registry: Mapping[str, Any]) -> list[tuple[Code, Code, str]]:
+    """Return (name, file, description) rows of a group registry.
+
+    An entry with a ``pattern`` (relative to ``group/``) and a ``description`` shows both;
+    any other entry shows its text.
+    """
     rows = []
     for name, spec in registry.items():
-        if (
-            isinstance(spec, tuple)
-            and len(spec) == 2
-            and all(isinstance(part, str) for part in spec)
-            and hasattr(naming, "group_path")
-        ):
-            text = naming.group_path(*spec).as_posix()
-        else:
-            text = str(spec)
-        rows.append((Code(name), Code(text)))
+        pattern = getattr(spec, "pattern", None)
+        path = f"group/{pattern}" if isinstance(pattern, str) else str(spec)
+        rows.append((Code(name), Code(path), str(getattr(spec, "description", ""))))
     return rows
 
 
