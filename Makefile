@@ -4,12 +4,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-installed-stamp
 DEMO_DIR ?= demo
 DEMO_SUBJECTS ?= 40
 DEMO_SITES ?= 3
 NPROCS ?= 2
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint docs clean
 
 install: $(STAMP)
 
@@ -43,9 +44,20 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dnn.py
 	$(BIN)/python benchmarks/bench_deep.py
 
-lint: $(STAMP)
-	$(BIN)/ruff check bids_app tests benchmarks run.py
-	$(BIN)/ruff format --check bids_app tests benchmarks run.py
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check bids_app tests benchmarks docs run.py
+	$(BIN)/ruff format --check bids_app tests benchmarks docs run.py
+	$(BIN)/lint-imports
+
+# Sphinx, numpydoc, MyST, sphinx-argparse and import-linter, without changing any product pin.
+$(DEV_STAMP): $(STAMP) requirements-docs.txt
+	$(BIN)/pip install --quiet -r requirements-docs.txt -c requirements.lock
+	touch $(DEV_STAMP)
+
+# The documentation site, offline; -W: a warning fails the build.
+docs: $(DEV_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "Documentation: $$(pwd)/docs/_build/html/index.html"
 
 demo: $(STAMP)
 	@test -f $(DEMO_DIR)/bids/dataset_description.json || \
@@ -59,4 +71,4 @@ demo: $(STAMP)
 	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
 
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache
+	rm -rf $(DEMO_DIR) .pytest_cache docs/_build docs/_autosummary
