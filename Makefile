@@ -66,7 +66,7 @@ demo: $(STAMP)
 	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives participant \
 	  -w $(DEMO_DIR)/work --nprocs $(NPROCS) --sloppy --seed 0
 	$(BIN)/neurostrat $(DEMO_DIR)/bids $(DEMO_DIR)/derivatives group \
-	  -w $(DEMO_DIR)/work --seed 0 --nprocs $(NPROCS) --target diagnosis --positive-label ALS --cluster-features 002 \
+	  -w $(DEMO_DIR)/work --seed 0 --nprocs $(NPROCS) --target diagnosis --positive-label ALS --cluster-features milella2023 \
 	  --dl-models resnet3d --dl-base-width 4 --dl-epochs 6 --dl-batch-size 4
 	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
 

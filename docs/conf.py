@@ -55,8 +55,6 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()
 numpydoc_xref_param_type = False
-# ``python -m bids_app.synthetic`` runs on import: autosummary must not import it.
-autodoc_mock_imports = ["bids_app.synthetic.__main__"]
 
 html_theme = "alabaster"
 html_static_path = ["_static"]

@@ -167,7 +167,8 @@ def check_smote(
     if smallest <= k:
         raise CrossValidationError(
             f"SMOTE with k={k} needs more than {k} rows of the smaller class in every training "
-            f"fold, and one has {int(smallest)}: lower --smote-k, use --no-smote, or add data"
+            f"fold, and one has {int(smallest)}: lower --smote-k, turn SMOTE off with "
+            "--smote-k 0, or add data"
         )
 
 
