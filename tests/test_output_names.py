@@ -43,7 +43,7 @@ ALLOWED_MODULES = {
     "participant/interfaces/conform.py": "scratch names in the nipype node's folder",
     "participant/interfaces/features.py": "scratch names in the nipype node's folder",
     # reference data read, and temporary files of external tools
-    "config.py": "extensions of a --config file the user gives",
+    "config/build.py": "extensions of a --config file the user gives",
     "features/atlases.py": "atlas files read from the atlas cache",
     "features/radiomics.py": "package data: the radiomics settings yaml",
     "preprocessing/hdbet.py": "HD-BET's model files read, and its temporary input/output",
