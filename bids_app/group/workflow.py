@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 
 from bids_app.config import FEATURE_FAMILIES, Config
-from bids_app.deep.bundle import BundleError
 from bids_app.deep.devices import resolve_device
 from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
@@ -24,7 +23,7 @@ from bids_app.group.classification import (
     run_classification,
     target_of,
 )
-from bids_app.group.clustering import ClusteringError, run_clustering
+from bids_app.group.clustering import run_clustering
 from bids_app.group.deep_learning import (
     DeepOutcome,
     collect_crops,
@@ -34,9 +33,7 @@ from bids_app.group.deep_learning import (
 from bids_app.group.statistics import run_statistics
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.inputs.participants import read_sessions
-from bids_app.models.crossval import CrossValidationError
 from bids_app.models.design import DesignError, build_design, join_families
-from bids_app.models.persistence import ModelBundleError
 from bids_app.reports.classification import render_classification, render_external
 from bids_app.reports.clustering import render_clustering
 from bids_app.reports.deep_learning import render_deep_learning
@@ -238,7 +235,9 @@ def run_group_level(
     Raises
     ------
     DataError
-        If the group column is absent or no subject has participant-level outputs.
+        If the group column is absent or no subject has participant-level outputs, or the
+        specific subclass of a step that cannot run on these data (design, cross-validation,
+        clustering, model bundles).
     """
     if config.group.group_column not in participants.columns:
         raise DataError(
@@ -288,50 +287,39 @@ def run_group_level(
     covariates = covariates_for(config, table.columns)
     statistics = run_statistics(tables, table, config.group.group_column, covariates, writer)
     sections = _written(render_statistics(statistics), writer)
-    try:
-        if config.group.cluster_features:
-            clusters = run_clustering(
-                tables,
-                table,
-                config.group.group_column,
-                config.group.control_label,
-                config.group.cluster_features,
-                config.group.cluster_method,
-                (config.group.survival_time, config.group.survival_event),
-                config.seed,
-                writer,
-            )
-            sections += _written(render_clustering(clusters), writer)
-        extra_folds = None
-        if config.deep.feature_extractor:
-            crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
-            if crops.empty:
-                raise DesignError("--feature-extractor: no session has CNN-ready crops")
-            extracted = pretrained_features(
-                config.deep.feature_extractor,
-                crops,
-                config.deep.dl_contrasts,
-                resolve_device(config.resources.device),
-            )
-            for family, features in extracted.items():
-                writer.write_group_table(features, "features", family=family)
-            tables.update(extracted)
-        if config.deep.dl_models:
-            deep, attention = _deep_learning(inventory, participants, config, writer)
-            sections += _written(render_deep_learning(deep, attention), writer)
-            tables.update(deep.features)
-            extra_folds = deep.folds
-        sections += _written(
-            _classification(tables, participants, config, writer, extra_folds), writer
+    if config.group.cluster_features:
+        clusters = run_clustering(
+            tables,
+            table,
+            config.group.group_column,
+            config.group.control_label,
+            config.group.cluster_features,
+            config.group.cluster_method,
+            (config.group.survival_time, config.group.survival_event),
+            config.seed,
+            writer,
         )
-    except (
-        DesignError,
-        CrossValidationError,
-        ModelBundleError,
-        ClusteringError,
-        BundleError,
-    ) as exc:
-        raise DataError(str(exc)) from exc
+        sections += _written(render_clustering(clusters), writer)
+    extra_folds = None
+    if config.deep.feature_extractor:
+        crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
+        if crops.empty:
+            raise DesignError("--feature-extractor: no session has CNN-ready crops")
+        extracted = pretrained_features(
+            config.deep.feature_extractor,
+            crops,
+            config.deep.dl_contrasts,
+            resolve_device(config.resources.device),
+        )
+        for family, features in extracted.items():
+            writer.write_group_table(features, "features", family=family)
+        tables.update(extracted)
+    if config.deep.dl_models:
+        deep, attention = _deep_learning(inventory, participants, config, writer)
+        sections += _written(render_deep_learning(deep, attention), writer)
+        tables.update(deep.features)
+        extra_folds = deep.folds
+    sections += _written(_classification(tables, participants, config, writer, extra_folds), writer)
     report = render_group_report(
         table, demographics, tests, exclusions, config.group.group_column, summary, sections
     )
