@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_preprocessing import machine  # noqa: E402
 
-from bids_app.models.dnn import ADAM_BETAS, ADAM_EPSILON, DNNClassifier  # noqa: E402
+from bids_app.models.dnn import ADAM_BETAS, ADAM_EPSILON, DNNClassifier, _Network  # noqa: E402
 from bids_app.runtime import limit_threads  # noqa: E402
 from bids_app.synthetic.features import make_feature_cohort  # noqa: E402
 
@@ -61,11 +61,11 @@ WORTH_IT_SPEEDUP = 2.0
 TABLES = (("seed000", 654, 400, 20), ("small", 150, 30, 5))
 
 
-class AutogradNetwork:
+class AutogradNetwork(_Network):
     """The network of :class:`bids_app.models.dnn._Network` trained by autograd and torch's Adam.
 
-    Same constructor and methods as the product's network, and the same draws from the
-    generator.
+    Same constructor, the same dropout masks and inference (inherited), and the same draws from
+    the generator.
 
     The penalty ``l2 * sum(W ** 2)`` of Turrisi 2024 §2.4 (Keras's ``kernel_regularizer=l2(l2)``)
     adds ``2 * l2 * W`` to the gradient of each weight matrix, which is what Adam's coupled
@@ -116,28 +116,14 @@ class AutogradNetwork:
             fused=True,  # one kernel per parameter group instead of one per tensor and operation
         )
 
-    def draw_masks(self, n_rows: int, generator: torch.Generator) -> list[torch.Tensor]:
-        """Draw the inverted-dropout masks of the hidden layers for ``n_rows`` samples.
-
-        Kept units are scaled by ``1 / (1 - dropout)`` so that inference needs no rescaling.
-        """
-        return [
-            torch.rand(n_rows, weights.shape[1], generator=generator, device=weights.device)
-            .ge_(self.dropout)
-            .div_(1.0 - self.dropout)
-            for weights in self.weights[:-1]
-        ]
-
     def targets(self, classes: torch.Tensor) -> torch.Tensor:
         """Encode class codes as :meth:`train_batch` takes them: unchanged."""
         return classes
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores before the softmax, without dropout (inference)."""
-        for weights, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            x = torch.addmm(bias, x, weights).relu_()
-        return torch.addmm(self.biases[-1], x, self.weights[-1])
+        """Class scores before the softmax, without dropout and outside autograd (inference)."""
+        return super().logits(x)
 
     def train_batch(
         self, x: torch.Tensor, targets: torch.Tensor, masks: list[torch.Tensor]

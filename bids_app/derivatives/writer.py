@@ -643,21 +643,17 @@ class BundleWriter:
         Path
             The written file.
         """
-        path = bundle_path(self.root, output, **fields)
         fmt = GROUP[output].format
-        if fmt == "pt":
-            import torch
-
-            def save(part: Path) -> None:
-                torch.save(dict(model), part)
-        elif fmt == "joblib":
-
-            def save(part: Path) -> None:
-                joblib.dump(model, part)
-        else:
+        if fmt not in ("pt", "joblib"):
             raise ValueError(f"{output!r} is a {fmt} output, not a model")
+        path = bundle_path(self.root, output, **fields)
         with atomic_path(path) as part:
-            save(part)
+            if fmt == "pt":
+                import torch
+
+                torch.save(dict(model), part)
+            else:
+                joblib.dump(model, part)
         return path
 
     def write_json(self, content: Mapping[str, Any], output: str) -> Path:
