@@ -489,27 +489,6 @@ def log_path(run_id: str, kind: str) -> Path:
     return Path("logs") / f"{kind}_{run_id}{LOGS[kind]}"
 
 
-def group_outputs_reference() -> str:
-    """Return the group-level outputs as a Markdown table, for the documentation.
-
-    Returns
-    -------
-    str
-        One row per :data:`GROUP` entry: path, format and description.
-
-    Examples
-    --------
-    >>> print(group_outputs_reference().splitlines()[2])
-    | `group/participants.tsv` | tsv | one row per subject: participants.tsv and imaging |
-    """
-    rows = ["| Path | Format | Content |", "| --- | --- | --- |"]
-    rows += [
-        f"| `group/{output.pattern}` | {output.format} | {output.description} |"
-        for output in GROUP.values()
-    ]
-    return "\n".join(rows)
-
-
 def bidsignore_lines() -> list[str]:
     """Return the ``.bidsignore`` patterns of the output dataset.
 

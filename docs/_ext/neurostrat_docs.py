@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,9 +25,6 @@ from sphinx.util.docutils import SphinxDirective
 
 #: Example entities of the rendered per-subject paths.
 EXAMPLE_ENTITIES = {"sub": "01", "ses": "1"}
-
-#: Names a group registry may have in :mod:`bids_app.derivatives.naming`.
-GROUP_REGISTRY_NAMES = ("GROUP", "GROUP_OUTPUTS")
 
 #: Key of the set of TSV files a page has rendered, in ``env.temp_data``.
 RENDERED_KEY = "neurostrat_rendered_tsv"
@@ -79,28 +76,11 @@ class OutputsDirective(SphinxDirective):
                 for name, (_, suffix, _) in naming.OUTPUTS.items()
             ]
             return [_table(("name", "path (subject 01, session 1)", "suffix"), rows)]
-        registry = next(
-            (getattr(naming, name) for name in GROUP_REGISTRY_NAMES if hasattr(naming, name)),
-            None,
-        )
-        if registry is None:
-            text = "The group outputs are described below until the naming module has a registry."
-            return [nodes.paragraph(text=text)]
-        return [_table(("name", "file", "content"), _group_rows(naming, registry))]
-
-
-def _group_rows(naming: Any, registry: Mapping[str, Any]) -> list[tuple[Code, Code, str]]:
-    """Return (name, file, description) rows of a group registry.
-
-    An entry with a ``pattern`` (relative to ``group/``) and a ``description`` shows both;
-    any other entry shows its text.
-    """
-    rows = []
-    for name, spec in registry.items():
-        pattern = getattr(spec, "pattern", None)
-        path = f"group/{pattern}" if isinstance(pattern, str) else str(spec)
-        rows.append((Code(name), Code(path), str(getattr(spec, "description", ""))))
-    return rows
+        rows = [
+            (Code(name), Code(f"group/{output.pattern}"), output.description)
+            for name, output in naming.GROUP.items()
+        ]
+        return [_table(("name", "file", "content"), rows)]
 
 
 def _number(text: str | None, digits: int) -> str:
