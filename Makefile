@@ -36,6 +36,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile -m "not slow"
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -r requirements-bench.txt
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_preprocessing.py
 	$(BIN)/python benchmarks/validate_brainstem.py

@@ -136,6 +136,17 @@ def templateflow_home() -> str | None:
     return os.environ.get("TEMPLATEFLOW_HOME") or None
 
 
+def models_dir() -> str | None:
+    """Return the pretrained networks' folder from ``NEUROSTRAT_MODELS_DIR``, None when unset.
+
+    Returns
+    -------
+    str or None
+        The folder (``--models-dir`` wins over it).
+    """
+    return os.environ.get("NEUROSTRAT_MODELS_DIR") or None
+
+
 @contextlib.contextmanager
 def environment(**variables: str) -> Iterator[None]:
     """Set environment variables inside a ``with`` block, then restore them.

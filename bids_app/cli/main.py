@@ -50,6 +50,8 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     file_options.setdefault("work_dir", Path.cwd() / "work")
     options["container"] = runtime.detect_container()
     options["templateflow_home"] = runtime.templateflow_home()
+    if runtime.models_dir():
+        file_options.setdefault("models_dir", Path(runtime.models_dir()))
     if config_file:
         options["config_file"] = Path(config_file).resolve()
     return build_config(options, file_options)

