@@ -85,6 +85,11 @@ OUTPUTS: dict[str, tuple[dict[str, str], str, str]] = {
     "thickness": ({"desc": "thickness"}, "morph", ".tsv"),
     "radiomics": ({"desc": "radiomics"}, "features", ".tsv"),
     "histogram": ({"desc": "histogram"}, "features", ".tsv"),
+    # MeshNet parcellation (``--segmentation meshnet``): labels, their table (BIDS dseg.tsv,
+    # no sidecar: it would share the image's), and the ``meshnet`` feature family's volumes
+    "meshnet_dseg": ({"desc": "meshnet"}, "dseg", ".nii.gz"),
+    "meshnet_dseg_labels": ({"desc": "meshnet"}, "dseg", ".tsv"),
+    "meshnet": ({"desc": "meshnetvolumes"}, "morph", ".tsv"),
     # deep-learning inference (``--models``): ``desc`` names the network
     "predictions": ({}, "predictions", ".tsv"),
     "relevance_mni": (_MNI, "relevance", ".nii.gz"),

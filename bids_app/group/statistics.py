@@ -20,8 +20,8 @@ from bids_app.statistics.histograms import group_histograms
 
 LOGGER = logging.getLogger("bids_app.group")
 
-#: Families compared feature by feature.
-ANCOVA_FAMILIES = ("volumes", "thickness", "radiomics")
+#: Families compared feature by feature (``meshnet``: the MeshNet parcellation's volumes).
+ANCOVA_FAMILIES = ("volumes", "thickness", "radiomics", "meshnet")
 
 
 def first_sessions(table: pd.DataFrame) -> pd.DataFrame:
@@ -108,8 +108,10 @@ def run_statistics(
     clinical = participants.set_index("participant_id")
     groups = clinical[group_column]
     tiv = None
-    if "volumes" in tables and "tiv" in tables["volumes"]:
-        tiv = first_sessions(tables["volumes"]).set_index("participant_id")["tiv"]
+    # the atlas route's TIV, else the MeshNet family's (its brain mask) with --segmentation meshnet
+    source = next((f for f in ("volumes", "meshnet") if "tiv" in tables.get(f, ())), None)
+    if source is not None:
+        tiv = first_sessions(tables[source]).set_index("participant_id")["tiv"]
     families = []
     for family in ANCOVA_FAMILIES:
         if family not in tables:

@@ -46,6 +46,10 @@ LOGGER = logging.getLogger("bids_app.group")
 
 #: The input dataset's participants table (BIDS), the source of the group tables.
 PARTICIPANTS_TSV = "participants.tsv"
+#: Family of the MeshNet parcellation's volumes (``--segmentation meshnet``), beside ``volumes``.
+MESHNET_FAMILY = "meshnet"
+#: Every feature family the participant level may write.
+PARTICIPANT_FAMILIES = (*FEATURE_FAMILIES, MESHNET_FAMILY)
 
 _TABLE_COLUMNS = {
     "n_sessions": {"Description": "sessions with a T1w in the input dataset"},
@@ -266,7 +270,9 @@ def run_group_level(
     writer.write_group_table(
         tests, "demographics_tests", sources=sources, params=params, columns=_TESTS_COLUMNS
     )
-    tables, dictionaries, missing = collect_features(inventory, writer, FEATURE_FAMILIES)
+    tables, dictionaries, missing = collect_features(inventory, writer, PARTICIPANT_FAMILIES)
+    if MESHNET_FAMILY not in tables:  # optional (--segmentation meshnet): missing when asked
+        missing = missing[missing["family"] != MESHNET_FAMILY]
     for family, features in tables.items():
         writer.write_group_table(
             features, "features", columns=dictionaries.get(family), family=family
@@ -281,7 +287,8 @@ def run_group_level(
                 "columns": len(tables[family].columns) if family in tables else 0,
                 "missing": int((missing["family"] == family).sum()),
             }
-            for family in FEATURE_FAMILIES
+            for family in PARTICIPANT_FAMILIES
+            if family != MESHNET_FAMILY or family in tables
         ]
     )
     covariates = covariates_for(config, table.columns)

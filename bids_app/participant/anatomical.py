@@ -10,6 +10,7 @@ from bids_app.participant.interfaces.anatomical import (
     ConformMask,
     HDBet,
     MaskFromNonzero,
+    MindGrab,
     SegmentTissues,
 )
 from bids_app.participant.interfaces.conform import Conform
@@ -21,9 +22,9 @@ def init_anat_preproc_wf(
 ) -> pe.Workflow:
     """Conform the T1w, correct its bias over the head and extract the brain.
 
-    The brain mask comes from HD-BET, a user mask or the non-zero voxels of a skull-stripped
-    input; with ``skull_strip="template"`` it comes later, from the registration, and the
-    ``brain_mask`` output stays unconnected.
+    The brain mask comes from HD-BET, mindgrab, a user mask or the non-zero voxels of a
+    skull-stripped input; with ``skull_strip="template"`` it comes later, from the registration,
+    and the ``brain_mask`` output stays unconnected.
 
     Parameters
     ----------
@@ -81,6 +82,17 @@ def _brain_mask_node(options: AnatomicalOptions) -> tuple[pe.Node, str, str]:
         node = pe.Node(
             HDBet(weights_dir=str(options.hdbet_weights), device=options.device),
             name="hdbet",
+            mem_gb=4.0,
+        )
+        return node, "in_file", "out_mask"
+    if options.skull_strip == "mindgrab":
+        node = pe.Node(
+            MindGrab(
+                models_dir=str(options.models_dir),
+                device=options.device,
+                precision=options.precision,
+            ),
+            name="mindgrab",
             mem_gb=4.0,
         )
         return node, "in_file", "out_mask"

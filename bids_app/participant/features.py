@@ -8,11 +8,12 @@ from nipype.pipeline import engine as pe
 from bids_app.participant.interfaces.features import (
     AtlasToT1w,
     Histogram,
+    MeshNetParcellation,
     Radiomics,
     Thickness,
     Volumes,
 )
-from bids_app.participant.options import AnatomicalOptions
+from bids_app.participant.options import MESHNET_FAMILY, MESHNET_MODEL, AnatomicalOptions
 
 #: Families that need the atlas on the T1w grid.
 _ATLAS_FAMILIES = frozenset({"volumes", "thickness", "radiomics"})
@@ -21,7 +22,10 @@ _ATLAS_FAMILIES = frozenset({"volumes", "thickness", "radiomics"})
 def init_features_wf(
     options: AnatomicalOptions, lesion: bool = False, name: str = "features_wf"
 ) -> pe.Workflow:
-    """Compute the feature families of ``options.features`` from the segmented T1w.
+    """Compute the feature families of ``options.families`` from the segmented T1w.
+
+    ``volumes`` follows ``--segmentation``: the atlas route's ``volumes`` table and/or the
+    MeshNet parcellation (``meshnet_parcellation`` node) with its ``meshnet`` table.
 
     Parameters
     ----------
@@ -35,9 +39,10 @@ def init_features_wf(
     Returns
     -------
     nipype.pipeline.engine.Workflow
-        Inputs ``t1w_preproc``, ``brain_mask``, ``dseg``, ``probseg``, ``inverse``
-        (template-to-T1w field) and ``lesion``; outputs ``aparcaseg``, ``thickness_map`` and
-        one table per family (``volumes``, ``thickness``, ``radiomics``, ``histogram``).
+        Inputs ``t1w`` (conformed head), ``t1w_preproc``, ``brain_mask``, ``dseg``,
+        ``probseg``, ``inverse`` (template-to-T1w field) and ``lesion``; outputs
+        ``aparcaseg``, ``thickness_map`` and one table per family (``volumes``, ``thickness``,
+        ``radiomics``, ``histogram``, ``meshnet``).
 
     Examples
     --------
@@ -48,11 +53,11 @@ def init_features_wf(
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(
         niu.IdentityInterface(
-            fields=["t1w_preproc", "brain_mask", "dseg", "probseg", "inverse", "lesion"]
+            fields=["t1w", "t1w_preproc", "brain_mask", "dseg", "probseg", "inverse", "lesion"]
         ),
         name="inputnode",
     )
-    families = set(options.features)
+    families = set(options.families)
     outputnode = pe.Node(
         niu.IdentityInterface(fields=["aparcaseg", "thickness_map", *sorted(families)]),
         name="outputnode",
@@ -103,6 +108,19 @@ def init_features_wf(
         ])  # fmt: skip
         if lesion:
             workflow.connect(inputnode, "lesion", node, "lesion")
+    if MESHNET_FAMILY in families:
+        node = pe.Node(
+            MeshNetParcellation(
+                models_dir=str(options.models_dir),
+                model=MESHNET_MODEL,
+                device=options.device,
+                precision=options.precision,
+            ),
+            name=MESHNET_FAMILY,
+            mem_gb=4.0,
+        )
+        workflow.connect(inputnode, "t1w", node, "t1w")
+        workflow.connect(inputnode, "brain_mask", node, "brain_mask")
     if "histogram" in families:
         node = pe.Node(Histogram(), name="histogram", mem_gb=0.5)
         workflow.connect([

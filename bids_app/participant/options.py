@@ -17,6 +17,12 @@ from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
 from bids_app.preprocessing.hdbet import find_hdbet_weights
 from bids_app.preprocessing.registration import REGISTRATION_PRESETS
+from bids_app.pretrained.weights import check_model, resolve_models_dir
+
+#: Feature family of the MeshNet parcellation's volumes (``--segmentation meshnet``).
+MESHNET_FAMILY = "meshnet"
+#: brainchop model of ``--segmentation meshnet``: 50 classes, aseg + Desikan-Killiany parcels.
+MESHNET_MODEL = "model30chan50cls"
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class AnatomicalOptions:
 
     Parameters
     ----------
-    skull_strip : {"hdbet", "template", "none", "user"}
+    skull_strip : {"hdbet", "mindgrab", "template", "none", "user"}
         The brain extraction actually used (``auto`` resolved).
     skull_strip_reason : str
         Why, for the log and the report.
@@ -53,6 +59,13 @@ class AnatomicalOptions:
         DiReCT preset (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
     nprocs : int
         Processes this session may use (the thickness step runs its hemispheres side by side).
+    segmentation : tuple of str
+        Methods of the regional volumes: ``atlas`` (the ``volumes`` family) and/or ``meshnet``
+        (the ``meshnet`` family and ``desc-meshnet_dseg``).
+    models_dir : Path or None
+        Folder of brainchop's MeshNet models (``mindgrab`` or ``meshnet`` only).
+    precision : str
+        Inference precision of the pretrained networks.
     """
 
     skull_strip: str
@@ -69,6 +82,24 @@ class AnatomicalOptions:
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
     thickness_preset: str = "fast"
     nprocs: int = 1
+    segmentation: tuple[str, ...] = ("atlas",)
+    models_dir: Path | None = None
+    precision: str = "auto"
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The feature tables this session writes: ``volumes`` per ``--segmentation``.
+
+        Examples
+        --------
+        >>> AnatomicalOptions("none", "", features=("volumes", "histogram"),
+        ...                   segmentation=("meshnet",)).families
+        ('histogram', 'meshnet')
+        """
+        families = [f for f in self.features if f != "volumes" or "atlas" in self.segmentation]
+        if "volumes" in self.features and "meshnet" in self.segmentation:
+            families.append(MESHNET_FAMILY)
+        return tuple(families)
 
     @property
     def resolution(self) -> int:
@@ -108,6 +139,7 @@ class AnatomicalOptions:
             "atlas": self.atlas,
             "radiomics_rois": list(self.radiomics_rois),
             "thickness_preset": self.thickness_preset,
+            "segmentation": list(self.segmentation),
         }
 
 
@@ -176,10 +208,17 @@ def resolve_options(
                 "--skull-strip hdbet: HD-BET's weights were not found; download them "
                 "(see README) and give --hdbet-weights DIR, or use --skull-strip template"
             )
+    elif mode == "mindgrab":
+        check_model(config.participant.models_dir, "mindgrab")
     elif mode == "template" and stripped:
         reason = f"requested, although the input looks skull-stripped ({evidence})"
     elif mode == "none" and not stripped:
         reason = f"requested, although the input does not look skull-stripped ({evidence})"
+    models_dir = None
+    if mode == "mindgrab" or "meshnet" in config.participant.segmentation:
+        models_dir = resolve_models_dir(config.participant.models_dir)
+    if "meshnet" in config.participant.segmentation:
+        check_model(models_dir, MESHNET_MODEL)
     return AnatomicalOptions(
         skull_strip=mode,
         skull_strip_reason=reason,
@@ -195,4 +234,7 @@ def resolve_options(
         radiomics_rois=config.participant.radiomics_rois,
         thickness_preset=config.participant.thickness_preset,
         nprocs=config.resources.nprocs,
+        segmentation=config.participant.segmentation,
+        models_dir=models_dir,
+        precision=config.resources.precision,
     )

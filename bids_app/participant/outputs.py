@@ -128,7 +128,14 @@ def _write_features(
     ids = {"participant_id": f"sub-{inputs.subject}"}
     if inputs.session:
         ids["session_id"] = f"ses-{inputs.session}"
-    for family in options.features:
+    if "meshnet" in outputs:
+        meshnet = outputs["meshnet"]
+        image("meshnet_dseg", meshnet.dseg, Method=meshnet.sidecar["Method"])
+        writer.write_text(
+            writer.path("meshnet_dseg_labels", entities),
+            Path(meshnet.labels).read_text(encoding="utf-8"),
+        )
+    for family in options.families:
         result = outputs[family]
         table = pd.read_csv(result.table, sep="\t", na_values="n/a", keep_default_na=False)
         for position, (column, value) in enumerate(ids.items()):

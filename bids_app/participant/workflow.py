@@ -96,9 +96,10 @@ def init_participant_wf(
         ]
         if lesion:
             links.append(_link(anat_preproc_wf, coregistration_wf, "lesion"))
-    if options.features:
+    if options.families:
         features_wf = init_features_wf(options, lesion=lesion)
         links += [
+            _link(anat_preproc_wf, features_wf, "t1w"),
             _link(segmentation_wf, features_wf, "t1w_preproc", "brain_mask", "dseg", "probseg"),
             _link(registration_wf, features_wf, "inverse"),
         ]

@@ -134,6 +134,35 @@ class HDBet(SimpleInterface):
         return runtime
 
 
+class _MindGrabInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="conformed T1w (head)")
+    models_dir = Directory(exists=True, mandatory=True, desc="folder holding mindgrab/")
+    device = Str("cpu", usedefault=True, desc="torch device")
+    precision = Str("auto", usedefault=True, desc="inference precision")
+
+
+class MindGrab(SimpleInterface):
+    """Skull stripping with brainchop's mindgrab model, on the conformed T1w.
+
+    :func:`bids_app.pretrained.meshnet.mindgrab_brain_mask`.
+    """
+
+    input_spec = _MindGrabInputSpec
+    output_spec = _MaskOutputSpec
+
+    def _run_interface(self, runtime):
+        from bids_app.pretrained.meshnet import mindgrab_brain_mask
+
+        mask = mindgrab_brain_mask(
+            _load(self.inputs.in_file),
+            Path(self.inputs.models_dir),
+            self.inputs.device,
+            self.inputs.precision,
+        )
+        self._results["out_mask"] = _save(mask, runtime.cwd, "mindgrab_mask.nii.gz")
+        return runtime
+
+
 class _NonzeroInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="skull-stripped T1w")
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
+    Directory,
     File,
     InputMultiObject,
     SimpleInterface,
@@ -26,7 +27,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_app.features import histogram, radiomics, thickness, volumes
+from bids_app.features import histogram, parcellation, radiomics, thickness, volumes
 from bids_app.features.atlases import load_atlas
 from bids_app.features.brainstem import brainstem_atlas
 from bids_app.participant.interfaces.anatomical import _load, _save
@@ -317,5 +318,54 @@ class Histogram(SimpleInterface):
             "fraction": {"Description": "count / all counted voxels"},
             "Normalisation": "intensities scaled so that the white-matter median is 100",
             "BinWidth": histogram.BIN_WIDTH,
+        }
+        return runtime
+
+
+class _MeshNetInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="T1w (grid of the results)")
+    brain_mask = File(exists=True, mandatory=True, desc="brain mask (the crop, and the TIV)")
+    models_dir = Directory(exists=True, mandatory=True, desc="folder of brainchop's models")
+    model = Str("model30chan50cls", usedefault=True, desc="brainchop atlas model")
+    device = Str("cpu", usedefault=True, desc="torch device")
+    precision = Str("auto", usedefault=True, desc="inference precision")
+
+
+class _MeshNetOutputSpec(_TableOutputSpec):
+    dseg = File(exists=True, desc="MeshNet labels on the T1w grid")
+    labels = File(exists=True, desc="the labels' table (BIDS dseg.tsv)")
+
+
+class MeshNetParcellation(SimpleInterface):
+    """brainchop's MeshNet parcellation and its volumes (mL), the ``meshnet`` family.
+
+    :func:`bids_app.pretrained.meshnet.meshnet_parcellation`, then
+    :func:`bids_app.features.parcellation.parcellation_volumes`.
+    """
+
+    input_spec = _MeshNetInputSpec
+    output_spec = _MeshNetOutputSpec
+
+    def _run_interface(self, runtime):
+        from bids_app.pretrained.meshnet import meshnet_parcellation
+
+        t1w, mask = _load(self.inputs.t1w), _load(self.inputs.brain_mask)
+        labels, table = meshnet_parcellation(
+            t1w,
+            Path(self.inputs.models_dir),
+            self.inputs.model,
+            brain_mask=mask,
+            device=self.inputs.device,
+            precision=self.inputs.precision,
+        )
+        self._results["dseg"] = _save(labels, runtime.cwd, "meshnet_dseg.nii.gz")
+        path = Path(runtime.cwd) / "meshnet_dseg.tsv"
+        table.to_csv(path, sep="\t", index=False)
+        self._results["labels"] = str(path)
+        values, columns = parcellation.parcellation_volumes(labels, table, mask)
+        self._results["table"] = _save_table(values, runtime.cwd, "meshnet.tsv")
+        self._results["sidecar"] = {
+            **columns,
+            "Method": f"MeshNet {self.inputs.model} (brainchop; Fedorov et al. 2017)",
         }
         return runtime
