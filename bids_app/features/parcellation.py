@@ -6,7 +6,8 @@ intracranial volume (the brain mask), grey matter (cortex, deep grey nuclei and 
 cortex: FreeSurfer's TotalGray), white matter (cerebral and cerebellar, corpus callosum) and
 the cerebellum. The single classes that the clinical papers name keep their familiar names
 (:data:`RENAMED`): ``brainstem``, ``lateral_ventricles`` (18-class model), ``precentral_gm`` and
-``paracentral_gm`` (their grey-matter volume, not their cortical thickness).
+``paracentral_gm`` (their grey-matter volume, not their cortical thickness); the 50-class
+model's "Cerebellum" class, its cerebellar cortex, is ``cerebellum_cortex``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ RENAMED = {
     "Lateral-Ventricle": "lateral_ventricles",
     "ctx-precentral": "precentral_gm",
     "ctx-paracentral": "paracentral_gm",
+    "Cerebellum": "cerebellum_cortex",  # the 50-class model's name of it
 }
 #: Deep grey-matter classes (counted in ``gm``), in the names of both models.
 DEEP_GREY = (
@@ -64,6 +66,8 @@ def class_column(name: str) -> str:
     --------
     >>> class_column("ctx-precentral"), class_column("Thalamus-Proper*")
     ('precentral_gm', 'thalamus_proper')
+    >>> class_column("Cerebellum"), class_column("Cerebellum-Cortex")
+    ('cerebellum_cortex', 'cerebellum_cortex')
     """
     return RENAMED.get(name) or column_name(name).strip("_")
 
@@ -118,6 +122,8 @@ def parcellation_volumes(
         }
     for name, volume in by_name.items():
         column = class_column(name)
+        if column in values:
+            raise ValueError(f"MeshNet class {name!r} would overwrite column {column!r}")
         values[column] = volume
         columns[column] = {"Description": f"MeshNet class {name!r}", "Units": "mL"}
     return values, columns

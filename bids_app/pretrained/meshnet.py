@@ -326,9 +326,8 @@ def crop_box(mask: np.ndarray, padding: int) -> tuple[slice, ...]:
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         present = np.flatnonzero(mask.any(axis=other))
-        box.append(
-            slice(max(0, present[0] - padding), min(mask.shape[axis], present[-1] + padding + 1))
-        )
+        first, last = int(present[0]), int(present[-1])
+        box.append(slice(max(0, first - padding), min(mask.shape[axis], last + padding + 1)))
     return tuple(box)
 
 
