@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from bids_app.cli.main import main
+from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import DataError, NoInputError
 from bids_app.features.parcellation import parcellation_volumes
+from bids_app.group.workflow import PARTICIPANT_FAMILIES, collect_features
+from bids_app.inputs.inventory import SessionInputs
 from bids_app.participant.features import init_features_wf
 from bids_app.participant.options import AnatomicalOptions
 from bids_app.pretrained.meshnet import (
@@ -158,3 +161,24 @@ def test_participant_level_writes_the_meshnet_parcellation(make_bids, tmp_path):
     assert not (anat / "sub-01_desc-volumes_morph.tsv").exists()  # the atlas route's
     mindgrab = ["--skull-strip", "mindgrab", "--models-dir", str(tmp_path / "nomodels")]
     assert main([str(bids), str(tmp_path / "d2"), "participant", *args, *mindgrab]) != 0
+
+
+def test_group_level_picks_up_the_meshnet_volumes_as_a_family(make_bids, tmp_path):
+    bids = make_bids(subjects=("01", "02"))
+    writer = DerivativesWriter(output_dir=tmp_path / "out", bids_dir=bids, settings_hash="x")
+    inventory = [
+        SessionInputs(s, None, t1w=(bids / f"sub-{s}/anat/sub-{s}_T1w.nii.gz",))
+        for s in ("01", "02")
+    ]
+    for index, item in enumerate(inventory):
+        table = pd.DataFrame(
+            [{"participant_id": f"sub-{item.subject}", "tiv": 1500.0 + index, "brainstem": 20.0}]
+        )
+        writer.write_table(
+            table, writer.path("meshnet", item.entities), columns={"tiv": {"Units": "mL"}}
+        )
+    tables, dictionaries, missing = collect_features(inventory, writer, PARTICIPANT_FAMILIES)
+    assert list(tables) == ["meshnet"] and list(tables["meshnet"]["tiv"]) == [1500.0, 1501.0]
+    assert dictionaries["meshnet"] == {"tiv": {"Units": "mL"}}
+    assert set(missing["family"]) == {"volumes", "thickness", "radiomics", "histogram"}
+    assert writer.path("meshnet", {"sub": "01"}).name == "sub-01_desc-meshnetvolumes_morph.tsv"

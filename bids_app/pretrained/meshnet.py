@@ -274,7 +274,9 @@ def normalise(volume: np.ndarray, quantile: bool) -> np.ndarray:
     volume : numpy.ndarray
         The conformed uint8 volume.
     quantile : bool
-        Map the 5 % and 95 % quantiles to 0 and 1 (``enableQuantileNorm``); else min-max.
+        Map the 5 % and 95 % quantiles to 0 and 1 (``enableQuantileNorm``); else, or when they
+        are equal (an object filling under 5 % of the volume, where brainchop would divide by
+        zero), min-max.
 
     Returns
     -------
@@ -282,12 +284,13 @@ def normalise(volume: np.ndarray, quantile: bool) -> np.ndarray:
         float32.
     """
     values = volume.astype(np.float32)
+    low, high = values.min(), values.max()
     if quantile:
         flat = np.sort(values, axis=None)
-        low = flat[int(np.floor(flat.size * QUANTILES[0]))]
-        high = flat[int(np.ceil(flat.size * QUANTILES[1])) - 1]
-    else:
-        low, high = values.min(), values.max()
+        lower = flat[int(np.floor(flat.size * QUANTILES[0]))]
+        upper = flat[int(np.ceil(flat.size * QUANTILES[1])) - 1]
+        if upper > lower:  # else under 5 % of the 256³ volume is non-zero: min-max
+            low, high = lower, upper
     if high <= low:
         raise DataError("MeshNet: the conformed image is constant (no contrast to segment)")
     return (values - low) / (high - low)
