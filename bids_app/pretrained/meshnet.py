@@ -355,10 +355,12 @@ def run_network(
     numpy.ndarray
         uint8 labels (the output channel of the maximum), same shape as ``volume``.
     """
-    network = network.to(device)
+    # channels-last: oneDNN's dilated convolutions ran 1.5 times faster (mindgrab on Colin27)
+    layout = torch.channels_last_3d
+    network = network.to(device, memory_format=layout)
     with inference_mode(device, precision):
         tensor = torch.from_numpy(np.ascontiguousarray(volume))[None, None].to(device)
-        labels = network(tensor).argmax(dim=1)[0]
+        labels = network(tensor.contiguous(memory_format=layout)).argmax(dim=1)[0]
     return labels.to(torch.uint8).cpu().numpy()
 
 
