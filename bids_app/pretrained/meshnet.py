@@ -35,7 +35,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cc3d
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -376,11 +375,20 @@ def largest_component(labels: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         ``labels`` with every other non-zero voxel set to 0 (brainchop's post-processing).
+
+    Examples
+    --------
+    >>> labels = np.zeros((6, 6, 6), np.uint8)
+    >>> labels[0, 0, 0], labels[2:4, 2:4, 2:4], labels[4, 4, 4] = 3, 1, 2  # 4,4,4: a corner
+    >>> kept = largest_component(labels)
+    >>> int(kept[0, 0, 0]), int(kept[4, 4, 4]), int(kept.sum())
+    (0, 2, 10)
     """
     foreground = labels > 0
     if not foreground.any():
         return labels
-    largest = cc3d.largest_k(foreground, k=1, connectivity=26) > 0
+    components, _ = ndi.label(foreground, structure=np.ones((3, 3, 3), bool))  # 26-connected
+    largest = components == np.argmax(np.bincount(components.ravel())[1:]) + 1
     return np.where(largest, labels, 0).astype(labels.dtype)
 
 
