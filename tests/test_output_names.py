@@ -46,7 +46,7 @@ ALLOWED_MODULES = {
     "config/build.py": "extensions of a --config file the user gives",
     "features/atlases.py": "atlas files read from the atlas cache",
     "features/radiomics.py": "package data: the radiomics settings yaml",
-    "preprocessing/hdbet.py": "HD-BET's model files read, and its temporary input/output",
+    "pretrained/hdbet.py": "HD-BET's model files read, and its temporary input/output",
     "preprocessing/registration.py": "ANTs' temporary transforms in a scratch folder",
     "preprocessing/templates.py": "TemplateFlow's template files read",
 }
