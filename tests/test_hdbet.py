@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("nnunetv2")
 
 from bids_app.errors import NoInputError, UsageError  # noqa: E402
-from bids_app.preprocessing.hdbet import (  # noqa: E402
+from bids_app.pretrained.hdbet import (  # noqa: E402
     HDBET_MODEL_FILES,
     default_hdbet_weights_dir,
     find_hdbet_weights,

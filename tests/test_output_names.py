@@ -46,7 +46,7 @@ ALLOWED_MODULES = {
     "config/build.py": "extensions of a --config file the user gives",
     "features/atlases.py": "atlas files read from the atlas cache",
     "features/radiomics.py": "package data: the radiomics settings yaml",
-    "preprocessing/hdbet.py": "HD-BET's model files read, and its temporary input/output",
+    "pretrained/hdbet.py": "HD-BET's model files read, and its temporary input/output",
     "pretrained/tfjs.py": "a TF.js model's model.json read",
     "pretrained/meshnet.py": "brainchop's model files read (model.json, colormap.json)",
     "pretrained/weights.py": "brainchop's model files checked (their SHA-256 table)",

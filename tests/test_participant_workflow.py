@@ -6,6 +6,7 @@ from copy import deepcopy
 from pathlib import Path
 
 import pytest
+from nipype.interfaces.base import isdefined
 from nipype.pipeline import engine as pe
 from nipype.pipeline.engine.utils import generate_expanded_graph
 
@@ -101,12 +102,15 @@ def test_full_participant_workflow_wires_every_sub_workflow(files, tmp_path):
         t2w=(files["t2w"],),
         lesion_masks=(files["lesion"],),
     )
-    options = AnatomicalOptions("hdbet", "weights", hdbet_weights=files["hdbet"], nprocs=2)
+    options = AnatomicalOptions(
+        "hdbet", "weights", hdbet_weights=files["hdbet"], hdbet_version="v2", nprocs=2
+    )
     workflow = init_participant_wf(inputs, options, tmp_path)
     assert workflow.name == "sub_01_ses_A_wf"
     nodes = _executed(workflow)
     assert set(nodes) >= {"hdbet", "lesion", "flair_coregister", "t2w_coregister", "cnn_flair"}
     assert set(nodes) >= {"atlas_to_t1w", *FEATURE_FAMILIES}
+    assert nodes["hdbet"].inputs.weights_dir == str(files["hdbet"])
     assert nodes["flair_coregister"].inputs.in_file == str(files["flair"])
     assert nodes["lesion"].inputs.in_file == str(files["lesion"])
     assert nodes["thickness"].n_procs == 2
@@ -119,6 +123,16 @@ def test_full_participant_workflow_wires_every_sub_workflow(files, tmp_path):
     assert ("t2w_coregister", "summary", "merge_other", "in2") in edges
     assert ("merge_other", "out", "qc", "other") in edges
     assert ("atlas_to_t1w", "aparcaseg", "thickness", "aparcaseg") in edges
+
+
+def test_hdbet_v1_node_gets_mode_tta_precision_and_device():
+    options = AnatomicalOptions(
+        "hdbet", "v1", hdbet_version="v1", hdbet_mode="accurate", device="cuda", precision="mixed"
+    )
+    node = init_anat_preproc_wf(options).get_node("hdbet")
+    assert not isdefined(node.inputs.weights_dir)
+    assert (node.inputs.mode, node.inputs.tta) == ("accurate", True)
+    assert (node.inputs.device, node.inputs.precision) == ("cuda", "mixed")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from bids_app import runtime
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bids_app"
 #: Packages of pure science: they get threads, seeds and process pools from their caller.
-SCIENCE = ("preprocessing", "features", "models", "deep", "statistics")
+SCIENCE = ("preprocessing", "pretrained", "features", "models", "deep", "statistics")
 #: ``os`` functions that read or change the environment.
 _OS_ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 #: Calls that change process-wide state, by their last attribute name.

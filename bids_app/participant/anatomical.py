@@ -79,11 +79,14 @@ def init_anat_preproc_wf(
 def _brain_mask_node(options: AnatomicalOptions) -> tuple[pe.Node, str, str]:
     """Return the node giving the brain mask, its conformed-T1w input and its mask output."""
     if options.skull_strip == "hdbet":
-        node = pe.Node(
-            HDBet(weights_dir=str(options.hdbet_weights), device=options.device),
-            name="hdbet",
-            mem_gb=4.0,
-        )
+        hdbet = HDBet(device=options.device)
+        if options.hdbet_version == "v2":
+            hdbet.inputs.weights_dir = str(options.hdbet_weights)
+        else:
+            hdbet.inputs.mode = options.hdbet_mode
+            hdbet.inputs.tta = options.hdbet_tta
+            hdbet.inputs.precision = options.precision
+        node = pe.Node(hdbet, name="hdbet", mem_gb=4.0)
         return node, "in_file", "out_mask"
     if options.skull_strip == "mindgrab":
         node = pe.Node(

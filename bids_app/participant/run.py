@@ -11,14 +11,13 @@ from pathlib import Path
 
 from bids_app.config import Config
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.errors import NeuroStratError, NoInputError
+from bids_app.errors import NeuroStratError
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.participant.failures import failure_reason
-from bids_app.participant.options import resolve_options
+from bids_app.participant.options import require_hdbet, resolve_options
 from bids_app.participant.outputs import write_session_outputs
 from bids_app.participant.workflow import init_participant_wf
 from bids_app.preprocessing.conform import load_image
-from bids_app.preprocessing.hdbet import find_hdbet_weights
 from bids_app.runtime import configure_nipype, frozen_gc
 from bids_app.utils.logs import track
 
@@ -150,15 +149,8 @@ def run_participant_level(
     """
     work_dir = config.work_dir
     configure_nipype(work_dir, config.verbosity)
-    if (
-        config.participant.skull_strip == "hdbet"
-        and find_hdbet_weights(config.participant.hdbet_weights) is None
-    ):
-        raise NoInputError(
-            "--skull-strip hdbet: HD-BET's weights were not found; give --hdbet-weights DIR "
-            "(a folder with plans.json, dataset.json and fold_all/checkpoint_final.pth) or use "
-            "--skull-strip template"
-        )
+    if config.participant.skull_strip == "hdbet":  # fail before the first session
+        require_hdbet(config.participant)
     outcomes = []
     sessions = _session_outcomes(inventory, config, writer, work_dir)
     for outcome in track(sessions, "participant", LOGGER, total=len(inventory)):

@@ -1,6 +1,6 @@
 """Brain masks: the template-based fallback, detection of skull-stripped input, user masks.
 
-HD-BET (Coll 2023 §2.2, Isensee et al. 2019) lives in :mod:`bids_app.preprocessing.hdbet`; this
+HD-BET (Coll 2023 §2.2, Isensee et al. 2019) lives in :mod:`bids_app.pretrained.hdbet`; this
 module provides what runs without its weights. The template fallback warps the template's brain
 mask to the T1w (after the registration of :mod:`~bids_app.preprocessing.registration`) and refines
 its border with the tissue classes, as ``antsBrainExtraction.sh`` does with Atropos and morphology.

