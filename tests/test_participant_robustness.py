@@ -123,9 +123,11 @@ def test_bad_inputs_fail_alone_with_clear_errors(synthetic, tmp_path, capsys):
 
 def _run(bids: Path, out: Path, work: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "bids_app", str(bids), str(out), "participant", "-w"]
+    options = ["--sloppy", "--skip-bids-validation", "-q", "--features", "volumes"]
+    # resumption, not brain extraction, is under test: the template method, not HD-BET
+    options += ["--skull-strip", "template"]
     return subprocess.Popen(
-        [*command, str(work), "--sloppy", "--skip-bids-validation", "-q", "--features", "volumes"]
-        + ["--skull-strip", "template"],  # resumption, not brain extraction, is under test
+        [*command, str(work), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

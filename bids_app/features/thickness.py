@@ -38,8 +38,7 @@ from scipy import ndimage
 from bids_app.features.atlases import atlas_path, read_label_table
 from bids_app.features.brainstem import BRAINSTEM, MEDULLA, MIDBRAIN, PONS
 from bids_app.preprocessing.antsio import to_ants
-from bids_app.preprocessing.brain_extraction import largest_component
-from bids_app.utils.arrays import bounding_box
+from bids_app.utils.arrays import bounding_box, largest_component
 
 T = TypeVar("T")
 

@@ -12,6 +12,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+from bids_app.utils.arrays import largest_component
+
 #: Volume (mL) of non-zero voxels below which an image is taken to be a brain without skull: an
 #: adult brain is 1.0-1.8 L, a head with skull 3-6 L (neck and face included).
 STRIPPED_MAX_VOLUME_ML = 2500.0
@@ -147,27 +149,6 @@ def resample_mask(mask: nib.Nifti1Image, reference: nib.Nifti1Image) -> nib.Nift
     if not data.any():
         raise ValueError("the brain mask does not overlap the T1w image")
     return _as_mask(data, reference)
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """Return the largest connected component of a boolean mask (the mask if it has one).
-
-    Parameters
-    ----------
-    mask : numpy.ndarray
-        Boolean mask.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean mask of the largest component.
-    """
-    labels, count = ndi.label(mask)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        mask = labels == np.argmax(sizes)
-    return mask
 
 
 def _largest_filled(mask: np.ndarray) -> np.ndarray:

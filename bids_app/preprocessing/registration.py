@@ -20,9 +20,8 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.preprocessing.antsio import to_ants, to_nibabel
-from bids_app.preprocessing.brain_extraction import largest_component
 from bids_app.preprocessing.templates import Template, with_head
-from bids_app.utils.arrays import bounding_box
+from bids_app.utils.arrays import bounding_box, largest_component
 
 #: Height (mm) of the head kept below its top before registration, as FSL's robustfov keeps
 #: 170 mm: the neck of sagittal MPRAGEs otherwise pulls the centre-of-mass initialisation down.

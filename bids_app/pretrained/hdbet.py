@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from bids_app.errors import DataError, NoInputError, UsageError
+from bids_app.utils.arrays import largest_component
 
 if TYPE_CHECKING:
     import torch
@@ -413,30 +413,6 @@ def _hdbet_v1_module(name: str) -> ModuleType:
         ) from exc
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """Keep the largest 26-connected component of a mask (HD-BET's ``postprocess_prediction``).
-
-    Parameters
-    ----------
-    mask : numpy.ndarray of bool
-        The predicted brain.
-
-    Returns
-    -------
-    numpy.ndarray of bool
-        The largest component (the input itself when it is empty).
-
-    Examples
-    --------
-    >>> _largest_component(np.array([[[1, 0, 1, 1]]], bool)).astype(int)
-    array([[[0, 0, 1, 1]]])
-    """
-    labels, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim))
-    if count == 0:
-        return mask
-    return labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
-
-
 def _hdbet_v1_softmax(
     data: np.ndarray,
     model_files: list[Path],
@@ -514,7 +490,7 @@ def _hdbet_v1_mask_zyx(
     padded, shape = pad_patient_3d(data, cfg.net_input_must_be_divisible_by, cfg.val_min_size)
     softmax = _hdbet_v1_softmax(padded, model_files, device, precision, tta)
     seg = softmax.argmax(0)[: shape[0], : shape[1], : shape[2]].cpu().numpy() > 0
-    seg = _largest_component(seg)
+    seg = largest_component(seg, full_connectivity=True)  # HD-BET's postprocess_prediction
     resized = data_loading.resize_image(seg.astype(np.float32), HDBET_V1_SPACING, spacing, order=0)
     return padorcut(resized, array.shape) > 0.5
 

@@ -47,6 +47,7 @@ from bids_app.errors import DataError, UsageError
 from bids_app.pretrained.precision import inference_mode
 from bids_app.pretrained.tfjs import Layer, TFJSModel, TFJSModelError, read_tfjs_model
 from bids_app.pretrained.weights import check_model
+from bids_app.utils.arrays import largest_component
 
 #: Side (voxels) and voxel size (mm) of brainchop's conformed volume.
 CONFORM_SHAPE, CONFORM_MM = 256, 1.0
@@ -363,7 +364,7 @@ def run_network(
     return labels.to(torch.uint8).cpu().numpy()
 
 
-def largest_component(labels: np.ndarray) -> np.ndarray:
+def keep_largest_component(labels: np.ndarray) -> np.ndarray:
     """Keep the labels of the largest 26-connected component of the non-zero voxels.
 
     Parameters
@@ -380,15 +381,11 @@ def largest_component(labels: np.ndarray) -> np.ndarray:
     --------
     >>> labels = np.zeros((6, 6, 6), np.uint8)
     >>> labels[0, 0, 0], labels[2:4, 2:4, 2:4], labels[4, 4, 4] = 3, 1, 2  # 4,4,4: a corner
-    >>> kept = largest_component(labels)
+    >>> kept = keep_largest_component(labels)
     >>> int(kept[0, 0, 0]), int(kept[4, 4, 4]), int(kept.sum())
     (0, 2, 10)
     """
-    foreground = labels > 0
-    if not foreground.any():
-        return labels
-    components, _ = ndi.label(foreground, structure=np.ones((3, 3, 3), bool))  # 26-connected
-    largest = components == np.argmax(np.bincount(components.ravel())[1:]) + 1
+    largest = largest_component(labels > 0, full_connectivity=True)
     return np.where(largest, labels, 0).astype(labels.dtype)
 
 
@@ -498,7 +495,7 @@ def segment_conformed(
     network = build_meshnet(read_tfjs_model(folder / "model.json"))
     labels = np.zeros(volume.shape, dtype=np.uint8)
     labels[box] = run_network(network, normalised[box], device, precision)
-    return largest_component(labels)
+    return keep_largest_component(labels)
 
 
 def _device(device: str | torch.device) -> torch.device:

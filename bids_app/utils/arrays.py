@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def bounding_box(mask: np.ndarray, margin: int | tuple[int, ...]) -> tuple[slice, ...]:
@@ -31,3 +32,36 @@ def bounding_box(mask: np.ndarray, margin: int | tuple[int, ...]) -> tuple[slice
     low = np.maximum(where.min(axis=0) - np.asarray(margin), 0)
     high = np.minimum(where.max(axis=0) + 1 + np.asarray(margin), mask.shape)
     return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
+def largest_component(mask: np.ndarray, full_connectivity: bool = False) -> np.ndarray:
+    """Return the largest connected component of the non-zero voxels of a mask.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean mask (or any array; its non-zero voxels are the foreground).
+    full_connectivity : bool, default=False
+        Neighbours by faces only (6-connected in 3D), or also by edges and corners
+        (26-connected, as HD-BET's and brainchop's post-processing).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The largest component; the foreground itself when it has fewer than two.
+
+    Examples
+    --------
+    >>> mask = np.array([[[1, 0, 1, 1]]], bool)
+    >>> largest_component(mask).astype(int)
+    array([[[0, 0, 1, 1]]])
+    >>> largest_component(np.eye(3, dtype=bool), full_connectivity=True).sum()
+    np.int64(3)
+    """
+    structure = np.ones((3,) * mask.ndim, bool) if full_connectivity else None
+    labels, count = ndimage.label(mask, structure=structure)
+    if count < 2:
+        return labels > 0
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == np.argmax(sizes)
