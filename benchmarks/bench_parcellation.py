@@ -158,6 +158,19 @@ def freesurfer_codes(group: str) -> tuple[int, ...]:
     return tuple(code for name in group.split("+") for code in ASEG[name])
 
 
+def class_list(names: list[str]) -> str:
+    """Name up to three classes; count a longer list (the 50-class model's cortical parcels).
+
+    Examples
+    --------
+    >>> class_list(["Brain-Stem"]), class_list(["ctx-a", "ctx-b", "ctx-c", "ctx-d"])
+    ('Brain-Stem', '4 classes: ctx-a ... ctx-d')
+    """
+    if len(names) <= 3:
+        return "; ".join(names)
+    return f"{len(names)} classes: {names[0]} ... {names[-1]}"
+
+
 def compare(
     labels: np.ndarray, names: dict[int, str], reference: np.ndarray, voxel_ml: float
 ) -> pd.DataFrame:
@@ -178,7 +191,7 @@ def compare(
     -------
     pandas.DataFrame
         One row per structure (``kind`` ``structure``) and per compared volume (``volume``):
-        ``structure``, ``meshnet_classes``, ``dice``, ``meshnet_ml``, ``freesurfer_ml`` and
+        ``structure``, ``meshnet_classes``, ``dice``, ``method_ml``, ``freesurfer_ml`` and
         ``volume_diff_pct`` (100 (MeshNet - FreeSurfer) / FreeSurfer).
     """
     matched = match_classes(names)
@@ -190,9 +203,9 @@ def compare(
         return {
             "kind": kind,
             "structure": structure,
-            "meshnet_classes": "; ".join(names[c] for c in channels),
+            "meshnet_classes": class_list([names[c] for c in channels]),
             "dice": round(dice(ours, theirs), 4),
-            "meshnet_ml": round(float(ours_ml), 2),
+            "method_ml": round(float(ours_ml), 2),
             "freesurfer_ml": round(float(theirs_ml), 2),
             "volume_diff_pct": round(100 * (ours_ml - theirs_ml) / theirs_ml, 1),
         }
@@ -323,7 +336,7 @@ def atlas_route(norm: nib.spatialimages.SpatialImage, tmp: Path, code: Path) -> 
             {
                 "kind": "volume",
                 "structure": volume,
-                "meshnet_ml": round(float(ours[volume]), 2),
+                "method_ml": round(float(ours[volume]), 2),
                 "freesurfer_ml": round(float(theirs), 2),
                 "volume_diff_pct": round(100 * (ours[volume] - theirs) / theirs, 1),
             }
@@ -332,7 +345,7 @@ def atlas_route(norm: nib.spatialimages.SpatialImage, tmp: Path, code: Path) -> 
     return pd.DataFrame(rows).assign(method=method, status="ok")
 
 
-#: Columns of the table, in order (``meshnet_ml`` is the method's volume).
+#: Columns of the table, in order (``method_ml`` is the method's volume).
 COLUMNS = (
     "method",
     "status",
@@ -340,7 +353,7 @@ COLUMNS = (
     "structure",
     "meshnet_classes",
     "dice",
-    "meshnet_ml",
+    "method_ml",
     "freesurfer_ml",
     "volume_diff_pct",
     "wall_s",
