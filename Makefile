@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_group.py
 	$(BIN)/python benchmarks/bench_dnn.py
 	$(BIN)/python benchmarks/bench_deep.py
+	$(BIN)/python benchmarks/bench_brain_extraction.py
+	$(BIN)/python benchmarks/bench_parcellation.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check bids_app tests benchmarks docs run.py
