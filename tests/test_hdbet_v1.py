@@ -123,6 +123,18 @@ def test_mixed_precision_agrees_with_float32(colin27_2mm, colin27_mask):
     assert dice(np.asarray(mixed.dataobj) > 0, colin27_mask) >= 0.99
 
 
+@pytest.mark.slow
+@needs_package
+@pytest.mark.skipif(
+    not (SHARED_DATA / "stroke" / "T1.nii.gz").is_file(), reason="needs ../shared/data/stroke"
+)
+def test_skull_stripped_input_is_a_clear_error():
+    # HD-BET v1 keeps 79 mL of this already stripped 1 mm brain: an error, not a mask
+    stripped = nib.load(SHARED_DATA / "stroke" / "T1.nii.gz")
+    with pytest.raises(DataError, match=r"brain of \d+ mL.*--skull-strip none"):
+        hdbet_v1_brain_mask(stripped)
+
+
 def test_mirrorings_are_the_eight_subsets_of_the_spatial_axes():
     assert len(set(HDBET_V1_MIRRORS)) == 8
     assert {axis for axes in HDBET_V1_MIRRORS for axis in axes} == {2, 3, 4}

@@ -314,6 +314,8 @@ def resolve_options(
                 mode, reason = "template", f"{exc}: template-based fallback"
     elif mode == "hdbet":
         version, weights, reason = require_hdbet(config.participant)
+        if stripped:
+            reason += f", although the input looks skull-stripped ({evidence})"
     elif mode == "mindgrab":
         check_model(config.participant.models_dir, "mindgrab")
     elif mode == "template" and stripped:

