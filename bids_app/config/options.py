@@ -606,7 +606,8 @@ class ResourceOptions:
             flags=("--precision",),
             choices=PRECISIONS,
             help="inference of the pretrained networks: mixed (float16/bfloat16 autocast) or "
-            "float32; auto is mixed on a GPU and float32 on the CPU",
+            "float32; auto is mixed for the brain extraction on a GPU and float32 otherwise "
+            "(the MeshNet parcellation stays float32 unless mixed is asked for)",
         ),
     )
 

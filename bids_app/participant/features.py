@@ -114,7 +114,7 @@ def init_features_wf(
                 models_dir=str(options.models_dir),
                 model=MESHNET_MODEL,
                 device=options.device,
-                precision=options.precision,
+                precision=options.parcellation_precision,
             ),
             name=MESHNET_FAMILY,
             mem_gb=4.0,
