@@ -68,13 +68,14 @@ def test_participant_outputs(cohort, run_outputs):
 
 
 def test_brain_masks_match_the_ground_truth(cohort, run_outputs):
-    """The template fallback finds the planted brains (3 mm input, --sloppy).
+    """HD-BET v1, the default, finds the planted brains (3 mm input, --sloppy).
 
-    Most sessions must match the true brain mask; a session that does not must be flagged by
-    the QC (seen: sub-004, whose registration put the template's brain on the scalp).
+    Its mask keeps the CSF around the brain, which the planted mask leaves out: Dice 0.94-0.95
+    on these five sessions (the template method read 0.93 on sub-001 and once put the
+    template's brain on sub-004's scalp).
     """
     out, _ = run_outputs
-    scores, flags = [], []
+    scores = []
     for truth in sorted((cohort / "sourcedata" / "ground_truth").rglob("*_desc-brain_mask.nii.gz")):
         ours = out / truth.relative_to(cohort / "sourcedata" / "ground_truth")
         reference = nib.as_closest_canonical(nib.load(truth))
@@ -82,10 +83,8 @@ def test_brain_masks_match_the_ground_truth(cohort, run_outputs):
         assert mask.shape == reference.shape
         scores.append(dice(np.asarray(mask.dataobj) > 0, np.asarray(reference.dataobj) > 0))
         qc = ours.with_name(ours.name.replace("_desc-brain_mask.nii.gz", "_desc-preproc_qc.json"))
-        flags.append(json.loads(qc.read_text())["Flags"])
-    assert len(scores) >= 4 and np.median(scores) >= 0.9, scores
-    for score, flag in zip(scores, flags, strict=True):
-        assert score >= 0.85 or {"brain_volume_ml", "mni_correlation"} & set(flag), (score, flag)
+        assert json.loads(qc.read_text())["SkullStrip"] == "hdbet"
+    assert len(scores) >= 4 and min(scores) >= 0.92, scores
 
 
 def test_reports_show_every_overlay(cohort, run_outputs):
