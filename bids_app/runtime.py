@@ -135,6 +135,20 @@ def limit_threads(n_threads: int) -> None:
         torch.set_num_threads(n_threads)
 
 
+def start_forked_worker() -> None:
+    """Make a worker forked from this process safe for torch (a process pool's initializer).
+
+    GNU OpenMP's thread pool does not survive ``fork``: when the parent has already run a
+    parallel torch operation, the child's first one waits forever for threads it does not have.
+    One thread in the child avoids the pool altogether; the participant level's session workers
+    run one session each, side by side, so one thread each is what they should use anyway. A
+    torch first imported in the child builds its own pool and needs nothing.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def itk_threads() -> int | None:
     """Return the ITK thread count this process was given, None when it was given none.
 

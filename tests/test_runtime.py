@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import ctypes
 import gc
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -244,3 +245,33 @@ def test_configure_nipype(tmp_path):
     runtime.configure_nipype(tmp_path, verbosity=0)
     assert nipype_config.get("execution", "crashdump_dir") == str(tmp_path / "crash")
     assert not nipype_config.getboolean("execution", "check_version")
+
+
+def _convolve_in_forked_worker(queue) -> None:
+    import torch
+
+    runtime.start_forked_worker()
+    convolution = torch.nn.Conv3d(2, 4, 3)
+    queue.put(tuple(convolution(torch.ones(1, 2, 16, 16, 16)).shape))
+
+
+def test_forked_worker_runs_torch_after_the_parent_did():
+    # GNU OpenMP's pool does not survive fork: without start_forked_worker the child's first
+    # parallel torch operation waits forever (the participant level's session workers hung so)
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.nn.Conv3d(2, 4, 3)(torch.ones(1, 2, 32, 32, 32))  # the parent's pool exists now
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_convolve_in_forked_worker, args=(queue,))
+        child.start()
+        child.join(60)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+        assert not hung, "the forked worker hung in torch"
+        assert queue.get(timeout=5) == (1, 4, 14, 14, 14)
+    finally:
+        torch.set_num_threads(threads)

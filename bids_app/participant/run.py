@@ -18,7 +18,7 @@ from bids_app.participant.options import require_hdbet, resolve_options
 from bids_app.participant.outputs import write_session_outputs
 from bids_app.participant.workflow import init_participant_wf
 from bids_app.preprocessing.conform import load_image
-from bids_app.runtime import configure_nipype, frozen_gc
+from bids_app.runtime import configure_nipype, frozen_gc, start_forked_worker
 from bids_app.utils.logs import track
 
 LOGGER = logging.getLogger("bids_app.participant")
@@ -181,7 +181,9 @@ def _session_outcomes(
     session_config = config.replace(nprocs=1)
     context = multiprocessing.get_context("fork")
     workers = min(config.resources.nprocs, len(inventory))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=start_forked_worker
+    ) as pool:
         futures = {
             pool.submit(process_session, inputs, session_config, writer, work_dir): inputs
             for inputs in inventory
