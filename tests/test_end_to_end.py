@@ -197,7 +197,7 @@ def _bundle(root: Path, shape) -> Path:
 
     from bids_app.deep.bundle import CARD_VERSION, checkpoint
     from bids_app.deep.networks import build_network
-    from bids_app.models.persistence import file_digest
+    from bids_app.utils.digests import file_digest
 
     root.mkdir()
     options = {"widths": (2, 4, 4, 8), "head": (8, 4)}

@@ -35,7 +35,8 @@ from torch import nn
 
 from bids_app.deep.networks import NETWORKS, build_network, positive_probability
 from bids_app.errors import DataError
-from bids_app.models.persistence import file_digest, read_versioned_json, verified_file
+from bids_app.models.persistence import read_versioned_json, verified_file
+from bids_app.utils.digests import file_digest
 
 #: Identifier and version of the checkpoint layout.
 CHECKPOINT_FORMAT = "neurostrat-network"

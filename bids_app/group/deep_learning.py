@@ -40,7 +40,7 @@ from bids_app.inputs.inventory import SessionInputs
 from bids_app.models.crossval import outer_splits, summarise
 from bids_app.models.design import DesignError, Target, binary_target
 from bids_app.models.metrics import METRICS
-from bids_app.models.persistence import file_digest
+from bids_app.utils.digests import file_digest
 
 LOGGER = logging.getLogger("bids_app.deep")
 

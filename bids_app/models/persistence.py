@@ -9,7 +9,6 @@ a SHA-256 digest of every file, which is checked before anything is unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import pandas as pd
 
 from bids_app.errors import DataError
 from bids_app.models.metrics import binary_metrics, positive_scores
+from bids_app.utils.digests import file_digest
 
 #: Version of the manifest's layout.
 MANIFEST_VERSION = 1
@@ -51,26 +51,6 @@ class SavedModel:
     entry: dict[str, Any]
     folds: list
     full: Any
-
-
-def file_digest(path: Path) -> str:
-    """Return the SHA-256 hex digest of a file.
-
-    Parameters
-    ----------
-    path : Path
-        The file.
-
-    Returns
-    -------
-    str
-        64 hexadecimal digits.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_entry(

@@ -32,7 +32,6 @@ redirected or captured standard output.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.util
 import itertools
@@ -46,6 +45,7 @@ import numpy as np
 
 from bids_app.errors import DataError, NoInputError, UsageError
 from bids_app.utils.arrays import largest_component
+from bids_app.utils.digests import file_digest
 
 if TYPE_CHECKING:
     import torch
@@ -347,11 +347,7 @@ def hdbet_v1_weights_dir() -> Path | None:
 @functools.cache
 def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     """SHA-256 of a file, computed once per process for a given size and modification time."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path)
 
 
 def check_hdbet_v1_weights(mode: str = "fast", weights_dir: Path | None = None) -> list[Path]:

@@ -15,10 +15,10 @@ different copy is refused instead of giving silently different segmentations.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from bids_app.errors import DataError, NoInputError
+from bids_app.utils.digests import file_digest
 
 #: The folder the container bakes the weights into (the default of ``--models-dir``).
 DEFAULT_MODELS_DIR = Path("/opt/neurostrat/models")
@@ -74,26 +74,6 @@ def resolve_models_dir(models_dir: Path | None) -> Path:
     return Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
 
 
-def sha256(path: Path) -> str:
-    """Return the SHA-256 hex digest of a file.
-
-    Parameters
-    ----------
-    path : Path
-        The file.
-
-    Returns
-    -------
-    str
-        64 hexadecimal digits.
-    """
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_model(models_dir: Path | None, name: str) -> Path:
     """Return the folder of a model after checking its files' SHA-256.
 
@@ -128,7 +108,7 @@ def check_model(models_dir: Path | None, name: str) -> Path:
             + FALLBACK_HINT
         )
     for file, expected in MODEL_DIGESTS[name].items():
-        if sha256(folder / file) != expected:
+        if file_digest(folder / file) != expected:
             raise DataError(
                 f"{folder / file}: SHA-256 differs from brainchop's published {name} model "
                 "(damaged or another version); copy the model again from the container "
