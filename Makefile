@@ -9,14 +9,16 @@ DEMO_DIR ?= demo
 DEMO_SUBJECTS ?= 40
 DEMO_SITES ?= 3
 NPROCS ?= 2
+, := ,
 
-.PHONY: install test demo bench lint docs clean
+.PHONY: install test demo bench lint docs clean container container-models container-test
 
 install: $(STAMP)
 
 # Order matters: torch (the local CPU build) before anything that depends on it; pyradiomics
 # 3.0.1 built against the pinned numpy without build isolation (see requirements-build.txt).
-$(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt pyproject.toml version
+$(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt requirements-test.txt \
+	  pyproject.toml version
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements-build.txt
@@ -24,6 +26,7 @@ $(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt pypro
 	$(BIN)/pip install --quiet --no-build-isolation pyradiomics==3.0.1
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -c requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -48,8 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_parcellation.py
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check bids_app tests benchmarks docs run.py
-	$(BIN)/ruff format --check bids_app tests benchmarks docs run.py
+	$(BIN)/ruff check bids_app tests benchmarks docs container run.py
+	$(BIN)/ruff format --check bids_app tests benchmarks docs container run.py
 	$(BIN)/lint-imports
 
 # Sphinx, numpydoc, MyST, sphinx-argparse and import-linter, without changing any product pin.
@@ -72,6 +75,36 @@ demo: $(STAMP)
 	  -w $(DEMO_DIR)/work --seed 0 --nprocs $(NPROCS) --target diagnosis --positive-label ALS --cluster-features milella2023 \
 	  --dl-models resnet3d --dl-base-width 4 --dl-epochs 6 --dl-batch-size 4
 	@echo "Demo report: $$(cd $(DEMO_DIR)/derivatives/group && pwd)/report.html"
+
+# The container image (Dockerfile), with podman where installed, else docker. Build options:
+# CA_BUNDLE (an HTTPS proxy's CA, given as a build secret), TORCH_PIP_ARGS (where pip finds torch
+# 2.13.0), CONTAINER_BUILD_ARGS (anything else, e.g. --network host).
+ENGINE ?= $(shell command -v podman || command -v docker)
+IMAGE ?= neurostrat/neurostrat:$(shell cat version)
+CA_BUNDLE ?=
+TORCH_PIP_ARGS ?=
+CONTAINER_BUILD_ARGS ?=
+MODELS_SRC ?=
+
+container:
+	$(ENGINE) build --build-arg VERSION=$$(cat version) \
+	  $(if $(CA_BUNDLE),--secret id=ca$(,)src=$(CA_BUNDLE)) \
+	  $(if $(TORCH_PIP_ARGS),--build-arg TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)") \
+	  $(CONTAINER_BUILD_ARGS) -t $(IMAGE) .
+	@$(ENGINE) image inspect $(IMAGE) --format 'image $(IMAGE): {{.Size}} bytes'
+
+# brainchop's MeshNet weights into container/models/ (baked into the image), checked by SHA-256.
+container-models: $(STAMP)
+	@test -n "$(MODELS_SRC)" || { echo "error: set MODELS_SRC=/path/to/brainchop/public/models"; exit 1; }
+	for name in mindgrab model30chan18cls model30chan50cls; do \
+	  mkdir -p container/models/$$name && cp $(MODELS_SRC)/$$name/{model.json,model.bin,colormap.json} container/models/$$name/; \
+	done
+	cp $(MODELS_SRC)/LICENSE container/models/LICENSE
+	$(BIN)/python -m bids_app.cli.models container/models --require
+
+# Runs the image as users run it (offline, read-only, any uid) and compares it with the venv.
+container-test: $(STAMP)
+	ENGINE=$(ENGINE) IMAGE=$(IMAGE) bash container/test.sh
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache docs/_build docs/_autosummary

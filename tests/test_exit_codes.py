@@ -1,6 +1,7 @@
 """Exit codes of the BIDS-Apps execution-spec draft, and failures that spare other subjects."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,27 @@ def test_unwritable_output(tmp_path, make_bids, capsys):
     code = main([str(make_bids()), str(blocker / "out"), "participant"])
     assert code == ExitCode.CANT_CREATE
     assert "output folder" in capsys.readouterr().err
+
+
+def test_unwritable_work_folder(tmp_path, make_bids, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    bids = make_bids()
+    code = main([str(bids), str(tmp_path / "out"), "participant", "-w", str(blocker / "work")])
+    assert code == ExitCode.CANT_CREATE
+    message = capsys.readouterr().err
+    assert "work folder" in message and "-w DIR" in message
+
+
+def test_default_work_folder_in_an_unwritable_cwd(tmp_path, make_bids, capsys, monkeypatch):
+    bids = make_bids()
+    monkeypatch.chdir("/proc/self")  # not writable, even by root
+    code = main([str(bids), str(tmp_path / "out"), "participant"])
+    assert code == ExitCode.CANT_CREATE
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and f"/proc/{os.getpid()}/work" in message
+    assert "-w DIR" in message
+    assert not (tmp_path / "out" / "sub-01").exists()
 
 
 def test_bad_participants_table(tmp_path, make_bids, capsys):

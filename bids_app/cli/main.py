@@ -57,17 +57,16 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     return build_config(options, file_options)
 
 
-def _check_output_dir(output_dir: Path) -> None:
-    """Create ``output_dir`` and check that it is writable (exit 73 otherwise)."""
+def _check_writable(folder: Path, what: str, fix: str) -> None:
+    """Create ``folder`` and check that it is writable (exit 73 naming ``fix`` otherwise)."""
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / f".write-test-{uuid.uuid4().hex[:8]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{uuid.uuid4().hex[:8]}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
         raise OutputError(
-            f"cannot create or write output folder {output_dir}: {exc.strerror or exc}; "
-            "choose a writable folder"
+            f"cannot create or write {what} {folder}: {exc.strerror or exc}; {fix}"
         ) from exc
 
 
@@ -92,7 +91,17 @@ def run(config: Config, run_id: str) -> int:
     from bids_app.inputs.participants import read_participants
 
     check_dataset_root(config.input.bids_dir)
-    _check_output_dir(config.output_dir)
+    _check_writable(
+        config.output_dir,
+        "output folder",
+        "choose a writable folder (in a container, run as its owner: --user $(id -u):$(id -g))",
+    )
+    _check_writable(
+        config.work_dir,
+        "work folder",
+        "give a writable one with -w DIR (in a container, mount one and pass its path, so that "
+        "a second run resumes)",
+    )
     writer = DerivativesWriter(
         output_dir=config.output_dir,
         bids_dir=config.input.bids_dir,

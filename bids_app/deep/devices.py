@@ -52,8 +52,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise DeviceError(
-                f"--device {name}: CUDA is not available on this machine (no GPU, driver or "
-                "CUDA build of torch); use --device cpu or auto."
+                f"--device {name}: CUDA is not available (no GPU visible, no driver, or a CPU "
+                "build of torch; in a container pass the GPU with docker run --gpus all or "
+                "singularity run --nv, on an image built for CUDA); use --device cpu or auto."
             )
         try:
             device = torch.device(name)
