@@ -1,4 +1,4 @@
-# NeuroStrat BIDS App image (docs/installation.md, "Container"). Build:
+# NeuroStrat BIDS App image (docs/usage/container.md). Build:
 #   docker build --build-arg VERSION=$(cat version) -t neurostrat/neurostrat:$(cat version) .
 # Run as your own user, with the work folder mounted so that a second run resumes:
 #   docker run --rm --user $(id -u):$(id -g) -v $PWD/bids:/bids:ro -v $PWD/out:/out \
@@ -27,9 +27,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/neurostrat/venv \
     PATH=/opt/neurostrat/venv/bin:$PATH
 
-# gcc/g++ build pyradiomics' C extension; they stay in this stage.
+# gcc/g++ build pyradiomics' C extension, binutils strips the libraries; they stay in this stage.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc g++ \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc g++ binutils \
  && rm -rf /var/lib/apt/lists/*
 
 # The node BIDS validator 1.15.0: its published tarball carries a self-contained bundle
@@ -60,7 +60,9 @@ COPY bids_app /tmp/neurostrat/bids_app
 RUN pip install --no-deps --no-build-isolation /tmp/neurostrat \
  && pip uninstall -y -q pip wheel versioneer \
  && find "$VIRTUAL_ENV" -depth -type d -name tests -path "*/site-packages/*" -exec rm -rf {} + \
- && rm -rf "$VIRTUAL_ENV"/lib/python3.11/site-packages/torch/include
+ && rm -rf "$VIRTUAL_ENV"/lib/python3.11/site-packages/torch/include \
+ && { find "$VIRTUAL_ENV" -type f \( -name "*.so" -o -name "*.so.*" \) \
+      -exec strip --strip-unneeded {} + 2>/dev/null || true; }
 
 COPY container/models /opt/neurostrat/models
 RUN python -m bids_app.cli.models /opt/neurostrat/models

@@ -35,6 +35,9 @@ echo "no registry: building a stand-in for $BASE_IMAGE from Debian bookworm (deb
 if ! podman image exists localhost/debian-base:bookworm; then
   rootfs=$(mktemp -d)
   debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  # as slim as the official images: no package cache, documentation or translations
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
   tar -C "$rootfs" -c . | podman import -q - localhost/debian-base:bookworm
   rm -rf "$rootfs"
 fi
