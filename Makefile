@@ -108,3 +108,9 @@ container-test: $(STAMP)
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache docs/_build docs/_autosummary
+
+# The Boutiques descriptor, generated from the option declarations (tests/test_boutiques.py
+# fails when the committed file differs).
+.PHONY: boutiques
+boutiques: $(STAMP)
+	$(BIN)/python -m bids_app.cli.boutiques --output boutiques/neurostrat.json

@@ -120,6 +120,27 @@ def _arguments(declaration: Declaration) -> tuple[list[str], dict[str, Any]]:
     return list(spec.flags), kwargs
 
 
+def cli_declarations() -> tuple[Declaration, ...]:
+    """Return the options on the command line: the positionals in order, then the flagged ones.
+
+    Returns
+    -------
+    tuple of Declaration
+        The positional arguments by position, then the options with flags in the order of the
+        help; the options without flags or position (set by the CLI itself) are left out.
+
+    Examples
+    --------
+    >>> [d.name for d in cli_declarations()][:4]
+    ['bids_dir', 'output_dir', 'analysis_level', 'participant_label']
+    """
+    on_cli = [d for d in declarations() if d.option.flags or d.option.position is not None]
+    positional = sorted(
+        (d for d in on_cli if d.option.position is not None), key=lambda d: d.option.position
+    )
+    return (*positional, *(d for d in on_cli if d.option.position is None))
+
+
 def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
     """Build the command-line parser from the declared options.
 
@@ -154,16 +175,9 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
     groups = {
         section: parser.add_argument_group(title) for section, title in SECTION_TITLES.items()
     }
-    on_cli = [d for d in declarations() if d.option.flags or d.option.position is not None]
-    positional = sorted(
-        (d for d in on_cli if d.option.position is not None), key=lambda d: d.option.position
-    )
-    for declaration in positional:
-        args, kwargs = _arguments(declaration)
-        parser.add_argument(*args, **kwargs)
     groups["run"].add_argument("--version", action="version", version=__version__)
-    for declaration in on_cli:
-        if declaration.option.position is None:
-            args, kwargs = _arguments(declaration)
-            groups[declaration.section].add_argument(*args, **kwargs)
+    for declaration in cli_declarations():
+        args, kwargs = _arguments(declaration)
+        positional = declaration.option.position is not None
+        (parser if positional else groups[declaration.section]).add_argument(*args, **kwargs)
     return parser
