@@ -179,3 +179,12 @@ def test_subject_defaults_to_01_and_bids_is_rebuilt(workdir):
     assert sorted(p.name for p in (workdir / "bids").glob("sub-*")) == ["sub-01"]
     assert (workdir / "bids" / "sub-01" / "anat" / "sub-01_T1w.nii.gz").is_file()
     assert not (workdir / "bids" / "sub-01" / "anat" / "sub-01_T1w.json").exists()
+
+
+def test_sample_config_is_accepted(workdir):
+    sample = json.loads((APP.parent / "config.json.sample").read_text())
+
+    arguments = bids_from_config({**sample, "t1": "input/t1.nii.gz"}, workdir / "bids")
+
+    build_parser().parse_args(["bids", "out", "participant", *arguments])
+    assert (workdir / "bids" / "sub-01" / "ses-1" / "anat" / "sub-01_ses-1_T1w.json").is_file()
