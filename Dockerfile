@@ -27,7 +27,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/neurostrat/venv \
     PATH=/opt/neurostrat/venv/bin:$PATH
 
-# gcc/g++ build pyradiomics' C extension, binutils strips the libraries; they stay in this stage.
+# gcc/g++ build pyradiomics' C extension, binutils strips torch's libraries (-90 MB of symbols;
+# the libraries that auditwheel patched break when stripped); they stay in this stage.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc g++ binutils \
  && rm -rf /var/lib/apt/lists/*
@@ -61,8 +62,8 @@ RUN pip install --no-deps --no-build-isolation /tmp/neurostrat \
  && pip uninstall -y -q pip wheel versioneer \
  && find "$VIRTUAL_ENV" -depth -type d -name tests -path "*/site-packages/*" -exec rm -rf {} + \
  && rm -rf "$VIRTUAL_ENV"/lib/python3.11/site-packages/torch/include \
- && { find "$VIRTUAL_ENV" -type f \( -name "*.so" -o -name "*.so.*" \) \
-      -exec strip --strip-unneeded {} + 2>/dev/null || true; }
+ && strip --strip-unneeded "$VIRTUAL_ENV"/lib/python3.11/site-packages/torch/lib/libtorch*.so \
+ && python -c "import torch, numpy, scipy, SimpleITK, ants, radiomics, sklearn, nipype, bids"
 
 COPY container/models /opt/neurostrat/models
 RUN python -m bids_app.cli.models /opt/neurostrat/models

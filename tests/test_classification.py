@@ -206,6 +206,21 @@ def test_design_bad_input():
     assert set(design.covariates) == {"age", "sex_M"}
 
 
+def test_knn_on_a_cohort_smaller_than_its_neighbour_grid():
+    # 12 participants: the inner training folds hold about 5 rows, fewer than the grid's
+    # largest n_neighbors (7), which sklearn refuses to fit
+    cohort = make_feature_cohort(n_subjects=12, n_features=8, effect_size=2.0, seed=2)
+    design = _design(cohort)
+    spec = CLASSIFIERS["knn"]
+    pipeline = build_pipeline(spec, design.feature_sets["volumes"], 0, smote_k=None)
+    splits = outer_splits(design.y, design.groups, 3, 1, 0)
+    result = nested_cross_validate(
+        design.X("volumes"), design.y, design.groups, spec, pipeline, splits, "volumes"
+    )
+    chosen = [json.loads(params)["n_neighbors"] for params in result.folds["params"]]
+    assert len(chosen) == 3 and max(chosen) <= 5
+
+
 def test_fewer_subjects_than_folds():
     y = np.array([0, 0, 0, 1, 1])
     with pytest.raises(CrossValidationError, match="2 participant"):

@@ -172,6 +172,39 @@ def check_smote(
         )
 
 
+def feasible_grid(grid: dict, n_train: int) -> dict:
+    """Drop the grid values that cannot be fitted on ``n_train`` rows.
+
+    k-NN needs at least as many training rows as neighbours; in a small cohort the inner
+    training folds can be smaller than the largest ``n_neighbors`` of the grid. Those values
+    are dropped (the smallest is kept, capped at ``n_train``, when none fits).
+
+    Parameters
+    ----------
+    grid : dict
+        Parameter grid of :class:`~sklearn.model_selection.GridSearchCV`.
+    n_train : int
+        Rows of the smallest inner training fold.
+
+    Returns
+    -------
+    dict
+        The grid with the feasible values only.
+
+    Examples
+    --------
+    >>> feasible_grid({"classifier__n_neighbors": [3, 5, 7]}, 6)
+    {'classifier__n_neighbors': [3, 5]}
+    >>> feasible_grid({"classifier__n_neighbors": [3, 5, 7]}, 2)
+    {'classifier__n_neighbors': [2]}
+    """
+    key = "classifier__n_neighbors"
+    if key not in grid:
+        return grid
+    values = [value for value in grid[key] if value <= n_train] or [min(min(grid[key]), n_train)]
+    return {**grid, key: values}
+
+
 def _fit(
     pipeline: Any,
     grid: dict,
@@ -184,11 +217,13 @@ def _fit(
 ) -> tuple[Any, dict]:
     if not grid:
         return clone(pipeline).fit(X, y), {}
+    splitter = StratifiedGroupKFold(inner, shuffle=True, random_state=seed)
+    smallest = min(len(train) for train, _ in splitter.split(X, y, groups))
     search = GridSearchCV(
         pipeline,
-        grid,
+        feasible_grid(grid, smallest),
         scoring="f1",
-        cv=StratifiedGroupKFold(inner, shuffle=True, random_state=seed),
+        cv=splitter,
         n_jobs=n_jobs,
         error_score="raise",
     )
