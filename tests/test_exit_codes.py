@@ -126,6 +126,19 @@ def test_default_work_folder_in_an_unwritable_cwd(tmp_path, make_bids, capsys, m
     assert not (tmp_path / "out" / "sub-01").exists()
 
 
+def test_cuda_without_a_gpu_stops_before_the_first_session(tmp_path, make_bids, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    out = tmp_path / "out"
+    args = [str(make_bids(subjects=["01", "02"])), str(out), "participant", "--device", "cuda"]
+    assert main([*args, "-w", str(tmp_path / "work")]) == ExitCode.USAGE
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and "--gpus all" in message and "--device cpu" in message
+    assert not (out / "sub-01").exists()
+
+
 def test_bad_participants_table(tmp_path, make_bids, capsys):
     bids = make_bids()
     table = bids / "participants.tsv"

@@ -91,6 +91,10 @@ def run(config: Config, run_id: str) -> int:
     from bids_app.inputs.participants import read_participants
 
     check_dataset_root(config.input.bids_dir)
+    if config.resources.device.startswith("cuda"):  # no GPU: stop before anything is written
+        from bids_app.deep.devices import resolve_device
+
+        resolve_device(config.resources.device)
     _check_writable(
         config.output_dir,
         "output folder",
