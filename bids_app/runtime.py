@@ -37,6 +37,30 @@ THREAD_VARIABLES = (ITK_THREADS, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL
 #: Seed of ANTs' random sampling, read by ``antsRegistration`` at each call (ANTsPy 0.6 has no
 #: argument for it).
 ANTS_SEED = "ANTS_RANDOM_SEED"
+#: What ANTs gets for ``--seed 0``: it reads a seed of 0 as "seed from the clock", which made
+#: every registration of a ``--seed 0`` run different.
+ANTS_SEED_FOR_ZERO = 2**31 - 1
+
+
+def ants_seed_value(seed: int) -> str:
+    """Return the ``ANTS_RANDOM_SEED`` value of a run's seed (0 is not a seed for ANTs).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed (``--seed``).
+
+    Returns
+    -------
+    str
+        ``seed``, or :data:`ANTS_SEED_FOR_ZERO` for 0.
+
+    Examples
+    --------
+    >>> ants_seed_value(42), ants_seed_value(0)
+    ('42', '2147483647')
+    """
+    return str(seed or ANTS_SEED_FOR_ZERO)
 
 #: glibc's ``mallopt`` parameters (``malloc.h``) and their defaults: ``M_TRIM_THRESHOLD`` (free
 #: memory at the top of the heap above this is returned to the kernel, 128 KiB) and
@@ -66,7 +90,7 @@ def configure_process(n_threads: int, seed: int | None = None) -> None:
     quiet_libraries()
     limit_threads(n_threads)
     if seed is not None:
-        os.environ[ANTS_SEED] = str(seed)
+        os.environ[ANTS_SEED] = ants_seed_value(seed)
 
 
 def quiet_libraries() -> None:
@@ -246,7 +270,7 @@ def ants_seed(seed: int) -> Iterator[None]:
     None
         Nothing; the previous seed (or none) holds again after the block.
     """
-    with environment(**{ANTS_SEED: str(seed)}):
+    with environment(**{ANTS_SEED: ants_seed_value(seed)}):
         yield
 
 

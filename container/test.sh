@@ -76,13 +76,15 @@ fi
 step "the synthetic cohort (12 subjects, 2 mm)"
 "$VENV_PYTHON" -m bids_app.synthetic "$SCRATCH/bids" --n-subjects 12 --n-sites 3 --seed 0 \
   --voxel-size 2.0 --n-jobs 2 >/dev/null
-# Every family, with the template brain extraction for the whole cohort (HD-BET is compared on
-# one session below: on 2 cores it would double the time of each run); a cohort this small
-# needs SMOTE and ComBat off.
-PARTICIPANT=(participant --sloppy --seed 0 --nprocs 2 --omp-nthreads 1 --skull-strip template)
+# The cohort with the template brain extraction and the cheap families; HD-BET and the
+# thickness (DiReCT), which take most of the time on 2 cores, run on one session. A cohort this
+# small needs SMOTE and ComBat off.
+PARTICIPANT=(participant --sloppy --seed 0 --nprocs 2 --omp-nthreads 1 --skull-strip template
+  --features volumes radiomics histogram)
 GROUP=(group --seed 0 --nprocs 2 --target diagnosis --positive-label ALS --smote-k 0
   --harmonization none)
-HDBET=(participant --sloppy --seed 0 --omp-nthreads 1 --participant-label 001 --features volumes)
+HDBET=(participant --sloppy --seed 0 --omp-nthreads 1 --participant-label 001
+  --features volumes thickness)
 
 step "--device cuda without a GPU"
 status=0
@@ -117,7 +119,7 @@ for level in PARTICIPANT GROUP; do
     || fail "the venv run failed: $(tail -5 "$SCRATCH/venv-$level.log")"
 done
 "$VENV_PYTHON" -m bids_app "$SCRATCH/bids" "$SCRATCH/hdbet-venv" "${HDBET[@]}" \
-  -w "$SCRATCH/work-venv" >"$SCRATCH/venv-hdbet.log" 2>&1 \
+  -w "$SCRATCH/work-venv-hdbet" >"$SCRATCH/venv-hdbet.log" 2>&1 \
   || fail "the venv run failed: $(tail -5 "$SCRATCH/venv-hdbet.log")"
 for name in out hdbet; do
   "$VENV_PYTHON" container/compare_outputs.py "$SCRATCH/$name-container" "$SCRATCH/$name-venv" \

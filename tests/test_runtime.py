@@ -7,8 +7,10 @@ import ctypes
 import gc
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bids_app import runtime
@@ -144,6 +146,31 @@ def test_ants_seed_is_restored(monkeypatch):
     with runtime.ants_seed(7):
         assert os.environ[runtime.ANTS_SEED] == "7"
     assert runtime.ANTS_SEED not in os.environ
+
+
+def _affine_parameters_with_seed_zero(repeats: int) -> list[list[float]]:
+    """Register two noisy blobs ``repeats`` times under ``ants_seed(0)`` (module level: pickled)."""
+    import ants
+
+    rng = np.random.default_rng(0)
+    grid = np.indices((40, 40, 40)).astype(float)
+    blob = np.exp(-(((grid - 20) / 9) ** 2).sum(axis=0))
+    fixed = ants.from_numpy(blob + 0.2 * rng.random(blob.shape))
+    moving = ants.from_numpy(np.roll(blob, 3, axis=0) + 0.2 * rng.random(blob.shape))
+    parameters = []
+    for _ in range(repeats):
+        with runtime.ants_seed(0):
+            result = ants.registration(fixed, moving, type_of_transform="Affine")
+        parameters.append(ants.read_transform(result["fwdtransforms"][0]).parameters.tolist())
+        time.sleep(1.1)  # a seed from the clock would change between the calls
+    return parameters
+
+
+def test_registrations_repeat_with_seed_zero():
+    # ANTs reads ANTS_RANDOM_SEED=0 as "seed from the clock": --seed 0 runs differed
+    pytest.importorskip("ants")
+    [parameters] = runtime.map_in_one_itk_thread(_affine_parameters_with_seed_zero, [(3,)])
+    assert parameters[0] == parameters[1] == parameters[2]
 
 
 def test_limit_threads_sets_every_library(monkeypatch):
