@@ -62,6 +62,7 @@ def ants_seed_value(seed: int) -> str:
     """
     return str(seed or ANTS_SEED_FOR_ZERO)
 
+
 #: glibc's ``mallopt`` parameters (``malloc.h``) and their defaults: ``M_TRIM_THRESHOLD`` (free
 #: memory at the top of the heap above this is returned to the kernel, 128 KiB) and
 #: ``M_MMAP_MAX`` (blocks larger than the mmap threshold, 128 KiB to 32 MiB, get their own
