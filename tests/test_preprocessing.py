@@ -212,6 +212,25 @@ def test_segmentation_finds_the_tissues_and_leaves_no_temporary_files(tmp_path, 
     assert tempfile.tempdir == str(tmp_path)
 
 
+def test_segmentation_repeats():
+    # Atropos seeds its random numbers from the clock unless told not to (-r 0)
+    from bids_app.preprocessing.segmentation import TISSUES, segment_tissues
+
+    data = _phantom() + np.random.default_rng(0).normal(0, 40, _phantom().shape)
+    image = nib.Nifti1Image(data.astype(np.float32), AFFINE_3MM)
+    centre = (np.array(data.shape) - 1) / 2
+    grid = np.indices(data.shape).astype(float)
+    radius = np.sqrt((((grid.T - centre) / (centre * 0.75)) ** 2).sum(axis=-1)).T
+    mask = nib.Nifti1Image((radius < 0.85).astype(np.uint8), AFFINE_3MM)
+    truth = {"CSF": radius > 2, "GM": (radius >= 0.6) & (radius < 0.85), "WM": radius < 0.6}
+    priors = {
+        t: nib.Nifti1Image(truth[t].astype(np.float32) * 0.8 + 0.1, AFFINE_3MM) for t in TISSUES
+    }
+    first, second = (segment_tissues(image, mask, priors)[1] for _ in range(2))
+    for tissue in TISSUES:
+        assert np.array_equal(first[tissue].get_fdata(), second[tissue].get_fdata()), tissue
+
+
 def test_local_refinement_follows_a_smaller_structure(tmp_path):
     """The subject's 'medulla' is a ball of radius 6 mm where the template's has 8 mm.
 

@@ -60,6 +60,7 @@ def segment_tissues(
             m=f"[{mrf},1x1x1]",
             c=f"[{iterations},0]",
             priorweight=prior_weight,
+            r=0,  # Atropos' constant seed: by default it seeds from the clock (-r 1)
         )
         posteriors = {
             tissue: to_nibabel(prob)
