@@ -38,6 +38,8 @@ ALLOWED_MODULES = {
     "inputs/inventory.py": "image extensions of the raw BIDS inputs",
     "inputs/layout.py": "dataset_description.json of the raw BIDS dataset",
     "inputs/participants.py": "participants.tsv/json and sessions.tsv of the raw dataset",
+    "cli/brainlife.py": "brainlife's config.json and product.json, and the raw BIDS dataset "
+    "it builds from them",
     # nipype nodes write into their own scratch folder (work dir), copied out by the writer
     "participant/interfaces/anatomical.py": "scratch names in the nipype node's folder",
     "participant/interfaces/conform.py": "scratch names in the nipype node's folder",
