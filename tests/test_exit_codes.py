@@ -115,6 +115,14 @@ def test_unwritable_work_folder(tmp_path, make_bids, capsys):
     assert "work folder" in message and "-w DIR" in message
 
 
+def test_a_run_that_stops_early_leaves_no_work_folder(tmp_path, make_bids, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bids = make_bids(subjects=["01"])
+    args = [str(bids), str(tmp_path / "out"), "participant", "--participant-label", "09"]
+    assert main(args) == ExitCode.NO_MATCH
+    assert not (tmp_path / "work").exists()
+
+
 def test_default_work_folder_in_an_unwritable_cwd(tmp_path, make_bids, capsys, monkeypatch):
     bids = make_bids()
     monkeypatch.chdir("/proc/self")  # not writable, even by root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import uuid
@@ -57,8 +58,17 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     return build_config(options, file_options)
 
 
-def _check_writable(folder: Path, what: str, fix: str) -> None:
-    """Create ``folder`` and check that it is writable (exit 73 naming ``fix`` otherwise)."""
+def _check_writable(folder: Path, what: str, fix: str, keep: bool = True) -> None:
+    """Check that ``folder`` can be created and written (exit 73 naming ``fix`` otherwise).
+
+    With ``keep=False`` the folders the check created are removed again, so that a run that
+    stops before using the folder leaves nothing behind.
+    """
+    created = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        created.append(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{uuid.uuid4().hex[:8]}"
@@ -68,6 +78,10 @@ def _check_writable(folder: Path, what: str, fix: str) -> None:
         raise OutputError(
             f"cannot create or write {what} {folder}: {exc.strerror or exc}; {fix}"
         ) from exc
+    finally:
+        for path in created if not keep else ():
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def run(config: Config, run_id: str) -> int:
@@ -105,6 +119,7 @@ def run(config: Config, run_id: str) -> int:
         "work folder",
         "give a writable one with -w DIR (in a container, mount one and pass its path, so that "
         "a second run resumes)",
+        keep=False,
     )
     writer = DerivativesWriter(
         output_dir=config.output_dir,
