@@ -189,13 +189,13 @@ def test_template_brain_extraction_on_colin27(tmp_path):
     assert dice(mask, reference > 0) >= 0.93
 
 
-def test_segmentation_finds_the_tissues_and_leaves_no_temporary_files(tmp_path, monkeypatch):
-    import tempfile
+def _segmentation_inputs(noise: float = 0.0):
+    """The phantom, its brain mask, the true tissues and priors drawn from them (3 mm)."""
+    from bids_app.preprocessing.segmentation import TISSUES
 
-    from bids_app.preprocessing.segmentation import TISSUES, segment_tissues
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where ANTsPy would leave files
     data = _phantom()
+    if noise:
+        data = data + np.random.default_rng(0).normal(0, noise, data.shape)
     image = nib.Nifti1Image(data.astype(np.float32), AFFINE_3MM)
     centre = (np.array(data.shape) - 1) / 2
     grid = np.indices(data.shape).astype(float)
@@ -205,6 +205,16 @@ def test_segmentation_finds_the_tissues_and_leaves_no_temporary_files(tmp_path, 
     priors = {
         t: nib.Nifti1Image(truth[t].astype(np.float32) * 0.8 + 0.1, AFFINE_3MM) for t in TISSUES
     }
+    return image, mask, truth, priors
+
+
+def test_segmentation_finds_the_tissues_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    import tempfile
+
+    from bids_app.preprocessing.segmentation import segment_tissues
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where ANTsPy would leave files
+    image, mask, truth, priors = _segmentation_inputs()
     dseg, _ = segment_tissues(image, mask, priors)
     labels = np.asarray(dseg.dataobj)
     assert dice(labels == 3, truth["WM"]) > 0.85 and dice(labels == 2, truth["GM"]) > 0.6
@@ -216,16 +226,7 @@ def test_segmentation_repeats():
     # Atropos seeds its random numbers from the clock unless told not to (-r 0)
     from bids_app.preprocessing.segmentation import TISSUES, segment_tissues
 
-    data = _phantom() + np.random.default_rng(0).normal(0, 40, _phantom().shape)
-    image = nib.Nifti1Image(data.astype(np.float32), AFFINE_3MM)
-    centre = (np.array(data.shape) - 1) / 2
-    grid = np.indices(data.shape).astype(float)
-    radius = np.sqrt((((grid.T - centre) / (centre * 0.75)) ** 2).sum(axis=-1)).T
-    mask = nib.Nifti1Image((radius < 0.85).astype(np.uint8), AFFINE_3MM)
-    truth = {"CSF": radius > 2, "GM": (radius >= 0.6) & (radius < 0.85), "WM": radius < 0.6}
-    priors = {
-        t: nib.Nifti1Image(truth[t].astype(np.float32) * 0.8 + 0.1, AFFINE_3MM) for t in TISSUES
-    }
+    image, mask, _, priors = _segmentation_inputs(noise=40)
     first, second = (segment_tissues(image, mask, priors)[1] for _ in range(2))
     for tissue in TISSUES:
         assert np.array_equal(first[tissue].get_fdata(), second[tissue].get_fdata()), tissue

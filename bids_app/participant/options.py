@@ -267,24 +267,8 @@ def require_hdbet(participant: ParticipantOptions) -> tuple[str, Path | None, st
         raise type(exc)(f"--skull-strip hdbet: {exc}") from exc
 
 
-def resolve_device_name(device: str) -> str:
-    """``--device`` resolved: ``auto`` is ``cuda`` where a GPU is available, else ``cpu``.
-
-    Parameters
-    ----------
-    device : str
-        ``config.resources.device``.
-
-    Returns
-    -------
-    str
-        ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``.
-
-    Raises
-    ------
-    UsageError
-        For ``cuda`` where no GPU is visible (the message names the fix).
-    """
+def _resolve_device(device: str) -> str:
+    """``--device`` resolved: ``auto`` is ``cuda`` where a GPU is available, else ``cpu``."""
     from bids_app.deep.devices import resolve_device  # imports torch: only when resolving
 
     return str(resolve_device(device))
@@ -352,7 +336,7 @@ def resolve_options(
         models_dir = resolve_models_dir(config.participant.models_dir)
     if "meshnet" in config.participant.segmentation:
         check_model(models_dir, MESHNET_MODEL)
-    device = resolve_device_name(config.resources.device)
+    device = _resolve_device(config.resources.device)
     return AnatomicalOptions(
         skull_strip=mode,
         skull_strip_reason=reason,
