@@ -67,7 +67,7 @@ def init_anat_preproc_wf(
             (mask, outputnode, [(out, "brain_mask")]),
         ])  # fmt: skip
     if lesion:
-        conform_lesion = pe.Node(ConformMask(), name="lesion")
+        conform_lesion = pe.Node(ConformMask(empty_ok=True), name="lesion")
         workflow.connect([
             (inputnode, conform_lesion, [("lesion_mask", "in_file")]),
             (conform_t1w, conform_lesion, [("out_file", "reference")]),

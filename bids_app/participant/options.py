@@ -16,6 +16,13 @@ from bids_app.inputs.inventory import SessionInputs
 from bids_app.preprocessing.bias import N4_PRESETS
 from bids_app.preprocessing.brain_extraction import detect_skull_stripped
 from bids_app.preprocessing.cnn_input import CNN_BOX_MM
+from bids_app.preprocessing.conform import (
+    conform,
+    coverage_error,
+    grid_error,
+    image_error,
+    load_image,
+)
 from bids_app.preprocessing.registration import REGISTRATION_PRESETS
 from bids_app.pretrained.hdbet import check_hdbet_v1_weights, find_hdbet_weights
 from bids_app.pretrained.weights import check_model, resolve_models_dir
@@ -287,6 +294,43 @@ def _resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
+def check_images(inputs: SessionInputs, t1w: nib.Nifti1Image) -> None:
+    """Refuse a session whose images cannot be processed, before any step runs.
+
+    The T1w must pass :func:`~bids_app.preprocessing.conform.conform` and cover a head; a
+    FLAIR/T2w must be readable with a usable header; a lesion mask must be too, on the T1w's
+    grid, and may be empty (a session without lesions). A lesion mask on the grid but in the
+    wrong place is flagged by the QC, not refused.
+
+    Parameters
+    ----------
+    inputs : SessionInputs
+        The session.
+    t1w : nibabel.Nifti1Image
+        Its T1w image, loaded.
+
+    Raises
+    ------
+    DataError
+        Naming the file, what is wrong and the fix.
+    """
+    source = str(inputs.t1w[0])
+    conform(t1w, source)
+    _raise(coverage_error(t1w, source))
+    for files in (inputs.flair, inputs.t2w):
+        if files:
+            _raise(image_error(load_image(files[0]), str(files[0])))
+    if inputs.lesion_masks:
+        path = inputs.lesion_masks[0]
+        mask = load_image(path)
+        _raise(image_error(mask, str(path)) or grid_error(mask, t1w, str(path), source))
+
+
+def _raise(error: DataError | None) -> None:
+    if error is not None:
+        raise error
+
+
 def resolve_options(
     inputs: SessionInputs, t1w: nib.Nifti1Image, config: Config
 ) -> AnatomicalOptions:
@@ -305,7 +349,13 @@ def resolve_options(
     -------
     AnatomicalOptions
         The resolved options.
+
+    Raises
+    ------
+    DataError
+        When an image of the session is unusable (:func:`check_images`).
     """
+    check_images(inputs, t1w)
     mode, reason, user_mask = config.participant.skull_strip, "requested", None
     weights, version = None, None
     stripped, evidence = detect_skull_stripped(t1w)

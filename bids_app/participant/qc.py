@@ -13,7 +13,11 @@ from bids_app.preprocessing.registration import REGISTRATION_PRESETS
 
 
 def init_qc_wf(
-    options: AnatomicalOptions, title: str, other: bool = False, name: str = "qc_wf"
+    options: AnatomicalOptions,
+    title: str,
+    other: bool = False,
+    lesion: bool = False,
+    name: str = "qc_wf",
 ) -> pe.Workflow:
     """Measure the session's quality, flag what is off and render its report.
 
@@ -25,14 +29,16 @@ def init_qc_wf(
         Title of the report.
     other : bool
         Show the co-registered contrasts (input ``summaries``).
+    lesion : bool
+        Flag a lesion mask lying outside the brain mask (input ``lesion``: the input mask).
     name : str
         Name of the workflow.
 
     Returns
     -------
     nipype.pipeline.engine.Workflow
-        Inputs ``t1w_preproc``, ``brain_mask``, ``dseg``, ``template_probability``, ``t1w_mni``
-        and ``summaries``; outputs ``metrics``, ``flags`` and ``report`` (HTML file).
+        Inputs ``t1w_preproc``, ``brain_mask``, ``dseg``, ``template_probability``, ``t1w_mni``,
+        ``summaries`` and ``lesion``; outputs ``metrics``, ``flags`` and ``report`` (HTML file).
 
     Examples
     --------
@@ -50,6 +56,7 @@ def init_qc_wf(
                 "template_probability",
                 "t1w_mni",
                 "summaries",
+                "lesion",
             ]
         ),
         name="inputnode",
@@ -74,6 +81,8 @@ def init_qc_wf(
     ])  # fmt: skip
     if other:
         workflow.connect(inputnode, "summaries", qc, "other")
+    if lesion:
+        workflow.connect(inputnode, "lesion", qc, "lesion")
     return workflow
 
 

@@ -59,7 +59,9 @@ def init_participant_wf(
     segmentation_wf = init_segmentation_wf(options)
     template_space_wf = init_template_space_wf(options, lesion=lesion)
     cnn_input_wf = init_cnn_input_wf(options, tuple(others))
-    qc_wf = init_qc_wf(options, f"NeuroStrat: {inputs.key}", other=bool(others))
+    qc_wf = init_qc_wf(options, f"NeuroStrat: {inputs.key}", other=bool(others), lesion=lesion)
+    if lesion:
+        qc_wf.inputs.inputnode.lesion = str(inputs.lesion_masks[0])
     links = [
         _link(anat_preproc_wf, registration_wf, "t1w", "t1w_n4"),
         _link(anat_preproc_wf, segmentation_wf, "t1w"),

@@ -1,7 +1,13 @@
-"""Conform an anatomical image: 3D, finite, float32, RAS orientation, consistent header."""
+"""Conform an anatomical image: 3D, finite, float32, RAS orientation, consistent header.
+
+Also the checks of an image's header and geometry that run before any processing
+(:func:`image_error`, :func:`coverage_error`, :func:`grid_error`): each returns the
+:class:`~bids_app.errors.DataError` to raise, naming the file and the fix, or None.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +18,17 @@ from bids_app.errors import DataError
 
 #: Largest disagreement (mm, in any voxel-to-world entry) tolerated between qform and sform.
 QFORM_SFORM_TOLERANCE = 1e-3
+#: Smallest and largest voxel dimension (mm). Below, a header in metres or a microscopy
+#: image; above, one in micrometres or a thumbnail. Thick clinical slices (up to 16 mm) pass:
+#: they are resampled isotropic (:func:`resample_anisotropic`).
+VOXEL_SIZE_MM = (0.2, 16.0)
+#: Smallest field of view (mm) of a T1w along each axis: no brain is smaller (an adult's is
+#: about 140 x 170 x 120 mm, a newborn's about 90 mm), so a smaller image is a slab, a
+#: localiser or a crop, which the template registration cannot place (the suite's toy
+#: phantoms are 60 mm).
+MIN_FOV_MM = 50.0
+#: What fixes a header whose orientation is missing or wrong.
+_FIX_HEADER = "set the sform/qform (e.g. with fslorient or nibabel) or re-convert it (dcm2niix)"
 
 
 def load_image(path: Path) -> nib.Nifti1Image:
@@ -32,6 +49,11 @@ def load_image(path: Path) -> nib.Nifti1Image:
     DataError
         Naming the file when it is missing, truncated, or not NIfTI.
     """
+    if path.is_symlink() and not path.exists():
+        raise DataError(
+            f"{path} is a broken symbolic link (to {os.readlink(path)}); fetch its data "
+            f"(e.g. datalad get {path.name}, or git annex get) or replace the link by the image"
+        )
     try:
         img = nib.load(path)
         data = np.asanyarray(img.dataobj)
@@ -47,12 +69,161 @@ def load_image(path: Path) -> nib.Nifti1Image:
     return nib.Nifti1Image(data, img.affine, img.header)
 
 
-def conform(img: nib.Nifti1Image, source: str = "image") -> tuple[nib.Nifti1Image, dict[str, Any]]:
+def image_error(img: nib.Nifti1Image, source: str) -> DataError | None:
+    """Check that an image holds real numbers and a usable voxel-to-world affine.
+
+    Refused: complex or RGB data, a header whose qform and sform codes are both 0 (its
+    orientation, left from right, is unknown: the BIDS validator's error
+    ``SFORM_AND_QFORM_IN_IMAGE_HEADER_ARE_ZERO``), a singular or non-finite affine, and voxel
+    dimensions outside :data:`VOXEL_SIZE_MM`.
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+        The image as loaded (its header's codes are read).
+    source : str
+        Name of the file, which starts the message.
+
+    Returns
+    -------
+    DataError or None
+        The error naming the file, what is wrong and the fix; None for a usable image.
+
+    Examples
+    --------
+    >>> image_error(nib.Nifti1Image(np.ones((4, 4, 4), np.int8), np.eye(4)), "t1.nii") is None
+    True
+    >>> print(image_error(nib.Nifti1Image(np.ones((4, 4, 4), np.complex64), np.eye(4)), "t1.nii"))
+    t1.nii: complex-valued data (complex64); save the magnitude image (e.g. numpy.abs) and use that
+    """
+    dtype = np.asanyarray(img.dataobj).dtype
+    if dtype.names:
+        return DataError(
+            f"{source}: RGB colour data ({len(dtype.names)} channels); an MRI image is grey-scale: "
+            "re-convert the scanner's image (e.g. with dcm2niix), not a colour rendering of it"
+        )
+    if dtype.kind == "c":
+        return DataError(
+            f"{source}: complex-valued data ({dtype}); "
+            "save the magnitude image (e.g. numpy.abs) and use that"
+        )
+    if dtype.kind not in "biuf":
+        return DataError(f"{source}: data of type {dtype} are not numbers; re-convert the image")
+    header = img.header
+    if not int(header["qform_code"]) and not int(header["sform_code"]):
+        return DataError(
+            f"{source}: the header's qform and sform codes are both 0, so its orientation (left "
+            f"from right) is unknown; {_FIX_HEADER}"
+        )
+    affine = img.affine
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
+        return DataError(
+            f"{source}: the header's voxel-to-world affine is singular or not finite; {_FIX_HEADER}"
+        )
+    zooms = nib.affines.voxel_sizes(affine)
+    low, high = VOXEL_SIZE_MM
+    if zooms.min() < low or zooms.max() > high:
+        return DataError(
+            f"{source}: voxel size {_mm(zooms)} mm is outside {low:g}-{high:g} mm; the header's "
+            f"voxel size is probably in other units than mm: {_FIX_HEADER}"
+        )
+    return None
+
+
+def coverage_error(img: nib.Nifti1Image, source: str) -> DataError | None:
+    """Check that a T1w covers a head: a field of view of :data:`MIN_FOV_MM` or more per axis.
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+        The T1w, its affine checked by :func:`image_error`.
+    source : str
+        Name of the file, which starts the message.
+
+    Returns
+    -------
+    DataError or None
+        The error naming the file and the fix; None when the image is large enough.
+
+    Examples
+    --------
+    >>> error = coverage_error(nib.Nifti1Image(np.ones((4, 4, 4)), np.eye(4) * 3), "t1.nii")
+    >>> str(error).split(";")[0]
+    't1.nii: field of view 12 x 12 x 12 mm is under 50 mm along an axis, too small for a head'
+    """
+    fov = np.array(img.shape[:3]) * nib.affines.voxel_sizes(img.affine)
+    if fov.min() >= MIN_FOV_MM:
+        return None
+    return DataError(
+        f"{source}: field of view {_mm(fov)} mm is under {MIN_FOV_MM:g} mm along an axis, too "
+        "small for a head; give the whole-head 3D T1w (not a slab, a localiser or a crop)"
+    )
+
+
+def grid_error(
+    mask: nib.Nifti1Image, reference: nib.Nifti1Image, source: str, reference_name: str
+) -> DataError | None:
+    """Check that a mask is on the grid of its image (the same shape, once both are RAS).
+
+    A mask of another shape was drawn on another image (BIDS and fMRIPrep define a lesion mask
+    in the space of its T1w); resampling it through the two headers would silently trust a
+    match nothing shows. Its position is checked later, against the brain mask.
+
+    Parameters
+    ----------
+    mask : nibabel.Nifti1Image
+        The mask (e.g. a lesion mask), its header checked by :func:`image_error`.
+    reference : nibabel.Nifti1Image
+        The image it belongs to (the T1w).
+    source, reference_name : str
+        Names of the two files, for the message.
+
+    Returns
+    -------
+    DataError or None
+        The error naming both files and the fix; None when the grids match.
+
+    Examples
+    --------
+    >>> t1w = nib.Nifti1Image(np.ones((4, 5, 6)), np.diag([-1.0, 1.0, 1.0, 1.0]))
+    >>> grid_error(nib.Nifti1Image(np.ones((4, 5, 6)), np.eye(4)), t1w, "m", "t") is None
+    True
+    >>> error = grid_error(nib.Nifti1Image(np.ones((2, 5, 6)), np.eye(4)), t1w, "m", "t")
+    >>> str(error).split(";")[0]
+    'm: its grid (2 x 5 x 6 voxels) is not that of t (4 x 5 x 6)'
+    """
+    shapes = [_ras_shape(img) for img in (mask, reference)]
+    if shapes[0] == shapes[1]:
+        return None
+    return DataError(
+        f"{source}: its grid ({' x '.join(map(str, shapes[0]))} voxels) is not that of "
+        f"{reference_name} ({' x '.join(map(str, shapes[1]))}); resample it onto the T1w "
+        "(e.g. antsApplyTransforms -n NearestNeighbor -r <T1w>) or remove it"
+    )
+
+
+def _ras_shape(img: nib.Nifti1Image) -> tuple[int, ...]:
+    """Return the image's shape along the R, A and S axes (its axes reordered as RAS)."""
+    ornt = nib.orientations.io_orientation(img.affine)
+    shape = [0, 0, 0]
+    for size, axis in zip(img.shape[:3], ornt[:, 0], strict=True):
+        shape[int(axis)] = int(size)
+    return tuple(shape)
+
+
+def _mm(values: np.ndarray) -> str:
+    return " x ".join(f"{value:.3g}" for value in values)
+
+
+def conform(
+    img: nib.Nifti1Image, source: str = "image", allow_constant: bool = False
+) -> tuple[nib.Nifti1Image, dict[str, Any]]:
     """Make an anatomical image safe for every later step.
 
-    Squeezes a trailing singleton 4th dimension, refuses other non-3D images, refuses NaN/Inf
-    and constant images, checks that qform and sform agree (sform wins, as in nibabel), reorients
-    to RAS+ by axis permutation and flipping only (no resampling), and stores float32.
+    Refuses what :func:`image_error` refuses, squeezes a trailing singleton 4th dimension,
+    refuses other non-3D images, NaN/Inf and constant images, checks that qform and sform agree
+    (sform wins, as in nibabel), reorients to RAS+ by axis permutation and flipping only (no
+    resampling), and stores float32.
 
     Parameters
     ----------
@@ -60,6 +231,8 @@ def conform(img: nib.Nifti1Image, source: str = "image") -> tuple[nib.Nifti1Imag
         The input image.
     source : str
         Name of the input file, used in error messages.
+    allow_constant : bool
+        Accept a constant image (an empty lesion mask: a session without lesions).
 
     Returns
     -------
@@ -71,7 +244,8 @@ def conform(img: nib.Nifti1Image, source: str = "image") -> tuple[nib.Nifti1Imag
     Raises
     ------
     DataError
-        If the image is not 3D, has non-finite values, is constant, or its header is unusable.
+        If the image is not 3D, has non-finite values, is constant (unless allowed), or its
+        data type or header is unusable.
 
     Examples
     --------
@@ -83,6 +257,9 @@ def conform(img: nib.Nifti1Image, source: str = "image") -> tuple[nib.Nifti1Imag
     >>> out.get_data_dtype().name
     'float32'
     """
+    error = image_error(img, source)
+    if error is not None:
+        raise error
     data = np.asanyarray(img.dataobj)
     changes: list[str] = []
     if data.ndim == 4 and data.shape[3] == 1:
@@ -96,9 +273,9 @@ def conform(img: nib.Nifti1Image, source: str = "image") -> tuple[nib.Nifti1Imag
     if not np.isfinite(data).all():
         count = int((~np.isfinite(data)).sum())
         raise DataError(f"{source}: {count} voxels are NaN or Inf; fix or re-convert the image")
-    if data.min() == data.max():
+    if data.min() == data.max() and not allow_constant:
         raise DataError(f"{source}: the image is constant ({data.min()}); it holds no anatomy")
-    affine = _checked_affine(img, source, changes)
+    affine = _checked_affine(img, changes)
     ornt = nib.orientations.io_orientation(affine)
     orientation = "".join(nib.orientations.ornt2axcodes(ornt))
     canonical = nib.as_closest_canonical(nib.Nifti1Image(data, affine))
@@ -118,19 +295,14 @@ def conform(img: nib.Nifti1Image, source: str = "image") -> tuple[nib.Nifti1Imag
     return out, report
 
 
-def _checked_affine(img: nib.Nifti1Image, source: str, changes: list[str]) -> np.ndarray:
-    """Return the voxel-to-world affine, checking the header's qform and sform."""
+def _checked_affine(img: nib.Nifti1Image, changes: list[str]) -> np.ndarray:
+    """Return the voxel-to-world affine, noting a qform that disagrees with the sform."""
     header = img.header
     sform, sform_code = header.get_sform(coded=True)
     qform, qform_code = header.get_qform(coded=True)
     if sform_code and qform_code and not np.allclose(sform, qform, atol=QFORM_SFORM_TOLERANCE):
         changes.append("qform and sform disagreed: used the sform")
-    affine = img.affine
-    if affine is None or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
-        raise DataError(f"{source}: the header's voxel-to-world affine is missing or singular")
-    if not sform_code and not qform_code:
-        changes.append("header had no qform/sform code: assumed the affine is scanner space")
-    return affine
+    return img.affine
 
 
 #: Voxel anisotropy (largest over smallest voxel size) above which an image is resampled to

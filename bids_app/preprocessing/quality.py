@@ -564,3 +564,71 @@ def flag_metrics(
         side = "below" if value < low else "above"
         flags[name] = f"{name} = {value:.3g} is {side} the normal range ({format_range(low, high)})"
     return flags
+
+
+#: Smallest share of a lesion mask inside the brain mask; below it the mask is flagged. Lesions
+#: lie in the brain: a mask drawn generously on a FLAIR strays into the CSF around the brain by
+#: a few voxels, not by half (a mask drawn on another image, or shifted by its header, does).
+MIN_LESION_IN_BRAIN = 0.5
+
+
+def fraction_inside(mask: SpatialImage, region: SpatialImage) -> float:
+    """Share of a mask's voxels whose centres fall inside a region, through the two affines.
+
+    The grids may differ: each voxel centre of the mask is carried to the nearest voxel of the
+    region; centres outside the region's field of view count as outside.
+
+    Parameters
+    ----------
+    mask : nibabel image
+        A mask (non-zero voxels), e.g. a lesion mask on its own grid.
+    region : nibabel image
+        A region (non-zero voxels), e.g. the brain mask.
+
+    Returns
+    -------
+    float
+        The share in [0, 1]; NaN for an empty mask.
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> region = nib.Nifti1Image(np.pad(np.ones((4, 4, 4)), 2), np.eye(4))
+    >>> shifted = np.eye(4)
+    >>> shifted[0, 3] = 3.0
+    >>> fraction_inside(nib.Nifti1Image(_array(region), shifted), region)
+    0.25
+    """
+    points = np.argwhere(_array(mask) > 0)
+    if not len(points):
+        return math.nan
+    world = np.c_[points, np.ones(len(points))] @ mask.affine.T
+    index = np.rint(world @ np.linalg.inv(region.affine).T)[:, :3].astype(int)
+    on_grid = ((index >= 0) & (index < region.shape[:3])).all(axis=1)
+    inside = np.zeros(len(points), dtype=bool)
+    inside[on_grid] = (_array(region) > 0)[tuple(index[on_grid].T)]
+    return float(inside.mean())
+
+
+def lesion_mask_flag(lesion: SpatialImage, brain_mask: SpatialImage) -> str | None:
+    """Return the QC flag of a lesion mask lying mostly outside the brain mask, if it does.
+
+    Parameters
+    ----------
+    lesion : nibabel image
+        The input lesion mask, on its own grid.
+    brain_mask : nibabel image
+        The final brain mask.
+
+    Returns
+    -------
+    str or None
+        The message; None for an empty mask (a session without lesions) or one inside the brain.
+    """
+    share = fraction_inside(lesion, brain_mask)
+    if not math.isfinite(share) or share >= MIN_LESION_IN_BRAIN:
+        return None
+    return (
+        f"{1 - share:.0%} of the lesion mask lies outside the brain mask: check that it was "
+        "drawn on this T1w and that its header places it there"
+    )

@@ -87,6 +87,9 @@ class N4(SimpleInterface):
 class _ConformOtherInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="FLAIR, T2w or lesion mask")
     reference = File(exists=True, desc="resample onto this grid (nearest), for masks")
+    empty_ok = traits.Bool(
+        False, usedefault=True, desc="a lesion mask: empty, or nowhere on the grid, gives zeros"
+    )
 
 
 class _ConformOtherOutputSpec(TraitedSpec):
@@ -101,8 +104,15 @@ class ConformMask(SimpleInterface):
 
     def _run_interface(self, runtime):
         source = Path(self.inputs.in_file)
-        mask, _ = conform(load_image(source), source=str(source))
-        resampled = brain_extraction.resample_mask(mask, _load(self.inputs.reference))
+        empty_ok = self.inputs.empty_ok
+        mask, _ = conform(load_image(source), source=str(source), allow_constant=empty_ok)
+        reference = _load(self.inputs.reference)
+        try:
+            resampled = brain_extraction.resample_mask(mask, reference)
+        except ValueError:  # nothing on the grid: lesions are flagged by the QC (lesion_mask)
+            if not empty_ok:
+                raise
+            resampled = nib.Nifti1Image(np.zeros(reference.shape, np.uint8), reference.affine)
         self._results["out_file"] = _save(resampled, runtime.cwd, "mask.nii.gz")
         return runtime
 
@@ -461,6 +471,7 @@ class _QCInputSpec(_TemplateInputSpec):
     title = Str(mandatory=True, desc="report title")
     provenance = traits.Dict(desc="step -> method text")
     other = InputMultiObject(traits.Dict, desc="summaries of the co-registered contrasts")
+    lesion = File(exists=True, desc="the input lesion mask, on its own grid")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -500,6 +511,10 @@ class QualityReport(SimpleInterface):
         for item in others:
             if item["status"] != "ok":
                 flags[f"{item['contrast']}_coregistration"] = item["status"]
+        if isdefined(self.inputs.lesion):
+            flag = quality.lesion_mask_flag(load_image(Path(self.inputs.lesion)), mask)
+            if flag:
+                flags["lesion_mask"] = flag
         sections = [
             ("Brain mask", report.brain_mask_figure(t1w, mask)),
             ("Spatial normalisation", report.template_edges_figure(t1w_mni, template.t1w)),
