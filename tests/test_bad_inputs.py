@@ -397,8 +397,8 @@ def mixed_run(tmp_path_factory) -> dict:
         participants="participant_id\tage\nsub-good\t50\nsub-ghost\t60\nsub-badjson\t55\n",
     )
     anat = bids / "sub-good" / "anat"
-    write_t1w(anat / "sub-good_run-1_T1w.nii.gz", seed=1, shape=(15, 18, 15), zoom=4.0)
-    write_t1w(anat / "sub-good_run-2_T1w.nii.gz", seed=2, shape=(20, 24, 20), zoom=3.0)
+    write_t1w(anat / "sub-good_run-1_T1w.nii.gz", seed=1, shape=(12, 14, 12), zoom=5.0)
+    write_t1w(anat / "sub-good_run-2_T1w.nii.gz", seed=2, shape=(15, 18, 15), zoom=4.0)
     for subject in ("badjson", "latin", "listjson"):
         write_t1w(bids / f"sub-{subject}" / "anat" / f"sub-{subject}_T1w.nii.gz")
     (bids / "sub-badjson/anat/sub-badjson_T1w.json").write_text('{"EchoTime": 0.003,')
@@ -464,7 +464,7 @@ def test_mixed_run_good_subject_complete(mixed_run):
 
 
 def test_mixed_run_picks_the_finest_t1w(mixed_run):
-    """Two T1w runs: the finest voxels win (run-2, 3 mm over run-1, 4 mm), and it is said."""
+    """Two T1w runs: the finest voxels win (run-2, 4 mm over run-1, 5 mm), and it is said."""
     sidecar = next((mixed_run["out"] / "sub-good" / "anat").glob("*desc-preproc_T1w.json"))
     sources = json.loads(sidecar.read_text())["Sources"]
     assert any("run-2_T1w" in s for s in sources) and not any("run-1_T1w" in s for s in sources)

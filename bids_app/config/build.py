@@ -189,10 +189,12 @@ def _item(declaration: Declaration, value: Any) -> Any:
     name = declaration.name
     if kind is bool:
         raise UsageError(
-            f"option {name!r} must be true or false, not {value!r}; give true or false"
+            f"option {name!r} must be true or false, not {value!r}; write true or false (unquoted)"
         )
     expected = _TYPE_NAMES[kind] + (" or a list of them" if declaration.multiple else "")
-    raise UsageError(f"option {name!r}: invalid value {value!r}; give {expected}")
+    raise UsageError(
+        f"option {name!r}: invalid value {value!r} (expected {expected}); correct the value"
+    )
 
 
 def _convert(declaration: Declaration, value: Any) -> Any:
@@ -204,8 +206,8 @@ def _convert(declaration: Declaration, value: Any) -> Any:
         items = [value] if isinstance(value, str | int | float | Path) else value
         if not isinstance(items, list | tuple):
             raise UsageError(
-                f"option {declaration.name!r}: invalid value {value!r}; give "
-                f"{_TYPE_NAMES[declaration.kind]} or a list of them"
+                f"option {declaration.name!r}: invalid value {value!r} (expected "
+                f"{_TYPE_NAMES[declaration.kind]} or a list of them); correct the value"
             )
         converted = tuple(_item(declaration, item) for item in items)
         if spec.label_prefix is not None:
@@ -227,18 +229,25 @@ def _check(declaration: Declaration, value: Any) -> None:
                 raise UsageError(f"option {name!r}: unknown {unknown}; choose from {spec.choices}")
         elif value not in spec.choices:
             raise UsageError(
-                f"option {name!r} is {value!r}; choose one of {', '.join(spec.choices)}"
+                f"option {name!r} must be one of {spec.choices}, not {value!r}; choose one of them"
             )
     kind = declaration.kind
     low, high = (
         None if bound is None else bound if kind is float else int(bound)
         for bound in (spec.minimum, spec.maximum)
     )
-    span = f"in {low}..{high}" if high is not None else f"of at least {low}"
     if low is not None and spec.strict and value <= low:
-        raise UsageError(f"option {name!r} is {value}; give a value greater than {low}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise UsageError(f"option {name!r} is {value}; give a value {span}")
+        raise UsageError(
+            f"option {name!r} must be greater than {low}, not {value}; give a larger value"
+        )
+    if high is not None and (value > high or (low is not None and value < low)):
+        raise UsageError(
+            f"option {name!r} must be in {low}..{high}, not {value}; give a value in that range"
+        )
+    if low is not None and value < low:
+        raise UsageError(
+            f"option {name!r} must be at least {low}, not {value}; give a larger value"
+        )
 
 
 def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> Config:
