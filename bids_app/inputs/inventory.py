@@ -39,8 +39,8 @@ class SessionInputs:
         Whether the session has an ``anat`` folder with files; a session without one
         (functional-only, MEG) is not applicable, not a failure.
     problem : str or None
-        Why the session cannot be processed although it has a T1w (e.g. its JSON sidecar is
-        not valid JSON), naming the file and the fix.
+        Why a session with anatomical images cannot be processed (no T1w, or a JSON sidecar
+        that is not valid JSON), naming the file and the fix.
     """
 
     subject: str
@@ -128,6 +128,15 @@ def _sidecar_problem(images: Sequence[Path]) -> str | None:
     return None
 
 
+def _no_t1w(bids_dir: Path, subject: str, session: str | None) -> str:
+    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    anat = bids_dir / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
+    return (
+        f"{anat} has no T1w image; add {stem}_T1w.nii.gz, or leave this session out with "
+        "--participant-label/--session-label"
+    )
+
+
 def _has_anatomy(bids_dir: Path, subject: str, session: str | None) -> bool:
     anat = bids_dir / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
     return anat.is_dir() and any(anat.iterdir())
@@ -188,6 +197,7 @@ def build_inventory(
             t1w = _files(layout, subject, session, "T1w")
             flair = _files(layout, subject, session, "FLAIR")
             t2w = _files(layout, subject, session, "T2w")
+            anatomical = _has_anatomy(bids_dir, subject, session)
             inventory.append(
                 SessionInputs(
                     subject=subject,
@@ -196,8 +206,10 @@ def build_inventory(
                     flair=flair,
                     t2w=t2w,
                     lesion_masks=_lesion_masks(bids_dir, subject, session),
-                    anatomical=_has_anatomy(bids_dir, subject, session),
-                    problem=_sidecar_problem([files[0] for files in (t1w, flair, t2w) if files]),
+                    anatomical=anatomical,
+                    problem=_sidecar_problem([files[0] for files in (t1w, flair, t2w) if files])
+                    if t1w or not anatomical
+                    else _no_t1w(bids_dir, subject, session),
                 )
             )
     if not inventory:
