@@ -14,7 +14,7 @@ from bids_app import __version__, runtime
 from bids_app.cli.errors import ExitCode, UnknownLevelError, error_message, exit_code
 from bids_app.cli.parser import build_parser
 from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
-from bids_app.errors import NeuroStratError, OutputError, UsageError
+from bids_app.errors import NeuroStratError, NoInputError, OutputError, UsageError
 from bids_app.utils.logs import setup_logging
 
 
@@ -34,7 +34,10 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     Raises
     ------
     UsageError
-        For bad options (exit 64) or an unknown analysis level (exit 17).
+        For bad options (exit 64), an unknown analysis level (exit 17), or an output or work
+        folder inside the input dataset (exit 64).
+    NoInputError
+        For a ``--derivatives`` folder that does not exist (exit 66).
     """
     options = vars(build_parser(prog=Path(sys.argv[0]).name).parse_args(argv))
     level = options["analysis_level"]
@@ -46,8 +49,6 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     file_options = read_config_file(Path(config_file)) if config_file else {}
     options["bids_dir"] = Path(options["bids_dir"]).expanduser().resolve()
     options["output_dir"] = Path(options["output_dir"]).expanduser().resolve()
-    if options["output_dir"] == options["bids_dir"]:
-        raise UsageError("output_dir must differ from bids_dir (use e.g. bids_dir/derivatives)")
     file_options.setdefault("work_dir", Path.cwd() / "work")
     options["container"] = runtime.detect_container()
     options["templateflow_home"] = runtime.templateflow_home()
@@ -55,7 +56,42 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         file_options.setdefault("models_dir", Path(runtime.models_dir()))
     if config_file:
         options["config_file"] = Path(config_file).resolve()
-    return build_config(options, file_options)
+    config = build_config(options, file_options)
+    _check_locations(config)
+    return config
+
+
+def _check_locations(config: Config) -> None:
+    """Refuse folders that would mix outputs into the input, and missing --derivatives.
+
+    An output or work folder inside bids_dir (not under its ``derivatives/``) would be indexed
+    as input on the next run.
+    """
+    bids_dir, output_dir = config.input.bids_dir, config.output_dir
+    if output_dir == bids_dir:
+        raise UsageError(
+            f"output_dir {output_dir} is bids_dir; give another folder "
+            "(e.g. bids_dir/derivatives/neurostrat)"
+        )
+    if output_dir.is_relative_to(bids_dir) and not output_dir.is_relative_to(
+        bids_dir / "derivatives"
+    ):
+        raise UsageError(
+            f"output_dir {output_dir} is inside the input dataset {bids_dir} (its files would be "
+            f"read as inputs); put it outside, or under {bids_dir / 'derivatives'}"
+        )
+    work_dir = config.work_dir.expanduser().resolve()
+    if work_dir.is_relative_to(bids_dir) and not work_dir.is_relative_to(bids_dir / "derivatives"):
+        raise UsageError(
+            f"work folder {work_dir} is inside the input dataset {bids_dir} (its files would be "
+            "read as inputs); give one outside it with -w DIR"
+        )
+    for folder in config.input.derivatives:
+        if not folder.is_dir():
+            raise NoInputError(
+                f"--derivatives {folder} does not exist or is not a folder; give an existing "
+                "derivatives dataset"
+            )
 
 
 def _check_writable(folder: Path, what: str, fix: str, keep: bool = True) -> None:
@@ -100,20 +136,20 @@ def run(config: Config, run_id: str) -> int:
         The exit code.
     """
     from bids_app.derivatives.writer import DerivativesWriter
-    from bids_app.inputs.inventory import build_inventory, inventory_table
+    from bids_app.inputs.inventory import build_inventory, choice_notes, inventory_table
     from bids_app.inputs.layout import check_dataset_root, load_layout, validate_dataset
-    from bids_app.inputs.participants import read_participants
+    from bids_app.inputs.participants import (
+        participants_warnings,
+        read_participants,
+        require_participants,
+    )
 
+    # every check comes first: a run refused up front leaves nothing behind
     check_dataset_root(config.input.bids_dir)
     if config.resources.device.startswith("cuda"):  # no GPU: stop before anything is written
         from bids_app.deep.devices import resolve_device
 
         resolve_device(config.resources.device)
-    _check_writable(
-        config.output_dir,
-        "output folder",
-        "choose a writable folder (in a container, run as its owner: --user $(id -u):$(id -g))",
-    )
     _check_writable(
         config.work_dir,
         "work folder",
@@ -121,6 +157,20 @@ def run(config: Config, run_id: str) -> int:
         "a second run resumes)",
         keep=False,
     )
+    _check_writable(
+        config.output_dir,
+        "output folder",
+        "choose a writable folder (in a container, run as its owner: --user $(id -u):$(id -g))",
+        keep=False,
+    )
+    if not config.input.skip_bids_validation:
+        validate_dataset(config.input.bids_dir)
+    layout = load_layout(config.input.bids_dir)
+    inventory = build_inventory(layout, config.input.participant_label, config.input.session_label)
+    participants = read_participants(config.input.bids_dir)
+    if config.analysis_level == "group":
+        columns = [config.group.group_column, *filter(None, [config.group.target])]
+        require_participants(config.input.bids_dir, participants, columns)
     writer = DerivativesWriter(
         output_dir=config.output_dir,
         bids_dir=config.input.bids_dir,
@@ -133,30 +183,45 @@ def run(config: Config, run_id: str) -> int:
     logger = setup_logging(config.verbosity, log_file)
     logger.info("NeuroStrat %s, %s level, run %s", __version__, config.analysis_level, run_id)
     logger.debug("configuration: %s", config.to_dict())
-    if config.input.skip_bids_validation:
-        logger.info("BIDS validation skipped (--skip-bids-validation)")
-    else:
-        validate_dataset(config.input.bids_dir)
-    layout = load_layout(config.input.bids_dir)
-    inventory = build_inventory(layout, config.input.participant_label, config.input.session_label)
+    logger.info(
+        "BIDS validation %s",
+        "skipped (--skip-bids-validation)" if config.input.skip_bids_validation else "passed",
+    )
     table = inventory_table(inventory)
     writer.write_table(table, writer.log_file(run_id, "inventory"))
     logger.info("inventory (%d subject/session):\n%s", len(table), table.to_string(index=False))
-    participants = read_participants(config.input.bids_dir)
+    for note in choice_notes(inventory):
+        logger.info("%s", note)
+    subjects = sorted(layout.get_subjects())
+    for warning in participants_warnings(config.input.bids_dir, participants, subjects):
+        logger.warning("%s", warning)
+    skipped = [item for item in inventory if not item.anatomical]
+    for item in skipped:
+        logger.info("%s: not applicable (no anatomical images), skipped", item.key)
+    applicable = [item for item in inventory if item.anatomical]
 
     if config.analysis_level == "participant":
-        from bids_app.participant.run import run_participant_level
+        from bids_app.participant.run import SessionOutcome, run_participant_level
 
-        outcomes = list(run_participant_level(inventory, config, writer))
+        invalid = [item for item in applicable if item.problem]
+        ready = [item for item in applicable if not item.problem]
+        outcomes = list(run_participant_level(ready, config, writer)) if ready else []
+        outcomes += [SessionOutcome(item.key, "failed", str(item.problem)) for item in invalid]
+        outcomes += [
+            SessionOutcome(item.key, "not applicable", "no anatomical images") for item in skipped
+        ]
+        order = {item.key: index for index, item in enumerate(inventory)}
+        outcomes.sort(key=lambda outcome: order.get(outcome.key, len(order)))
         if config.deep.models:
             import pandas as pd
 
             from bids_app.participant.inference import run_inference
 
             ages = pd.to_numeric(participants.get("age", pd.Series(dtype=float)), errors="coerce")
-            outcomes += run_inference(inventory, ages, config, writer)
+            outcomes += run_inference(ready, ages, config, writer)
         failed = [outcome for outcome in outcomes if outcome.status == "failed"]
-        counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+        statuses = ("done", "skipped", "failed", "not applicable")
+        counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
         summary = ", ".join(f"{n} {status}" for status, n in counts.items())
         lines = [f"participant level: {summary}"] + [
             f"  FAILED {o.key}: {o.reason}" for o in failed
@@ -168,7 +233,7 @@ def run(config: Config, run_id: str) -> int:
 
     from bids_app.group.workflow import run_group_level
 
-    report = run_group_level(inventory, participants, config, writer)
+    report = run_group_level(applicable, participants, config, writer)
     print(f"Group report: {report}")
     return int(ExitCode.OK)
 

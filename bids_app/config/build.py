@@ -8,6 +8,7 @@ here.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ import yaml
 
 from bids_app.config.options import SECTIONS, Config, Declaration, declarations
 from bids_app.errors import UsageError
+
+#: A BIDS label: letters and digits only (so that no label can name a path).
+LABEL = re.compile(r"[A-Za-z0-9]+")
+#: The option a label prefix belongs to, for the messages.
+_LABEL_OPTIONS = {"sub-": "--participant-label", "ses-": "--session-label"}
 
 #: How the errors name each type.
 _TYPE_NAMES = {
@@ -45,7 +51,7 @@ def strip_prefix(labels: list[str] | tuple[str, ...] | str | None, prefix: str) 
     Raises
     ------
     UsageError
-        If a label is not alphanumeric.
+        If a label is not letters and digits (``[A-Za-z0-9]+``) after the optional prefix.
 
     Examples
     --------
@@ -56,12 +62,13 @@ def strip_prefix(labels: list[str] | tuple[str, ...] | str | None, prefix: str) 
         return ()
     if isinstance(labels, str):
         labels = [labels]
-    cleaned = [str(label).removeprefix(prefix).strip() for label in labels]
-    bad = [label for label in cleaned if not label or not label.isalnum()]
+    cleaned = [str(label).strip().removeprefix(prefix) for label in labels]
+    bad = [label for label in cleaned if not LABEL.fullmatch(label)]
     if bad:
+        option = _LABEL_OPTIONS.get(prefix, f"{prefix} labels")
         raise UsageError(
-            f"invalid label(s) {bad!r} for {prefix!r}: BIDS labels are alphanumeric "
-            f"(e.g. {prefix}01)"
+            f"{option}: invalid label(s) {bad!r}; a BIDS label is letters and digits only, "
+            f"with an optional {prefix!r} (e.g. {prefix}01 or 01)"
         )
     return tuple(dict.fromkeys(cleaned))
 
@@ -84,30 +91,68 @@ def read_config_file(path: Path) -> dict[str, Any]:
     Raises
     ------
     UsageError
-        If the file is missing, unparsable, not a table, or names an unknown option.
+        If the file is missing, not UTF-8, unparsable or not a table, names an unknown option
+        or one option twice (``participant-label`` and ``participant_label``), or gives numbers
+        as BIDS labels (YAML reads ``002`` as the number 2).
     """
     if not path.is_file():
-        raise UsageError(f"configuration file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+        raise UsageError(f"configuration file {path} does not exist; give an existing file")
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise UsageError(
+            f"configuration file {path}: unknown format {path.suffix!r}; "
+            "use a .toml, .yaml or .yml file"
+        )
     try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise UsageError(f"configuration file {path}: use a .toml, .yaml or .yml file")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"configuration file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "save it as UTF-8"
+        ) from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"configuration file {path} cannot be parsed: {exc}") from exc
+        raise UsageError(
+            f"configuration file {path} cannot be parsed: {exc}; fix its syntax"
+        ) from exc
     if not isinstance(data, dict):
-        raise UsageError(f"configuration file {path}: the top level must be a table of options")
-    options = {str(key).replace("-", "_"): value for key, value in data.items()}
-    known = sorted(d.name for d in declarations() if d.option.in_file)
-    for key in options:
+        raise UsageError(
+            f"configuration file {path}: the top level must be a table of options; "
+            "write one 'option = value' (TOML) or 'option: value' (YAML) per line"
+        )
+    known = {d.name: d for d in declarations() if d.option.in_file}
+    options: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key in options:
+            raise UsageError(
+                f"configuration file {path}: option {key!r} is given twice (as "
+                f"{key!r} and {key.replace('_', '-')!r}); give it once"
+            )
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {known}"
-            raise UsageError(f"configuration file {path}: unknown option {key!r}{hint}")
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {sorted(known)}"
+            raise UsageError(f"configuration file {path}: unknown option {key!r}; {hint}")
+        _check_labels(path, known[key], value)
+        options[key] = value
     return options
+
+
+def _check_labels(path: Path, declaration: Declaration, value: Any) -> None:
+    """Refuse numbers as labels: YAML reads ``002`` as 2, so the label cannot be recovered."""
+    if declaration.option.label_prefix is None:
+        return
+    numbers = [
+        item
+        for item in (value if isinstance(value, list) else [value])
+        if isinstance(item, int | float) and not isinstance(item, bool)
+    ]
+    if numbers:
+        raise UsageError(
+            f"configuration file {path}: option {declaration.name!r} holds the number(s) "
+            f"{numbers}, not labels (002 is read as 2); quote the labels, e.g. "
+            f"{declaration.name.replace('_', '-')}: ['002', '003']"
+        )
 
 
 def _item(declaration: Declaration, value: Any) -> Any:
@@ -143,9 +188,13 @@ def _item(declaration: Declaration, value: Any) -> Any:
         return Path(value).expanduser().resolve()
     name = declaration.name
     if kind is bool:
-        raise UsageError(f"option {name!r} must be true or false, not {value!r}")
+        raise UsageError(
+            f"option {name!r} must be true or false, not {value!r}; write true or false (unquoted)"
+        )
     expected = _TYPE_NAMES[kind] + (" or a list of them" if declaration.multiple else "")
-    raise UsageError(f"option {name!r}: invalid value {value!r} (expected {expected})")
+    raise UsageError(
+        f"option {name!r}: invalid value {value!r} (expected {expected}); correct the value"
+    )
 
 
 def _convert(declaration: Declaration, value: Any) -> Any:
@@ -158,7 +207,7 @@ def _convert(declaration: Declaration, value: Any) -> Any:
         if not isinstance(items, list | tuple):
             raise UsageError(
                 f"option {declaration.name!r}: invalid value {value!r} (expected "
-                f"{_TYPE_NAMES[declaration.kind]} or a list of them)"
+                f"{_TYPE_NAMES[declaration.kind]} or a list of them); correct the value"
             )
         converted = tuple(_item(declaration, item) for item in items)
         if spec.label_prefix is not None:
@@ -179,13 +228,26 @@ def _check(declaration: Declaration, value: Any) -> None:
             if unknown:
                 raise UsageError(f"option {name!r}: unknown {unknown}; choose from {spec.choices}")
         elif value not in spec.choices:
-            raise UsageError(f"option {name!r} must be one of {spec.choices}, not {value!r}")
-    if spec.minimum is not None:
-        low = spec.minimum if declaration.kind is float else int(spec.minimum)
-        if spec.strict and value <= low:
-            raise UsageError(f"option {name!r} must be greater than {low}, not {value}")
-        if value < low:
-            raise UsageError(f"option {name!r} must be at least {low}, not {value}")
+            raise UsageError(
+                f"option {name!r} must be one of {spec.choices}, not {value!r}; choose one of them"
+            )
+    kind = declaration.kind
+    low, high = (
+        None if bound is None else bound if kind is float else int(bound)
+        for bound in (spec.minimum, spec.maximum)
+    )
+    if low is not None and spec.strict and value <= low:
+        raise UsageError(
+            f"option {name!r} must be greater than {low}, not {value}; give a larger value"
+        )
+    if high is not None and (value > high or (low is not None and value < low)):
+        raise UsageError(
+            f"option {name!r} must be in {low}..{high}, not {value}; give a value in that range"
+        )
+    if low is not None and value < low:
+        raise UsageError(
+            f"option {name!r} must be at least {low}, not {value}; give a larger value"
+        )
 
 
 def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> Config:

@@ -72,6 +72,9 @@ DL_PRESETS = ("coll2023", "lu2023")
 #: ``--lrp-rule`` choices (:func:`bids_app.deep.lrp.relevance`).
 LRP_RULES = ("composite", "alpha1beta0", "epsilon")
 
+#: Largest ``--seed``: the seeds of numpy, ITK and torch are unsigned 32-bit integers.
+SEED_MAX = 2**32 - 1
+
 #: Titles of the sections, in the order of the help; ``run`` holds the fields of Config itself.
 SECTION_TITLES = {
     "input": "Input: the BIDS dataset and the filters of its queries",
@@ -103,6 +106,8 @@ class Option:
         Placeholder of the value in the help.
     minimum : float or None
         Smallest allowed value.
+    maximum : float or None
+        Largest allowed value.
     strict : bool
         The value must be greater than ``minimum``, not equal to it.
     action : str or None
@@ -125,6 +130,7 @@ class Option:
     aliases: Mapping[str, str] = field(default_factory=dict)
     metavar: str | None = None
     minimum: float | None = None
+    maximum: float | None = None
     strict: bool = False
     action: str | None = None
     down_flags: tuple[str, ...] = ()
@@ -686,7 +692,12 @@ class Config:
     )
     seed: int = field(
         default=42,
-        metadata=declare(flags=("--seed",), help="random seed that makes results repeatable"),
+        metadata=declare(
+            flags=("--seed",),
+            minimum=0,
+            maximum=SEED_MAX,
+            help="random seed that makes results repeatable",
+        ),
     )
     sloppy: bool = field(
         default=False,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nibabel as nib
 import pandas as pd
 from bids import BIDSLayout
 
@@ -14,6 +18,9 @@ from bids_app.errors import NoMatchError
 _IMAGE_EXTENSIONS = [".nii", ".nii.gz"]
 #: Lesion masks as fMRIPrep names them (``label-lesion_roi``), plus the ``_mask`` variant.
 _LESION_PATTERNS = ("*_label-lesion_roi.nii*", "*_label-lesion_mask.nii*")
+#: How the T1w of a session with several is chosen (the inventory log repeats it).
+T1W_RULE = "the finest voxels (smallest voxel volume), then the lowest run number, then the name"
+_RUN = re.compile(r"_run-(\d+)_")
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,13 @@ class SessionInputs:
     session : str or None
         Label without ``ses-``; None for datasets without sessions.
     t1w, flair, t2w, lesion_masks : tuple of Path
-        Files found, sorted (``run-1`` first).
+        Files found, the one used first (:data:`T1W_RULE`).
+    anatomical : bool
+        Whether the session has an ``anat`` folder with files; a session without one
+        (functional-only, MEG) is not applicable, not a failure.
+    problem : str or None
+        Why a session with anatomical images cannot be processed (no T1w, or a JSON sidecar
+        that is not valid JSON), naming the file and the fix.
     """
 
     subject: str
@@ -36,6 +49,8 @@ class SessionInputs:
     flair: tuple[Path, ...] = ()
     t2w: tuple[Path, ...] = ()
     lesion_masks: tuple[Path, ...] = field(default=())
+    anatomical: bool = True
+    problem: str | None = None
 
     @property
     def entities(self) -> dict[str, str]:
@@ -63,12 +78,68 @@ class SessionInputs:
         """True when the session has the required T1w."""
         return bool(self.t1w)
 
+    @property
+    def status(self) -> str:
+        """``ready``, ``not applicable`` (no anatomy), ``no T1w`` or ``invalid`` (a problem)."""
+        if not self.anatomical:
+            return "not applicable"
+        if not self.t1w:
+            return "no T1w"
+        return "invalid" if self.problem else "ready"
+
+
+def _voxel_volume(path: Path) -> float:
+    """Return the voxel volume (mm³) from the header; infinite when it cannot be read."""
+    try:
+        zooms = nib.load(path).header.get_zooms()[:3]
+    except Exception:  # any unreadable file ranks last; loading it later names the error
+        return math.inf
+    volume = math.prod(float(zoom) for zoom in zooms)
+    return volume if len(zooms) == 3 and volume > 0 else math.inf
+
+
+def _preference(path: Path) -> tuple[float, int, str]:
+    """Return the sort key of :data:`T1W_RULE`: voxel volume, run number (none: 0), name."""
+    run = _RUN.search(path.name)
+    return _voxel_volume(path), int(run.group(1)) if run else 0, path.name
+
 
 def _files(layout: BIDSLayout, subject: str, session: str | None, suffix: str) -> tuple[Path, ...]:
     query = {"subject": subject, "datatype": "anat", "suffix": suffix}
     query["session"] = session if session else []
     found = layout.get(return_type="filename", extension=_IMAGE_EXTENSIONS, **query)
-    return tuple(sorted(Path(f) for f in found))
+    return tuple(sorted((Path(f) for f in found), key=_preference))
+
+
+def _sidecar_problem(images: Sequence[Path]) -> str | None:
+    """Check the JSON sidecars of the images a session uses; return the first problem."""
+    for image in images:
+        sidecar = image.with_name(re.sub(r"\.nii(\.gz)?$", ".json", image.name))
+        if not sidecar.is_file():
+            continue
+        try:
+            content = json.loads(sidecar.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            return f"{sidecar} is not UTF-8 text; save it as UTF-8"
+        except json.JSONDecodeError as exc:
+            return f"{sidecar} is not valid JSON ({exc}); fix or remove this sidecar"
+        if not isinstance(content, dict):
+            return f"{sidecar} must hold a JSON object; fix or remove this sidecar"
+    return None
+
+
+def _no_t1w(bids_dir: Path, subject: str, session: str | None) -> str:
+    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    anat = bids_dir / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
+    return (
+        f"{anat} has no T1w image; add {stem}_T1w.nii.gz, or leave this session out with "
+        "--participant-label/--session-label"
+    )
+
+
+def _has_anatomy(bids_dir: Path, subject: str, session: str | None) -> bool:
+    anat = bids_dir / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
+    return anat.is_dir() and any(anat.iterdir())
 
 
 def _lesion_masks(bids_dir: Path, subject: str, session: str | None) -> tuple[Path, ...]:
@@ -101,7 +172,8 @@ def build_inventory(
     Raises
     ------
     NoMatchError
-        If a requested subject does not exist, or the filters leave nothing (exit 18).
+        If a requested subject or session does not exist, or the filters leave nothing
+        (exit 18).
     """
     bids_dir = Path(layout.root)
     subjects = sorted(layout.get_subjects())
@@ -110,31 +182,77 @@ def build_inventory(
         if unknown:
             raise NoMatchError(
                 f"participant label(s) {unknown} not found in {bids_dir} "
-                f"(it has {len(subjects)} subjects, e.g. {subjects[:3]})"
+                f"(it has {len(subjects)} subjects, e.g. {subjects[:3]}); "
+                "check --participant-label"
             )
         subjects = [s for s in subjects if s in participant_label]
+    if session_label:
+        _check_sessions(layout, bids_dir, session_label)
     inventory = []
     for subject in subjects:
         sessions = sorted(layout.get_sessions(subject=subject)) or [None]
         if session_label:
             sessions = [s for s in sessions if s in session_label]
         for session in sessions:
+            t1w = _files(layout, subject, session, "T1w")
+            flair = _files(layout, subject, session, "FLAIR")
+            t2w = _files(layout, subject, session, "T2w")
+            anatomical = _has_anatomy(bids_dir, subject, session)
             inventory.append(
                 SessionInputs(
                     subject=subject,
                     session=session,
-                    t1w=_files(layout, subject, session, "T1w"),
-                    flair=_files(layout, subject, session, "FLAIR"),
-                    t2w=_files(layout, subject, session, "T2w"),
+                    t1w=t1w,
+                    flair=flair,
+                    t2w=t2w,
                     lesion_masks=_lesion_masks(bids_dir, subject, session),
+                    anatomical=anatomical,
+                    problem=_sidecar_problem([files[0] for files in (t1w, flair, t2w) if files])
+                    if t1w or not anatomical
+                    else _no_t1w(bids_dir, subject, session),
                 )
             )
     if not inventory:
         raise NoMatchError(
             f"no subject/session of {bids_dir} matches participant label(s) "
-            f"{list(participant_label) or 'any'} and session label(s) {list(session_label)}"
+            f"{list(participant_label) or 'any'} and session label(s) {list(session_label)}; "
+            "check the labels"
         )
     return inventory
+
+
+def _check_sessions(layout: BIDSLayout, bids_dir: Path, session_label: Sequence[str]) -> None:
+    """Fail when ``--session-label`` names sessions the dataset does not have."""
+    sessions = sorted(layout.get_sessions())
+    if not sessions:
+        raise NoMatchError(
+            f"{bids_dir} has no sessions (no ses-<label> folders); drop --session-label"
+        )
+    unknown = sorted(set(session_label) - set(sessions))
+    if unknown:
+        raise NoMatchError(
+            f"session label(s) {unknown} not found in {bids_dir}; choose among {sessions}"
+        )
+
+
+def choice_notes(inventory: Sequence[SessionInputs]) -> list[str]:
+    """Say which T1w each session with several uses, and why (:data:`T1W_RULE`).
+
+    Parameters
+    ----------
+    inventory : sequence of SessionInputs
+        From :func:`build_inventory`.
+
+    Returns
+    -------
+    list of str
+        One line per session with more than one T1w.
+    """
+    return [
+        f"{item.key}: {len(item.t1w)} T1w images; using {item.t1w[0].name} (rule: {T1W_RULE})"
+        for item in inventory
+        if len(item.t1w) > 1
+    ]
 
 
 def inventory_table(inventory: Sequence[SessionInputs]) -> pd.DataFrame:
@@ -148,8 +266,9 @@ def inventory_table(inventory: Sequence[SessionInputs]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject, session, T1w, FLAIR, T2w, lesion_mask, usable, missing`` (counts of
-        files per contrast).
+        Columns ``subject, session, T1w, FLAIR, T2w, lesion_mask, usable, missing, status,
+        T1w_used, problem`` (counts of files per contrast, :attr:`SessionInputs.status`, the
+        T1w used and why the session cannot be processed).
     """
     rows = [
         {
@@ -160,7 +279,10 @@ def inventory_table(inventory: Sequence[SessionInputs]) -> pd.DataFrame:
             "T2w": len(item.t2w),
             "lesion_mask": len(item.lesion_masks),
             "usable": item.usable,
-            "missing": ", ".join(item.missing),
+            "missing": ", ".join(item.missing) if item.anatomical else "",
+            "status": item.status,
+            "T1w_used": item.t1w[0].name if item.t1w else "",
+            "problem": item.problem or "",
         }
         for item in inventory
     ]

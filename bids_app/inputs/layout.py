@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bids import BIDSLayout
+from bids import BIDSLayout, BIDSLayoutIndexer
 from bids.exceptions import BIDSValidationError
 
 from bids_app.errors import InvalidBIDSError, NoInputError
@@ -28,22 +28,38 @@ def check_dataset_root(bids_dir: Path) -> None:
     Raises
     ------
     NoInputError
-        If the folder does not exist (exit 66).
+        If the folder does not exist or is a file (exit 66).
     InvalidBIDSError
-        If it lacks ``dataset_description.json`` or the file is not valid JSON (exit 16).
+        If ``dataset_description.json`` is missing, not UTF-8 JSON, not an object, or declares
+        a derivatives dataset (exit 16).
     """
+    if bids_dir.exists() and not bids_dir.is_dir():
+        raise NoInputError(f"input {bids_dir} is a file, not a folder; give the BIDS root folder")
     if not bids_dir.is_dir():
         raise NoInputError(f"input folder {bids_dir} does not exist; give an existing BIDS root")
     description = bids_dir / "dataset_description.json"
     if not description.is_file():
         raise InvalidBIDSError(
-            f"{bids_dir} is not a BIDS dataset: {description.name} is missing "
+            f"{bids_dir} is not a BIDS dataset: {description.name} is missing; give the "
+            "dataset's root folder, the one that holds it "
             "(see https://bids-specification.readthedocs.io)"
         )
     try:
-        json.loads(description.read_text(encoding="utf-8"))
+        content = json.loads(description.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidBIDSError(f"{description} is not UTF-8 text; save it as UTF-8") from exc
     except json.JSONDecodeError as exc:
-        raise InvalidBIDSError(f"{description} is not valid JSON: {exc}") from exc
+        raise InvalidBIDSError(f"{description} is not valid JSON ({exc}); fix it") from exc
+    if not isinstance(content, dict):
+        raise InvalidBIDSError(
+            f"{description} must hold a JSON object; write "
+            '{"Name": ..., "BIDSVersion": ..., "DatasetType": "raw"}'
+        )
+    if content.get("DatasetType") == "derivative":
+        raise InvalidBIDSError(
+            f"{description} declares a derivatives dataset (DatasetType 'derivative'); give the "
+            "raw dataset as bids_dir (and pass precomputed masks with --derivatives)"
+        )
 
 
 def run_bids_validator(bids_dir: Path) -> list[str]:
@@ -110,7 +126,7 @@ def validate_dataset(bids_dir: Path) -> None:
         tool = "pybids"
         errors = []
         try:
-            layout = BIDSLayout(bids_dir, validate=True)
+            layout = BIDSLayout(bids_dir, validate=True, indexer=_indexer(validate=True))
         except BIDSValidationError as exc:
             errors = [str(exc)]
         else:
@@ -126,11 +142,18 @@ def validate_dataset(bids_dir: Path) -> None:
     LOGGER.info("%s: %s is valid BIDS", tool, bids_dir)
 
 
+def _indexer(validate: bool) -> BIDSLayoutIndexer:
+    """Index file names only: a broken JSON sidecar fails its session, not the index."""
+    return BIDSLayoutIndexer(validate=validate, index_metadata=False)
+
+
 def load_layout(bids_dir: Path) -> BIDSLayout:
     """Index the dataset with pybids.
 
     Files that BIDS does not define (e.g. fMRIPrep-style ``label-lesion_roi`` masks) are kept in
-    the index; validity is checked separately by :func:`validate_dataset`.
+    the index; validity is checked separately by :func:`validate_dataset`. JSON sidecars are
+    not read here (the inventory checks those of the images it uses), so that one invalid
+    sidecar cannot stop the whole dataset.
 
     Parameters
     ----------
@@ -148,6 +171,6 @@ def load_layout(bids_dir: Path) -> BIDSLayout:
         If pybids cannot index the folder.
     """
     try:
-        return BIDSLayout(bids_dir, validate=False)
+        return BIDSLayout(bids_dir, validate=False, indexer=_indexer(validate=False))
     except BIDSValidationError as exc:
         raise InvalidBIDSError(f"{bids_dir}: {exc}") from exc
