@@ -60,7 +60,12 @@ def init_coregistration_wf(
     workflow.connect(merge, "out", outputnode, "summaries")
     for index, (contrast, label) in enumerate(zip(contrasts, labels, strict=True), start=1):
         other = pe.Node(
-            OtherContrast(contrast=contrast, preset=options.n4_preset, **options.template),
+            OtherContrast(
+                contrast=contrast,
+                preset=options.n4_preset,
+                seed=options.seed,
+                **options.template,
+            ),
             name=f"{label}_coregister",
             mem_gb=1.5,
         )

@@ -379,6 +379,7 @@ class _OtherContrastInputSpec(_TemplateInputSpec):
     forward = File(exists=True, mandatory=True, desc="T1w-to-template field")
     preset = traits.Enum(*bias.N4_PRESETS, usedefault=True, desc="N4 settings")
     contrast = Str(mandatory=True, desc="FLAIR or T2w")
+    seed = traits.Int(42, usedefault=True, desc="ANTs random seed")
 
 
 class _OtherContrastOutputSpec(TraitedSpec):
@@ -402,9 +403,10 @@ class OtherContrast(SimpleInterface):
         t1w = _load(self.inputs.t1w)
         lesion = _load(self.inputs.lesion) if isdefined(self.inputs.lesion) else None
         try:
-            result = coregistration.coregister_to_t1w(
-                image, t1w, _load(self.inputs.brain_mask), Path(runtime.cwd), lesion
-            )
+            with ants_seed(self.inputs.seed):
+                result = coregistration.coregister_to_t1w(
+                    image, t1w, _load(self.inputs.brain_mask), Path(runtime.cwd), lesion
+                )
         except (coregistration.CoregistrationError, RuntimeError) as exc:
             status = f"failed: {exc}"
             self._results["summary"] = {"contrast": self.inputs.contrast, "status": status}
