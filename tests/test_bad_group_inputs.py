@@ -4,7 +4,10 @@ Each case starts from a copy of one small dataset whose participant level is "do
 session a T1w, the preprocessed T1w, a volumes table and the QC marker, written by the real
 :class:`~bids_app.derivatives.writer.DerivativesWriter` from a synthetic feature cohort (the
 participant level itself takes minutes; what the group level reads is these files). One group
-run trains a model bundle that the ``--apply-models`` cases apply, alter or break.
+run trains a model bundle that the ``--apply-models`` cases apply, alter or break. A case passes
+when the run exits with its code and one ``neurostrat: error:`` line holding the case's pieces
+(the file or option, and the fix), prints no traceback, and leaves ``group/`` empty: the group
+level checks its inputs before it writes anything.
 """
 
 from __future__ import annotations
@@ -151,6 +154,14 @@ def _smote_too_few(bids: Path, out: Path, models: Path) -> list[str]:
     return [*TARGET, "--smote-k", "9"]
 
 
+def _networks_without_target(bids: Path, out: Path, models: Path) -> list[str]:
+    return ["--dl-models", "cnn8"]
+
+
+def _networks_without_crops(bids: Path, out: Path, models: Path) -> list[str]:
+    return [*TARGET, "--dl-models", "cnn8"]
+
+
 def _apply(folder: Path) -> list[str]:
     return ["--apply-models", str(folder)]
 
@@ -233,6 +244,14 @@ CASES = {
         _missing_group_column, ExitCode.DATA, ("{bids}/participants.tsv", "'dx'", "--group-column")
     ),
     "SMOTE with too few rows": Case(_smote_too_few, ExitCode.DATA, ("--smote-k 0",)),
+    "--dl-models without --target": Case(
+        _networks_without_target, ExitCode.DATA, ("--dl-models", "--target", "--positive-label")
+    ),
+    "--dl-models without CNN-ready crops": Case(
+        _networks_without_crops,
+        ExitCode.DATA,
+        ("{out}", "no session has CNN-ready crops", "--dl-models", "run the participant level"),
+    ),
     "--apply-models on a folder that is no bundle": Case(
         _not_a_bundle, ExitCode.DATA, ("{bids}", "manifest.json", "group/models")
     ),
@@ -275,6 +294,7 @@ def _run(bids: Path, out: Path, extra: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 3 s a case, and 20 s to train the bundle once
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_bad_group_input(case: Case, copy, capsys) -> None:
     bids, out, models = copy
@@ -289,6 +309,7 @@ def test_bad_group_input(case: Case, copy, capsys) -> None:
     assert not [p for p in out.rglob("*") if ".part" in p.name]
 
 
+@pytest.mark.slow
 def test_unseen_site_with_reference_applies_with_a_warning(copy, capsys) -> None:
     bids, out, models = copy
     extra = _unseen_site(bids, out, models)

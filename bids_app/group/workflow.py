@@ -261,7 +261,7 @@ def run_group_level(
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
     saved = _check_classification(
-        [item for item in inventory if item.key in processed], participants, config
+        [item for item in inventory if item.key in processed], participants, config, writer
     )
     for _, row in exclusions.iterrows():
         LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
@@ -316,8 +316,6 @@ def run_group_level(
     extra_folds = None
     if config.deep.feature_extractor:
         crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
-        if crops.empty:
-            raise DesignError("--feature-extractor: no session has CNN-ready crops")
         extracted = pretrained_features(
             config.deep.feature_extractor,
             crops,
@@ -376,15 +374,32 @@ def check_subjects(subjects: Sequence[str], config: Config) -> None:
 
 
 def _check_classification(
-    processed: Sequence[SessionInputs], participants: pd.DataFrame, config: Config
+    processed: Sequence[SessionInputs],
+    participants: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
 ) -> tuple | None:
     """Check the target, or load the models of ``--apply-models``, before anything is written.
+
+    The networks' needs (a target, CNN-ready crops) are checked first: they train before the
+    classifiers.
 
     Returns
     -------
     tuple or None
         With ``--apply-models``, what :func:`load_saved_models` returns; None otherwise.
     """
+    if config.deep.dl_models and not config.group.target:
+        raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
+    if config.deep.dl_models or config.deep.feature_extractor:
+        crops, _ = collect_crops(processed, writer, config.deep.dl_contrasts)
+        if crops.empty:
+            option = "--dl-models" if config.deep.dl_models else "--feature-extractor"
+            raise DesignError(
+                f"{config.output_dir}: no session has CNN-ready crops of "
+                f"{list(config.deep.dl_contrasts)}, which {option} needs; run the participant "
+                "level first"
+            )
     if not (config.group.target or config.group.apply_models):
         return None
     sessions = pd.DataFrame(
@@ -420,18 +435,13 @@ def _deep_learning(
     config: Config,
     writer: DerivativesWriter,
 ) -> tuple[DeepOutcome, list[AttentionResult]]:
-    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them."""
-    if not config.group.target:
-        raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
+    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them.
+
+    :func:`_check_classification` has checked that there are a target and crops.
+    """
     crops, missing = collect_crops(inventory, writer, config.deep.dl_contrasts)
     for _, row in missing.iterrows():
         LOGGER.warning("%s left out of the deep learning: %s", row["participant_id"], row["reason"])
-    if crops.empty:
-        raise DesignError(
-            f"{config.output_dir}: no session has CNN-ready crops of "
-            f"{list(config.deep.dl_contrasts)}; "
-            "run the participant level first"
-        )
     subjects = sorted(crops["participant_id"].str.removeprefix("sub-").unique())
     clinical = clinical_by_session(
         crops, participants, read_sessions(config.input.bids_dir, subjects)
