@@ -260,7 +260,7 @@ def run_group_level(
             f"{config.input.bids_dir / PARTICIPANTS_TSV}: no column {config.group.group_column!r} "
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
-    saved = _check_classification(
+    saved = _check_before_writing(
         [item for item in inventory if item.key in processed], participants, config, writer
     )
     for _, row in exclusions.iterrows():
@@ -373,7 +373,7 @@ def check_subjects(subjects: Sequence[str], config: Config) -> None:
         )
 
 
-def _check_classification(
+def _check_before_writing(
     processed: Sequence[SessionInputs],
     participants: pd.DataFrame,
     config: Config,
@@ -437,7 +437,7 @@ def _deep_learning(
 ) -> tuple[DeepOutcome, list[AttentionResult]]:
     """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them.
 
-    :func:`_check_classification` has checked that there are a target and crops.
+    :func:`_check_before_writing` has checked that there are a target and crops.
     """
     crops, missing = collect_crops(inventory, writer, config.deep.dl_contrasts)
     for _, row in missing.iterrows():
