@@ -17,8 +17,9 @@ from imblearn.over_sampling import SMOTE
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from bids_app.cli.errors import ExitCode
-from bids_app.cli.main import main
+from bids_app.cli.main import main, parse_config
 from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.group.classification import check_target
 from bids_app.group.workflow import clinical_by_session
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import (
@@ -204,6 +205,34 @@ def test_design_bad_input():
     assert not {"sub-001", "sub-002"} & set(design.groups)
     # a categorical covariate is encoded as indicator columns, numeric ones kept
     assert set(design.covariates) == {"age", "sex_M"}
+
+
+def test_target_is_checked_before_the_run():
+    dx = ["CN", "ALS"] * 4
+    clinical = pd.DataFrame(
+        {"diagnosis": dx, "edss": [1.0, 2.5, 3.0, 6.5] * 2},
+        index=[f"sub-{i}" for i in range(8)],
+    )
+    subjects = pd.Series(clinical.index, index=clinical.index)
+
+    def check(*args, table=clinical):
+        config = parse_config(["in", "out", "group", "--cv-folds", "2", "--smote-k", "0", *args])
+        check_target(table, subjects, config, "p.tsv")
+
+    check("--target", "diagnosis", "--positive-label", "ALS")
+    check("--target", "edss", "--threshold", "3")
+    with pytest.raises(DesignError, match=r"p.tsv: no column 'dx' for --target .*'diagnosis'"):
+        check("--target", "dx", "--positive-label", "ALS")
+    with pytest.raises(DesignError, match=r"p.tsv: --target 'edss' is numeric.*--threshold X"):
+        check("--target", "edss", "--positive-label", "3")
+    with pytest.raises(DesignError, match=r"p.tsv: the target diagnosis == CN has one class only"):
+        check(
+            "--target", "diagnosis", "--positive-label", "CN", table=clinical.assign(diagnosis="CN")
+        )
+    with pytest.raises(CrossValidationError, match="lower --cv-folds"):
+        check("--target", "diagnosis", "--positive-label", "ALS", "--cv-folds", "5")
+    with pytest.raises(CrossValidationError, match="--smote-k 0"):
+        check("--target", "diagnosis", "--positive-label", "ALS", "--smote-k", "3")
 
 
 def test_knn_on_a_cohort_smaller_than_its_neighbour_grid():

@@ -35,7 +35,7 @@ from torch import nn
 
 from bids_app.deep.networks import NETWORKS, build_network, positive_probability
 from bids_app.errors import DataError
-from bids_app.models.persistence import read_versioned_json, verified_file
+from bids_app.models.persistence import check_entries, read_versioned_json, verified_file
 from bids_app.utils.digests import file_digest
 
 #: Identifier and version of the checkpoint layout.
@@ -199,14 +199,19 @@ def read_card(path: Path) -> tuple[dict[str, Any], str]:
     Raises
     ------
     BundleError
-        If the card is missing, unreadable or of another version.
+        If the card is missing, unreadable, of another version, or lacks what the networks
+        need (their contrasts and files).
     """
-    card = read_versioned_json(
+    fix = "give the group/deep_models folder of an earlier group run with --dl-models"
+    card = read_versioned_json(path, "card_version", CARD_VERSION, BundleError, fix)
+    check_entries(
+        card,
         path,
-        "card_version",
-        CARD_VERSION,
+        "networks",
+        {"files": dict, "contrasts": list},
+        r"fold-\d+",
         BundleError,
-        "give the group/deep_models folder of an earlier group run with --dl-models",
+        f"{fix}, as that run wrote it",
     )
     return card, file_digest(path)
 

@@ -27,15 +27,31 @@ from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import (
     CrossValidationError,
     CVResult,
+    check_folds,
     check_smote,
     nested_cross_validate,
     outer_splits,
     summarise,
 )
-from bids_app.models.design import SITE, GroupDesign, Target, binary_target, prediction_table
+from bids_app.models.design import (
+    SITE,
+    DesignError,
+    GroupDesign,
+    Target,
+    binary_target,
+    prediction_table,
+)
 from bids_app.models.harmonization import check_sites
 from bids_app.models.metrics import METRICS
-from bids_app.models.persistence import apply_model, load_models, manifest, model_entry
+from bids_app.models.persistence import (
+    MANIFEST_FIX,
+    ModelBundleError,
+    SavedModel,
+    apply_model,
+    load_models,
+    manifest,
+    model_entry,
+)
 from bids_app.models.tables import best_models, chosen_parameters, f1_table
 
 LOGGER = logging.getLogger("bids_app.group")
@@ -415,8 +431,137 @@ def save_models(
     return path
 
 
+def check_target(
+    clinical: pd.DataFrame, participants: pd.Series, config: Config, source: str
+) -> None:
+    """Check, before anything is written, that the target can give a classification.
+
+    Parameters
+    ----------
+    clinical : pandas.DataFrame
+        Clinical values of the sessions with participant-level outputs.
+    participants : pandas.Series
+        The participant of each session (same index).
+    config : Config
+        Target, positive label or threshold, folds and SMOTE.
+    source : str
+        The table the target comes from (named in errors).
+
+    Raises
+    ------
+    DesignError
+        If the column is absent, a numeric column is given a positive label, or the sessions
+        hold one class only.
+    CrossValidationError
+        If a class has fewer participants than folds, or SMOTE too few neighbours.
+    """
+    target = target_of(config)
+    if target.column not in clinical:
+        raise DesignError(
+            f"{source}: no column {target.column!r} for --target (columns: "
+            f"{sorted(clinical.columns)}); choose one of them with --target"
+        )
+    values = clinical[target.column].dropna()
+    numbers = pd.to_numeric(values, errors="coerce")
+    if target.positive_label is not None and numbers.notna().all() and numbers.nunique() > 2:
+        raise DesignError(
+            f"{source}: --target {target.column!r} is numeric ({numbers.nunique()} values from "
+            f"{numbers.min():g} to {numbers.max():g}) and --positive-label is for a categorical "
+            "column: give --threshold X instead (values >= X are positive)"
+        )
+    try:
+        y = binary_target(clinical[target.column], target).dropna()
+    except DesignError as exc:
+        raise DesignError(f"{source}: {exc}") from exc
+    if y.nunique() < 2:
+        raise DesignError(
+            f"{source}: the target {target.describe()} has one class only "
+            f"({sorted(values.astype(str).unique())}) among the {len(y)} sessions with "
+            "participant-level outputs; classification needs both: choose another --target or "
+            "--positive-label, or add participants of the other class"
+        )
+    y_int, groups = y.to_numpy(dtype=int), participants[y.index].to_numpy()
+    check_folds(y_int, groups, config.group.cv_folds)
+    if config.group.smote_k:
+        splits = outer_splits(
+            y_int, groups, config.group.cv_folds, config.group.cv_repeats, config.seed
+        )
+        check_smote(y_int, groups, splits, config.group.smote_k, config.group.cv_folds, config.seed)
+
+
+def load_saved_models(
+    directory: Path, clinical: pd.DataFrame, config: Config, source: str
+) -> tuple[dict, list[SavedModel], list[str]]:
+    """Load the models of ``--apply-models`` and decide what ComBat does with unseen sites.
+
+    Parameters
+    ----------
+    directory : Path
+        The models folder of an earlier run.
+    clinical : pandas.DataFrame
+        Clinical values of the sessions with participant-level outputs.
+    config : Config
+        Site column and ``--unseen-site``.
+    source : str
+        The table the sites come from (named in errors).
+
+    Returns
+    -------
+    info : dict
+        The manifest.
+    models : list of SavedModel
+        The models, their ComBat steps set to ``--unseen-site``.
+    unseen : list of str
+        Sites of this dataset that the models were not harmonised on.
+
+    Raises
+    ------
+    ModelBundleError
+        If the bundle is unusable, or (``--unseen-site error``) a site is unseen.
+    DesignError
+        If the models need a site column that this dataset lacks.
+    """
+    path = bundle_path(directory, "model_manifest")
+    info, models = load_models(path)
+    target = info.get("target")
+    if not isinstance(target, dict) or not isinstance(target.get("column"), str):
+        raise ModelBundleError(f"{path}: no 'target' with its 'column'; {MANIFEST_FIX}")
+    harmonised = [model for model in models if model.entry.get("site_column")]
+    if not harmonised:
+        return info, models, []
+    column = config.group.site_column or "site"
+    if column not in clinical:
+        raise DesignError(
+            f"{source}: no site column {column!r}, and the models of {directory} harmonise the "
+            "sites with ComBat; add the column or name it with --site-column"
+        )
+    sites = set(clinical[column].dropna().astype(str))
+    combats = [p.named_steps["combat"] for m in harmonised for p in (*m.folds, m.full)]
+    trained = sorted({str(site) for combat in combats for site in combat.sites_})
+    unseen = sorted(sites - {str(site) for combat in combats for site in combat.sites_})
+    if unseen and config.group.unseen_site == "error":
+        raise ModelBundleError(
+            f"{source}: site(s) {unseen} (column {column!r}) are not among the sites the models "
+            f"of {directory} were harmonised on ({trained}), and ComBat cannot harmonise an "
+            "unseen site: give --unseen-site reference to adjust them with the largest training "
+            "site's parameters, or relabel them with the training site of the same scanner"
+        )
+    for combat in combats:
+        combat.set_params(unseen_site=config.group.unseen_site)
+    if unseen:
+        LOGGER.warning(
+            "site(s) %s are not among the sites the saved models were harmonised on: ComBat "
+            "adjusts them with the parameters of the largest training site %r (--unseen-site "
+            "reference), an approximation",
+            unseen,
+            str(harmonised[0].full.named_steps["combat"].reference_site_),
+        )
+    return info, models, unseen
+
+
 def run_apply_models(
     directory: Path,
+    saved: tuple[dict, list[SavedModel], list[str]],
     features: pd.DataFrame,
     clinical: pd.DataFrame,
     config: Config,
@@ -431,6 +576,8 @@ def run_apply_models(
     ----------
     directory : Path
         The models folder of an earlier run.
+    saved : tuple
+        Its manifest, models and the unseen sites, from :func:`load_saved_models`.
     features : pandas.DataFrame
         From :func:`~bids_app.models.design.join_families`.
     clinical : pandas.DataFrame
@@ -445,22 +592,25 @@ def run_apply_models(
     ExternalResult
         The models applied and their metrics on this dataset.
     """
-    info, models = load_models(bundle_path(directory, "model_manifest"))
-    saved = info["target"]
-    target = Target(saved["column"], saved["positive_label"], saved["threshold"])
+    info, models, unseen = saved
+    target = Target(
+        info["target"]["column"],
+        info["target"].get("positive_label"),
+        info["target"].get("threshold"),
+    )
     covariates = covariates_for(config, clinical.columns)
     predictions, metrics, exclusions = [], [], []
     for model in models:
         site_column = None
-        if model.entry["site_column"]:
+        if model.entry.get("site_column"):
             site_column = config.group.site_column or "site"
         X, left_out = prediction_table(  # noqa: N806
             features,
             clinical,
             model.entry["features"],
             site_column,
-            covariates if model.entry["covariates"] else (),
-            model.entry["covariates"],
+            covariates if model.entry.get("covariates") else (),
+            model.entry.get("covariates", ()),
         )
         y = None
         if target.column in clinical:
@@ -471,7 +621,12 @@ def run_apply_models(
         predictions.append(table.reset_index(names="session").assign(model=model.name))
         metrics.append(scores)
         exclusions.append(left_out.assign(model=model.name))
-    params = {"models": str(directory), "trained_with": info.get("neurostrat_version")}
+    params = {
+        "models": str(directory),
+        "trained_with": info.get("neurostrat_version"),
+        "unseen_sites": unseen,
+        "unseen_site": config.group.unseen_site,
+    }
     out = {
         "external_predictions": pd.concat(predictions, ignore_index=True),
         "external_exclusions": pd.concat(exclusions, ignore_index=True),

@@ -13,12 +13,14 @@ from bids_app.config import FEATURE_FAMILIES, Config
 from bids_app.deep.devices import resolve_device
 from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.errors import DataError
+from bids_app.errors import DataError, NoInputError
 from bids_app.group.attention import AttentionResult, run_attention_analyses
 from bids_app.group.classification import (
+    check_target,
     class_names,
     covariates_for,
     default_feature_sets,
+    load_saved_models,
     run_apply_models,
     run_classification,
     target_of,
@@ -48,6 +50,8 @@ LOGGER = logging.getLogger("bids_app.group")
 PARTICIPANTS_TSV = "participants.tsv"
 #: Family of the MeshNet parcellation's volumes (``--segmentation meshnet``), beside ``volumes``.
 MESHNET_FAMILY = "meshnet"
+#: Fewest subjects with participant-level outputs that the group level compares.
+MIN_SUBJECTS = 2
 #: Every feature family the participant level may write.
 PARTICIPANT_FAMILIES = (*FEATURE_FAMILIES, MESHNET_FAMILY)
 
@@ -238,25 +242,27 @@ def run_group_level(
 
     Raises
     ------
+    NoInputError
+        If no subject has participant-level outputs.
     DataError
-        If the group column is absent or no subject has participant-level outputs, or the
-        specific subclass of a step that cannot run on these data (design, cross-validation,
-        clustering, model bundles).
+        If fewer than two subjects have them, the group column is absent, or the specific
+        subclass of a step that cannot run on these data (design, cross-validation,
+        clustering, model bundles); the target and the model bundle are checked before
+        anything is written.
     """
+    processed = {
+        item.key for item in inventory if writer.path("t1w_preproc", item.entities).exists()
+    }
+    table, exclusions = assemble_group_table(participants, inventory, processed)
+    check_subjects(table["participant_id"].tolist(), config)
     if config.group.group_column not in participants.columns:
         raise DataError(
             f"{config.input.bids_dir / PARTICIPANTS_TSV}: no column {config.group.group_column!r} "
             f"(columns: {list(participants.columns)}); choose one with --group-column"
         )
-    processed = {
-        item.key for item in inventory if writer.path("t1w_preproc", item.entities).exists()
-    }
-    table, exclusions = assemble_group_table(participants, inventory, processed)
-    if table.empty:
-        raise DataError(
-            f"{config.output_dir}: no subject has participant-level outputs; "
-            "run the participant level first"
-        )
+    saved = _check_before_writing(
+        [item for item in inventory if item.key in processed], participants, config, writer
+    )
     for _, row in exclusions.iterrows():
         LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
     sources = [config.input.bids_dir / PARTICIPANTS_TSV] if len(participants) else []
@@ -310,8 +316,6 @@ def run_group_level(
     extra_folds = None
     if config.deep.feature_extractor:
         crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
-        if crops.empty:
-            raise DesignError("--feature-extractor: no session has CNN-ready crops")
         extracted = pretrained_features(
             config.deep.feature_extractor,
             crops,
@@ -326,13 +330,96 @@ def run_group_level(
         sections += _written(render_deep_learning(deep, attention), writer)
         tables.update(deep.features)
         extra_folds = deep.folds
-    sections += _written(_classification(tables, participants, config, writer, extra_folds), writer)
+    sections += _written(
+        _classification(tables, participants, config, writer, saved, extra_folds), writer
+    )
     report = render_group_report(
         table, demographics, tests, exclusions, config.group.group_column, summary, sections
     )
     path = writer.write_group_text(report, "report")
     LOGGER.info("group report: %s", path)
     return path
+
+
+def check_subjects(subjects: Sequence[str], config: Config) -> None:
+    """Check that at least two subjects have participant-level outputs.
+
+    Parameters
+    ----------
+    subjects : sequence of str
+        Subjects (``sub-X``) with participant-level outputs.
+    config : Config
+        The run configuration (folders and participant filter, named in the messages).
+
+    Raises
+    ------
+    NoInputError
+        If none has (the participant level was not run on this output folder).
+    DataError
+        If one has: the group level compares subjects.
+    """
+    if not subjects:
+        raise NoInputError(
+            f"{config.output_dir}: no selected subject has participant-level outputs; run the "
+            f"participant level first ({config.input.bids_dir} {config.output_dir} participant)"
+        )
+    if len(subjects) < MIN_SUBJECTS:
+        fix = "run the participant level on more subjects"
+        if config.input.participant_label:
+            fix += " or select more with --participant-label"
+        raise DataError(
+            f"{config.output_dir}: only {', '.join(subjects)} has participant-level outputs and "
+            f"the group level compares subjects, at least {MIN_SUBJECTS}: {fix}"
+        )
+
+
+def _check_before_writing(
+    processed: Sequence[SessionInputs],
+    participants: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
+) -> tuple | None:
+    """Check the target, or load the models of ``--apply-models``, before anything is written.
+
+    The networks' needs (a target, CNN-ready crops) are checked first: they train before the
+    classifiers.
+
+    Returns
+    -------
+    tuple or None
+        With ``--apply-models``, what :func:`load_saved_models` returns; None otherwise.
+    """
+    if config.deep.dl_models and not config.group.target:
+        raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
+    if config.deep.dl_models or config.deep.feature_extractor:
+        crops, _ = collect_crops(processed, writer, config.deep.dl_contrasts)
+        if crops.empty:
+            option = "--dl-models" if config.deep.dl_models else "--feature-extractor"
+            raise DesignError(
+                f"{config.output_dir}: no session has CNN-ready crops of "
+                f"{list(config.deep.dl_contrasts)}, which {option} needs; run the participant "
+                "level first"
+            )
+    if not (config.group.target or config.group.apply_models):
+        return None
+    sessions = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{item.subject}" for item in processed],
+            "session_id": [f"ses-{item.session}" if item.session else pd.NA for item in processed],
+        },
+        index=[item.key for item in processed],
+    ).dropna(axis=1, how="all")
+    subjects = sorted({item.subject for item in processed})
+    clinical = clinical_by_session(
+        sessions, participants, read_sessions(config.input.bids_dir, subjects)
+    )
+    source = str(config.input.bids_dir / PARTICIPANTS_TSV)
+    if config.group.apply_models:
+        return load_saved_models(config.group.apply_models, clinical, config, source)
+    if config.group.target not in participants and config.group.target in clinical:
+        source = f"the sessions.tsv files of {config.input.bids_dir}"
+    check_target(clinical, sessions["participant_id"], config, source)
+    return None
 
 
 def _written(part: ReportPart, writer: DerivativesWriter) -> list[tuple[str, str]]:
@@ -348,18 +435,13 @@ def _deep_learning(
     config: Config,
     writer: DerivativesWriter,
 ) -> tuple[DeepOutcome, list[AttentionResult]]:
-    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them."""
-    if not config.group.target:
-        raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
+    """Train the networks of ``--dl-models`` on the sessions' CNN-ready crops; explain them.
+
+    :func:`_check_before_writing` has checked that there are a target and crops.
+    """
     crops, missing = collect_crops(inventory, writer, config.deep.dl_contrasts)
     for _, row in missing.iterrows():
         LOGGER.warning("%s left out of the deep learning: %s", row["participant_id"], row["reason"])
-    if crops.empty:
-        raise DesignError(
-            f"{config.output_dir}: no session has CNN-ready crops of "
-            f"{list(config.deep.dl_contrasts)}; "
-            "run the participant level first"
-        )
     subjects = sorted(crops["participant_id"].str.removeprefix("sub-").unique())
     clinical = clinical_by_session(
         crops, participants, read_sessions(config.input.bids_dir, subjects)
@@ -378,6 +460,7 @@ def _classification(
     participants: pd.DataFrame,
     config: Config,
     writer: DerivativesWriter,
+    saved: tuple | None = None,
     extra_folds: pd.DataFrame | None = None,
 ) -> ReportPart:
     """Run the classification or apply saved models, when asked; return the report's part."""
@@ -392,7 +475,9 @@ def _classification(
         )
         if config.group.apply_models:
             part += render_external(
-                run_apply_models(config.group.apply_models, features, clinical, config, writer)
+                run_apply_models(
+                    config.group.apply_models, saved, features, clinical, config, writer
+                )
             )
         else:
             design = build_design(

@@ -163,7 +163,8 @@ def binary_target(values: pd.Series, target: Target) -> pd.Series:
         levels = sorted(labels[~missing].unique())
         raise DesignError(
             f"target column {target.column!r} never equals --positive-label "
-            f"{target.positive_label!r} (values: {levels})"
+            f"{target.positive_label!r} (values: {levels}); classification needs both classes: "
+            "give one of these values with --positive-label"
         )
     return (labels == target.positive_label).astype(float).where(~missing)
 

@@ -10,6 +10,7 @@ a SHA-256 digest of every file, which is checked before anything is unpickled.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,13 @@ from bids_app.utils.digests import file_digest
 
 #: Version of the manifest's layout.
 MANIFEST_VERSION = 1
+#: What the user can do about a manifest that lacks something NeuroStrat writes.
+MANIFEST_FIX = (
+    "give the group/models folder as the group run wrote it (re-run that run with --target to "
+    "write it again)"
+)
+#: Fields of a manifest's model entry that loading and applying need, and their JSON types.
+MODEL_FIELDS: dict[str, type | tuple[type, ...]] = {"files": dict, "features": list}
 
 
 class ModelBundleError(DataError):
@@ -142,20 +150,98 @@ def read_versioned_json(
     Raises
     ------
     Exception
-        ``error``, when the file is missing, not JSON or of another version.
+        ``error``, when the file is missing, not a JSON object or of another version.
     """
     if not path.is_file():
         raise error(f"{path.parent}: no {path.name}; {missing}")
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}: not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc}); {missing}") from exc
+    if not isinstance(content, dict):
+        raise error(
+            f"{path}: a JSON {type(content).__name__}, not the object with {key!r} that "
+            f"NeuroStrat writes; {missing}"
+        )
     if content.get(key) != version:
         raise error(
             f"{path}: {key.replace('_', ' ')} {content.get(key)!r}, this NeuroStrat reads "
             f"version {version}; use the NeuroStrat version that wrote it"
         )
     return content
+
+
+def _entry_problem(
+    entry: Any, fields: Mapping[str, type | tuple[type, ...]], file_key: str
+) -> str | None:
+    """Say what is wrong with one entry of a manifest or card; None when nothing is."""
+    if not isinstance(entry, dict):
+        return f"is a JSON {type(entry).__name__}, not an object"
+    for name, kind in fields.items():
+        if name not in entry:
+            return f"has no {name!r}"
+        if not isinstance(entry[name], kind):
+            return f"has a {name!r} of the wrong type ({type(entry[name]).__name__})"
+    if not any(key.startswith("fold-") for key in entry["files"]):
+        return "lists no fold model"
+    for key, record in entry["files"].items():
+        if not re.fullmatch(file_key, key):
+            return f"lists an unknown file {key!r}"
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(k), str) for k in ("path", "sha256")
+        ):
+            return f"has a file {key!r} without its 'path' and 'sha256'"
+    return None
+
+
+def check_entries(
+    content: Mapping[str, Any],
+    path: Path,
+    key: str,
+    fields: Mapping[str, type | tuple[type, ...]],
+    file_key: str,
+    error: type[Exception],
+    fix: str,
+) -> None:
+    r"""Check the entries of a manifest or card before anything is read from them.
+
+    Parameters
+    ----------
+    content : mapping
+        The manifest or card.
+    path : Path
+        Its file (named in errors).
+    key : str
+        The field that maps names to entries (``models``, ``networks``).
+    fields : mapping of str to type
+        The fields every entry has, with their JSON types; ``files`` among them.
+    file_key : str
+        Regular expression of the keys of ``files`` (``fold-\d+``); a ``fold-`` key is
+        required.
+    error : type of Exception
+        What to raise.
+    fix : str
+        What the user can do.
+
+    Raises
+    ------
+    Exception
+        ``error``, naming the file and the first entry at fault.
+
+    Examples
+    --------
+    >>> check_entries({"models": {}}, Path("m.json"), "models", {}, "fold-\d+", ValueError, "fix")
+    Traceback (most recent call last):
+    ...
+    ValueError: m.json: no 'models' listed; fix
+    """
+    entries = content.get(key)
+    if not isinstance(entries, dict) or not entries:
+        raise error(f"{path}: no {key!r} listed; {fix}")
+    for name, entry in entries.items():
+        problem = _entry_problem(entry, fields, file_key)
+        if problem:
+            raise error(f"{path}: the entry {name!r} of {key!r} {problem}; {fix}")
 
 
 def verified_file(
@@ -180,6 +266,11 @@ def verified_file(
         The file, safe to load.
     """
     file = directory / record["path"]
+    if not file.resolve().is_relative_to(directory.resolve()):
+        raise error(
+            f"{listing}: lists {record['path']!r}, outside {directory}; a bundle loads its own "
+            "files only"
+        )
     if not file.is_file():
         raise error(f"{file}: missing (listed in {listing})")
     if file_digest(file) != record["sha256"]:
@@ -209,7 +300,8 @@ def load_models(path: Path) -> tuple[dict[str, Any], list[SavedModel]]:
     Raises
     ------
     ModelBundleError
-        If the manifest is missing or unreadable, or a file is missing or altered.
+        If the manifest is missing, unreadable or lacks what loading needs, or a file is
+        missing, altered or outside the folder.
     """
     directory = path.parent
     info = read_versioned_json(
@@ -219,6 +311,11 @@ def load_models(path: Path) -> tuple[dict[str, Any], list[SavedModel]]:
         ModelBundleError,
         "give the group/models folder of an earlier group run",
     )
+    check_entries(
+        info, path, "models", MODEL_FIELDS, r"fold-\d+|full", ModelBundleError, MANIFEST_FIX
+    )
+    if not all("full" in entry["files"] for entry in info["models"].values()):
+        raise ModelBundleError(f"{path}: a model lists no 'full' file; {MANIFEST_FIX}")
     models = []
     for name, entry in info["models"].items():
         loaded = {
