@@ -120,7 +120,8 @@ def test_session_marker_stale_parts_and_discard(writer):
     assert not writer.session_complete(entities)
     assert writer.path("t1w_preproc", entities).exists()
     writer.discard_session(entities)
-    assert not [p for p in writer.output_dir.rglob("*sub-01[._]*") if p.is_file()]
+    assert not list(writer.output_dir.rglob("*sub-01[._]*"))
+    assert not (writer.output_dir / "sub-01").exists()
     assert writer.session_complete(other) and writer.report(other).exists()
 
 

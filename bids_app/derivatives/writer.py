@@ -518,7 +518,7 @@ class DerivativesWriter:
         marker.unlink(missing_ok=True)
 
     def discard_session(self, entities: Mapping[str, Any]) -> None:
-        """Remove every output of a subject/session whose writing failed (a full disk).
+        """Remove the files of a subject/session whose writing failed, and its emptied folders.
 
         Parameters
         ----------
@@ -527,6 +527,14 @@ class DerivativesWriter:
         """
         for path in self._session_files(entities):
             path.unlink(missing_ok=True)
+        folder = self.path("qc_metrics", entities).parent
+        for empty in (folder, *folder.parents):  # the session's folders it created, if empty
+            if empty == self.output_dir or not empty.is_relative_to(self.output_dir):
+                break
+            try:
+                empty.rmdir()
+            except OSError:  # not empty (another session's) or already gone
+                break
 
     def group_file(self, output: str, /, **fields: str) -> Path:
         """Return the absolute path of a group-level output.

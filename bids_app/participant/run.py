@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from bids_app.runtime import (
 from bids_app.utils.logs import track
 
 LOGGER = logging.getLogger("bids_app.participant")
+#: How a step reports a full disk (or quota): the work folder is full.
+_NO_SPACE = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT))
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,13 @@ def _process_locked(
             outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
     except Exception as exc:  # a node failed: nipype wraps the cause, keep it for the summary
         raise_if_interrupted()  # nipype reports a Ctrl-C inside a step as the step's failure
-        return SessionOutcome(inputs.key, "failed", failure_reason(exc))
+        reason = failure_reason(exc)
+        if any(message in reason for message in _NO_SPACE):  # every later session would fail
+            raise OutputError(
+                f"{reason} in the work folder {work_dir}: free some space there or give another "
+                "one with -w, then re-run the same command to resume"
+            ) from exc
+        return SessionOutcome(inputs.key, "failed", reason)
     writer.start_session(inputs.entities)
     try:
         write_session_outputs(outputs, inputs, options, writer, sources, params)
