@@ -1,4 +1,4 @@
-"""The process-wide state of a run: environment, threads, seeds, allocator, library settings.
+"""The process-wide state of a run: environment, threads, seeds, allocator, signals, libraries.
 
 This is the one module that reads or changes the environment or the global state of a library.
 The CLI calls :func:`configure_process` once, right after reading the options, before anything
