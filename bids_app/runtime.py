@@ -1,4 +1,4 @@
-"""The process-wide state of a run: environment, threads, seeds, allocator, library settings.
+"""The process-wide state of a run: environment, threads, seeds, allocator, signals, libraries.
 
 This is the one module that reads or changes the environment or the global state of a library.
 The CLI calls :func:`configure_process` once, right after reading the options, before anything
@@ -18,8 +18,10 @@ import gc
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -146,7 +148,7 @@ def limit_threads(n_threads: int) -> None:
     ANTsPy call of the process; the CLI calls it right after reading the options. ITK's
     multi-threaded metrics sum in a varying order, so only ``n_threads == 1`` makes registrations
     repeat run after run (as fMRIPrep documents for ``--omp-nthreads 1``); a voxel in 400,000 of
-    a brain mask still differed once (``tests/test_participant_robustness.py``).
+    a brain mask still differed once (in the kill-and-resume test, now ``tests/test_faults.py``).
 
     Parameters
     ----------
@@ -161,17 +163,125 @@ def limit_threads(n_threads: int) -> None:
 
 
 def start_forked_worker() -> None:
-    """Make a worker forked from this process safe for torch (a process pool's initializer).
+    """Prepare a worker forked from this process (a process pool's initializer).
 
     GNU OpenMP's thread pool does not survive ``fork``: when the parent has already run a
     parallel torch operation, the child's first one waits forever for threads it does not have.
     One thread in the child avoids the pool altogether; the participant level's session workers
     run one session each, side by side, so one thread each is what they should use anyway. A
     torch first imported in the child builds its own pool and needs nothing.
+
+    The worker dies with its parent: an interrupt or a termination signal ends it at once (the
+    parent, which gets the interrupt too, reports it), and so does the parent's death, even by
+    ``kill -9`` (Linux's ``PR_SET_PDEATHSIG``).
     """
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    _die_with_parent()
+
+
+#: ``prctl`` option of Linux: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (nothing elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+#: The signals that stop a run (Ctrl-C and ``kill``); the run can be resumed afterwards.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run received an interrupt or termination signal.
+
+    Parameters
+    ----------
+    signum : int
+        The signal (``SIGINT`` or ``SIGTERM``).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        """The signal's name, e.g. ``SIGTERM``."""
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's exit code of a process ended by the signal: 128 + its number."""
+        return 128 + self.signum
+
+
+#: The signals received since :func:`stop_on_signals` was entered (shared by its blocks).
+_RECEIVED: list[int] = []
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    """Signal handler: note the signal and raise :class:`Interrupted` (the first time only)."""
+    _RECEIVED.append(signum)
+    if len(_RECEIVED) == 1:  # a second Ctrl-C must not break the clean-up of the first
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn ``SIGINT`` and ``SIGTERM`` into :class:`Interrupted` inside a ``with`` block.
+
+    Libraries that catch every exception of a step (nipype keeps a step's ``KeyboardInterrupt``
+    as its failure) would swallow the interrupt: the signal is therefore also recorded, and
+    :func:`raise_if_interrupted` raises it again once such a library returns. The previous
+    handlers are restored after the block. Outside the main thread nothing is changed (Python
+    runs handlers there only).
+
+    Yields
+    ------
+    None
+        Nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    _RECEIVED.clear()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _RECEIVED.clear()
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` if a stop signal arrived (see :func:`stop_on_signals`).
+
+    Raises
+    ------
+    Interrupted
+        With the first signal received.
+    """
+    if _RECEIVED:
+        raise Interrupted(_RECEIVED[0])
+
+
+def stop_workers() -> None:
+    """Kill this process's ``multiprocessing`` children (the session workers) and reap them."""
+    for child in multiprocessing.active_children():
+        child.kill()
+    for child in multiprocessing.active_children():
+        child.join(timeout=10)
 
 
 def itk_threads() -> int | None:

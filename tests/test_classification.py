@@ -279,6 +279,7 @@ def _write_dataset(root, cohort):
         preproc = writer.path("t1w_preproc", entities)
         preproc.parent.mkdir(parents=True, exist_ok=True)
         nib.save(image, preproc)
+        writer.write_json({}, "qc_metrics", entities, sources=[], params={})  # complete
         table = pd.DataFrame([row._asdict()])
         writer.write_table(table, writer.path("volumes", entities))
     return bids, out

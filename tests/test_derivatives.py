@@ -1,6 +1,8 @@
 """The derivatives writer: atomic files, sidecars, resumption, a dataset pybids can index."""
 
+import errno
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -84,6 +86,43 @@ def test_failed_write_leaves_nothing(writer, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         writer.write_image(_image(), "t1w_preproc", {"sub": "01"}, sources=[], params={})
     assert not [p for p in writer.output_dir.rglob("*") if p.is_file() and "sub-01" in p.name]
+
+
+def test_full_disk_is_an_output_error_naming_the_folder(writer, monkeypatch):
+    def full_disk(img, filename):
+        Path(filename).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nib, "save", full_disk)
+    fix = "free some space there or choose another output folder"
+    expected = f"No space left on device; {fix} ({writer.output_dir}), then re-run the same command"
+    with pytest.raises(OutputError, match=re.escape(expected)):
+        writer.write_image(_image(), "t1w_preproc", {"sub": "01"}, sources=[], params={})
+    assert not [p for p in writer.output_dir.rglob("*") if p.is_file() and "sub-01" in p.name]
+
+
+def test_session_marker_stale_parts_and_discard(writer):
+    entities, other = {"sub": "01"}, {"sub": "010"}
+    for subject in (entities, other):
+        writer.write_image(_image(), "t1w_preproc", subject, sources=[], params={})
+        writer.write_json({}, "qc_metrics", subject, sources=[], params={})
+        writer.write_text(writer.report(subject), "<html></html>")
+    assert writer.session_complete(entities)
+    stale = [
+        writer.path("dseg", entities).with_name(".sub-01_dseg.part-0badc0de.nii.gz"),
+        writer.output_dir / ".sub-01.part-0badc0de.html",
+    ]
+    for path in stale:
+        path.write_bytes(b"half")
+    assert sorted(writer.remove_stale_parts(entities)) == sorted(stale)
+    assert not any(path.exists() for path in stale)
+    writer.start_session(entities)  # the marker goes first, the other outputs stay
+    assert not writer.session_complete(entities)
+    assert writer.path("t1w_preproc", entities).exists()
+    writer.discard_session(entities)
+    assert not list(writer.output_dir.rglob("*sub-01[._]*"))
+    assert not (writer.output_dir / "sub-01").exists()
+    assert writer.session_complete(other) and writer.report(other).exists()
 
 
 def test_table_uses_na(writer):

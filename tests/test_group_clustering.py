@@ -41,6 +41,7 @@ def _write_dataset(root, table):
         preproc = writer.path("t1w_preproc", entities)
         preproc.parent.mkdir(parents=True, exist_ok=True)
         nib.save(image, preproc)
+        writer.write_json({}, "qc_metrics", entities, sources=[], params={})  # complete
         thickness = {"participant_id": sub}
         for region in ("precentral", "paracentral"):
             left, right = getattr(row, f"{region}_left"), getattr(row, f"{region}_right")

@@ -1,15 +1,11 @@
-"""Bad input and resumability of the participant level, on a synthetic head at 3 mm."""
+"""Bad input at the participant level on a synthetic 3 mm head (kills: test_faults.py)."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -119,57 +115,3 @@ def test_bad_inputs_fail_alone_with_clear_errors(synthetic, tmp_path, capsys):
     assert "sub-stripped: brain extraction none (the input is already skull-stripped" in log
     conform = json.loads((out / "sub-thick/anat/sub-thick_desc-preproc_T1w.json").read_text())
     assert any("resampled to 3 mm isotropic" in change for change in conform["Conform"]["changes"])
-
-
-def _run(bids: Path, out: Path, work: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "bids_app", str(bids), str(out), "participant", "-w"]
-    options = ["--sloppy", "--skip-bids-validation", "-q", "--features", "volumes"]
-    # resumption, not brain extraction, is under test: the template method, not HD-BET
-    options += ["--skull-strip", "template"]
-    return subprocess.Popen(
-        [*command, str(work), *options],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def test_killed_run_resumes_and_matches_an_uninterrupted_run(synthetic, tmp_path):
-    source = _first_t1w(synthetic)
-    bids = _dataset(tmp_path / "bids", {"01": {"T1w": nib.load(source)}})
-    out, work = tmp_path / "out", tmp_path / "work"
-    process = _run(bids, out, work)
-    register = work / "sub_01_wf" / "registration_wf" / "register"
-    deadline = time.monotonic() + 120
-    while not register.is_dir() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert register.is_dir(), "the run never reached the registration"
-    time.sleep(1.0)  # inside the registration
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (register / "result_register.pklz").exists()
-    assert not (out / "sub-01/anat/sub-01_desc-preproc_qc.json").exists()
-    preproc = work / "sub_01_wf" / "anat_preproc_wf"
-    finished = {
-        name: (preproc / name / f"result_{name}.pklz").stat().st_mtime_ns
-        for name in ("conform_t1w", "n4_head")
-    }
-    assert _run(bids, out, work).wait(timeout=300) == 0
-    for name, mtime in finished.items():  # cache hits: the finished steps were not recomputed
-        assert (preproc / name / f"result_{name}.pklz").stat().st_mtime_ns == mtime
-    assert (register / "result_register.pklz").exists()
-    reference_out = tmp_path / "reference"
-    assert _run(bids, reference_out, tmp_path / "work2").wait(timeout=300) == 0
-    for name in ("desc-brain_mask", "dseg"):
-        ours = np.asarray(nib.load(out / f"sub-01/anat/sub-01_{name}.nii.gz").dataobj)
-        reference = np.asarray(
-            nib.load(reference_out / f"sub-01/anat/sub-01_{name}.nii.gz").dataobj
-        )
-        # one ITK thread (--omp-nthreads defaults to --nprocs, 1 here) and still one voxel in
-        # 395,395 of the brain mask differed once: re-runs are near-identical, not bit-identical
-        assert (ours != reference).mean() < 1e-4
-    mni = "sub-01_space-MNI152NLin2009aSym_desc-preproc_T1w.nii.gz"
-    a = np.asarray(nib.load(out / "sub-01/anat" / mni).dataobj).ravel()
-    b = np.asarray(nib.load(reference_out / "sub-01/anat" / mni).dataobj).ravel()
-    assert np.corrcoef(a, b)[0, 1] > 0.9999
-    shutil.rmtree(work / "crash", ignore_errors=True)

@@ -7,6 +7,7 @@ import ctypes
 import gc
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -32,7 +33,10 @@ _PROCESS_CALLS = {
     "use_deterministic_algorithms",
     "freeze",
     "unfreeze",
+    "prctl",
 }
+#: Functions that change process-wide state, by their full dotted name.
+_PROCESS_FUNCTIONS = {"signal.signal", "signal.siginterrupt", "signal.pthread_sigmask"}
 #: Calls that seed a process-wide random stream (fine inside ``with torch.random.fork_rng()``).
 _GLOBAL_SEEDS = {
     "torch.manual_seed",
@@ -95,7 +99,10 @@ def process_state_uses(source: str) -> list[tuple[int, str]]:
                 found.append((node.lineno, name))
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
-            if name == "matplotlib.use" or name.rpartition(".")[2] in _PROCESS_CALLS:
+            if (
+                name in ("matplotlib.use", *_PROCESS_FUNCTIONS)
+                or name.rpartition(".")[2] in _PROCESS_CALLS
+            ):
                 found.append((node.lineno, name))
             elif name in _GLOBAL_SEEDS and not _inside_fork_rng(node, parents):
                 found.append((node.lineno, name))
@@ -318,3 +325,25 @@ def test_forked_worker_runs_torch_after_the_parent_did():
         assert queue.get(timeout=5) == (1, 4, 14, 14, 14)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_stop_on_signals_raises_and_restores_the_handlers():
+    before = {signum: signal.getsignal(signum) for signum in runtime.STOP_SIGNALS}
+    with pytest.raises(runtime.Interrupted) as stopped, runtime.stop_on_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs before this ends
+    assert (stopped.value.exit_code, stopped.value.signal_name) == (143, "SIGTERM")
+    assert {signum: signal.getsignal(signum) for signum in runtime.STOP_SIGNALS} == before
+
+
+def test_an_interrupt_swallowed_by_a_library_is_raised_again():
+    with runtime.stop_on_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except BaseException:  # as nipype keeps a step's KeyboardInterrupt as its failure
+            pass
+        with pytest.raises(runtime.Interrupted) as again:
+            runtime.raise_if_interrupted()
+    assert again.value.exit_code == 130
+    runtime.raise_if_interrupted()  # forgotten after the block

@@ -253,14 +253,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}_{uuid.uuid4().hex[:8]}"
     try:
-        config = parse_config(argv)
-        runtime.configure_process(config.resources.omp_nthreads, seed=config.seed)
-        setup_logging(config.verbosity)
-        return run(config, run_id)
+        with runtime.stop_on_signals():  # Ctrl-C and kill stop the run (exit 130 and 143)
+            config = parse_config(argv)
+            runtime.configure_process(config.resources.omp_nthreads, seed=config.seed)
+            setup_logging(config.verbosity)
+            return run(config, run_id)
     except NeuroStratError as exc:
         print(error_message(exc), file=sys.stderr)
         logging.getLogger("bids_app").debug("error details", exc_info=True)
         return int(exit_code(exc))
-    except KeyboardInterrupt:
-        print("neurostrat: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Report an interrupted run on one line; return 128 + the signal (130 for Ctrl-C)."""
+    logging.getLogger("bids_app").debug("interrupted at", exc_info=True)
+    name = f" ({exc.signal_name})" if isinstance(exc, runtime.Interrupted) else ""
+    print(f"neurostrat: interrupted{name}; re-run the same command to resume", file=sys.stderr)
+    return exc.exit_code if isinstance(exc, runtime.Interrupted) else 130

@@ -8,6 +8,7 @@ the file, so a re-run with the same settings skips it (unless ``force``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -38,6 +39,15 @@ from bids_app.derivatives.naming import (
 )
 from bids_app.errors import OutputError
 from bids_app.utils.atomic import atomic_path, write_text_atomic
+
+#: OS errors that no later write can avoid: the run stops with the fix for the whole folder.
+_FOLDER_ERRORS = {
+    errno.ENOSPC: "free some space there or choose another output folder",
+    errno.EDQUOT: "free some space there (disk quota exceeded) or choose another output folder",
+    errno.EROFS: "choose a writable output folder",
+    errno.EACCES: "choose a writable output folder",
+    errno.EPERM: "choose a writable output folder",
+}
 
 PIPELINE_NAME = "NeuroStrat"
 CODE_URL = "https://github.com/neurostrat/neurostrat"
@@ -240,8 +250,34 @@ class DerivativesWriter:
             "NeuroStrat": {"Version": __version__, "ParametersHash": self._step_hash(params)},
         }
 
+    @contextlib.contextmanager
+    def _atomic(self, path: Path) -> Iterator[Path]:
+        """:func:`atomic_path`, with a full or read-only output turned into an OutputError.
+
+        Raises
+        ------
+        OutputError
+            When the disk is full, the quota exceeded or the folder read-only: the sessions
+            after this one would fail the same way, so the run stops.
+        """
+        try:
+            with atomic_path(path) as part:
+                yield part
+        except OSError as exc:
+            if exc.errno not in _FOLDER_ERRORS:
+                raise
+            raise OutputError(
+                f"cannot write {path}: {exc.strerror}; {_FOLDER_ERRORS[exc.errno]} "
+                f"({self.output_dir}), then re-run the same command to resume"
+            ) from exc
+
+    def _write_text(self, path: Path, text: str) -> Path:
+        with self._atomic(path) as part:
+            part.write_text(text, encoding="utf-8")
+        return path
+
     def _finish(self, path: Path, sidecar: dict[str, Any]) -> Path:
-        write_text_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, default=str))
+        self._write_text(sidecar_path(path), json.dumps(sidecar, indent=2, default=str))
         return path
 
     def _write(
@@ -256,7 +292,7 @@ class DerivativesWriter:
         """Save a named output under a temporary name, rename it, then write its sidecar."""
         path = self.path(output, entities)
         sidecar = self._sidecar(sources, params, metadata or {})
-        with atomic_path(path) as part:
+        with self._atomic(path) as part:
             save(part)
         return self._finish(path, sidecar)
 
@@ -326,7 +362,7 @@ class DerivativesWriter:
             The written file.
         """
         sidecar = self._sidecar(sources, params or {}, dict(columns or {}))
-        with atomic_path(path) as part:
+        with self._atomic(path) as part:
             table.to_csv(part, sep="\t", index=False, na_rep="n/a")
         return self._finish(path, sidecar)
 
@@ -402,7 +438,7 @@ class DerivativesWriter:
         """
         path = self.path(output, entities)
         content = {**data, **self._sidecar(sources, params, {})}
-        return write_text_atomic(path, json.dumps(content, indent=2, default=str))
+        return self._write_text(path, json.dumps(content, indent=2, default=str))
 
     def report(self, entities: Mapping[str, Any]) -> Path:
         """Return the absolute path of a subject/session's HTML QC report.
@@ -418,6 +454,87 @@ class DerivativesWriter:
             ``output_dir/sub-<label>[_ses-<label>].html``.
         """
         return self.output_dir / report_path(entities)
+
+    def session_complete(self, entities: Mapping[str, Any]) -> bool:
+        """Tell whether a subject/session's outputs are complete (whatever their settings).
+
+        The QC metrics are written last, after every other output of the session, and removed
+        first when it is redone (:meth:`start_session`): a session without them was stopped
+        half-way and is not processed.
+
+        Parameters
+        ----------
+        entities : mapping
+            Subject/session entities.
+
+        Returns
+        -------
+        bool
+            True when the session's QC metrics exist.
+        """
+        return self.path("qc_metrics", entities).exists()
+
+    def _session_files(self, entities: Mapping[str, Any]) -> list[Path]:
+        """Every file of a subject/session: its outputs, its report, their temporary files."""
+        report = self.report(entities)
+        key = report.name.removesuffix(".html")
+        folder = self.path("qc_metrics", entities).parent
+        files = [*folder.glob(f"{key}_*"), *folder.glob(f".{key}_*.part-*")]
+        files += report.parent.glob(f".{key}.part-*")
+        return [*files, report] if report.exists() else files
+
+    def remove_stale_parts(self, entities: Mapping[str, Any]) -> list[Path]:
+        """Remove the temporary files a stopped run left for a subject/session.
+
+        Call it only while holding the session's lock: no other run writes them then.
+
+        Parameters
+        ----------
+        entities : mapping
+            Subject/session entities.
+
+        Returns
+        -------
+        list of Path
+            The removed files.
+        """
+        stale = [path for path in self._session_files(entities) if ".part-" in path.name]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
+    def start_session(self, entities: Mapping[str, Any]) -> None:
+        """Mark a subject/session as not complete before its outputs are (re)written.
+
+        Its QC metrics (the completion marker, written last) are removed first, so that a run
+        stopped between two files leaves a session that no reader counts and the next run redoes.
+
+        Parameters
+        ----------
+        entities : mapping
+            Subject/session entities.
+        """
+        marker = self.path("qc_metrics", entities)
+        marker.unlink(missing_ok=True)
+
+    def discard_session(self, entities: Mapping[str, Any]) -> None:
+        """Remove the files of a subject/session whose writing failed, and its emptied folders.
+
+        Parameters
+        ----------
+        entities : mapping
+            Subject/session entities.
+        """
+        for path in self._session_files(entities):
+            path.unlink(missing_ok=True)
+        folder = self.path("qc_metrics", entities).parent
+        for empty in (folder, *folder.parents):  # the session's folders it created, if empty
+            if empty == self.output_dir or not empty.is_relative_to(self.output_dir):
+                break
+            try:
+                empty.rmdir()
+            except OSError:  # not empty (another session's) or already gone
+                break
 
     def group_file(self, output: str, /, **fields: str) -> Path:
         """Return the absolute path of a group-level output.
@@ -468,7 +585,7 @@ class DerivativesWriter:
         Path
             ``path``.
         """
-        return write_text_atomic(path, text)
+        return self._write_text(path, text)
 
     def write_group_table(
         self,
@@ -526,7 +643,7 @@ class DerivativesWriter:
             The written file.
         """
         path = self._group_output(output, "nii.gz", fields)
-        with atomic_path(path) as part:
+        with self._atomic(path) as part:
             nib.save(img, part)
         return path
 
@@ -548,7 +665,7 @@ class DerivativesWriter:
             The written file.
         """
         path = self._group_output(output, "png", fields)
-        with atomic_path(path) as part:
+        with self._atomic(path) as part:
             part.write_bytes(png)
         return path
 
@@ -569,7 +686,7 @@ class DerivativesWriter:
         Path
             The written file.
         """
-        return write_text_atomic(self._group_output(output, "html", fields), text)
+        return self._write_text(self._group_output(output, "html", fields), text)
 
     def _group_output(self, output: str, fmt: str, fields: Mapping[str, str]) -> Path:
         """Return a group output's path after checking that it has the format being written."""

@@ -250,9 +250,7 @@ def run_group_level(
         clustering, model bundles); the target and the model bundle are checked before
         anything is written.
     """
-    processed = {
-        item.key for item in inventory if writer.path("t1w_preproc", item.entities).exists()
-    }
+    processed = {item.key for item in inventory if writer.session_complete(item.entities)}
     table, exclusions = assemble_group_table(participants, inventory, processed)
     check_subjects(table["participant_id"].tolist(), config)
     if config.group.group_column not in participants.columns:
@@ -276,7 +274,8 @@ def run_group_level(
     writer.write_group_table(
         tests, "demographics_tests", sources=sources, params=params, columns=_TESTS_COLUMNS
     )
-    tables, dictionaries, missing = collect_features(inventory, writer, PARTICIPANT_FAMILIES)
+    done = [item for item in inventory if item.key in processed]  # half-written ones left out
+    tables, dictionaries, missing = collect_features(done, writer, PARTICIPANT_FAMILIES)
     if MESHNET_FAMILY not in tables:  # optional (--segmentation meshnet): missing when asked
         missing = missing[missing["family"] != MESHNET_FAMILY]
     for family, features in tables.items():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -11,17 +14,26 @@ from pathlib import Path
 
 from bids_app.config import Config
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.errors import NeuroStratError
+from bids_app.errors import NeuroStratError, OutputError
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.participant.failures import failure_reason
+from bids_app.participant.locks import SessionLockedError, session_lock
 from bids_app.participant.options import require_hdbet, resolve_options
 from bids_app.participant.outputs import write_session_outputs
 from bids_app.participant.workflow import init_participant_wf
 from bids_app.preprocessing.conform import load_image
-from bids_app.runtime import configure_nipype, frozen_gc, start_forked_worker
+from bids_app.runtime import (
+    configure_nipype,
+    frozen_gc,
+    raise_if_interrupted,
+    start_forked_worker,
+    stop_workers,
+)
 from bids_app.utils.logs import track
 
 LOGGER = logging.getLogger("bids_app.participant")
+#: How a step reports a full disk (or quota): the work folder is full.
+_NO_SPACE = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT))
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ def _sources(inputs: SessionInputs) -> list[Path]:
 def process_session(
     inputs: SessionInputs, config: Config, writer: DerivativesWriter, work_dir: Path
 ) -> SessionOutcome:
-    """Run and write one subject/session; failures are returned, not raised.
+    """Run and write one subject/session under its lock; failures are returned, not raised.
 
     Parameters
     ----------
@@ -84,15 +96,42 @@ def process_session(
     writer : DerivativesWriter
         The output dataset.
     work_dir : Path
-        The work folder.
+        The work folder (it holds the sessions' locks).
 
     Returns
     -------
     SessionOutcome
-        Done, skipped (already complete) or failed with the reason.
+        Done, skipped (already complete) or failed with the reason; a session that another
+        run is processing fails with the holder of its lock.
+
+    Raises
+    ------
+    OutputError
+        When the output folder is full or read-only: the session's outputs are removed and the
+        run must stop, since every later session would fail the same way.
+    Interrupted
+        When the run received an interrupt or termination signal.
     """
     if not inputs.usable:
         return SessionOutcome(inputs.key, "failed", "no T1w image in this session")
+    try:
+        with session_lock(work_dir, inputs.key):
+            writer.remove_stale_parts(inputs.entities)
+            return _process_locked(inputs, config, writer, work_dir)
+    except SessionLockedError as busy:
+        reason = f"being processed by another run ({busy.holder}); re-run after it finishes"
+        return SessionOutcome(inputs.key, "failed", reason)
+    except OutputError:
+        raise
+    except Exception as exc:  # outside the workflow (a file nipype never saw): this session only
+        LOGGER.debug("%s: error details", inputs.key, exc_info=True)
+        return SessionOutcome(inputs.key, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def _process_locked(
+    inputs: SessionInputs, config: Config, writer: DerivativesWriter, work_dir: Path
+) -> SessionOutcome:
+    """Run and write one subject/session whose lock this process holds."""
     try:
         options = resolve_options(inputs, load_image(inputs.t1w[0]), config)
     except NeuroStratError as exc:
@@ -123,8 +162,20 @@ def process_session(
         with frozen_gc():  # nipype's MultiProc collects garbage at every poll
             outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
     except Exception as exc:  # a node failed: nipype wraps the cause, keep it for the summary
-        return SessionOutcome(inputs.key, "failed", failure_reason(exc))
-    write_session_outputs(outputs, inputs, options, writer, sources, params)
+        raise_if_interrupted()  # nipype reports a Ctrl-C inside a step as the step's failure
+        reason = failure_reason(exc)
+        if any(message in reason for message in _NO_SPACE):  # every later session would fail
+            raise OutputError(
+                f"{reason} in the work folder {work_dir}: free some space there or give another "
+                "one with -w, then re-run the same command to resume"
+            ) from exc
+        return SessionOutcome(inputs.key, "failed", reason)
+    writer.start_session(inputs.entities)
+    try:
+        write_session_outputs(outputs, inputs, options, writer, sources, params)
+    except OutputError:
+        writer.discard_session(inputs.entities)  # frees the space it took; redone next time
+        raise
     return SessionOutcome(inputs.key, "done")
 
 
@@ -152,16 +203,17 @@ def run_participant_level(
     if config.participant.skull_strip == "hdbet":  # fail before the first session
         require_hdbet(config.participant)
     outcomes = []
-    sessions = _session_outcomes(inventory, config, writer, work_dir)
-    for outcome in track(sessions, "participant", LOGGER, total=len(inventory)):
-        log = LOGGER.error if outcome.status == "failed" else LOGGER.info
-        log(
-            "%s: %s%s",
-            outcome.key,
-            outcome.status,
-            f" ({outcome.reason})" if outcome.reason else "",
-        )
-        outcomes.append(outcome)
+    # closed on any exit, so that a stopped run never waits for the session workers
+    with contextlib.closing(_session_outcomes(inventory, config, writer, work_dir)) as sessions:
+        for outcome in track(sessions, "participant", LOGGER, total=len(inventory)):
+            log = LOGGER.error if outcome.status == "failed" else LOGGER.info
+            log(
+                "%s: %s%s",
+                outcome.key,
+                outcome.status,
+                f" ({outcome.reason})" if outcome.reason else "",
+            )
+            outcomes.append(outcome)
     order = {inputs.key: index for index, inputs in enumerate(inventory)}
     return sorted(outcomes, key=lambda outcome: order[outcome.key])
 
@@ -188,8 +240,21 @@ def _session_outcomes(
             pool.submit(process_session, inputs, session_config, writer, work_dir): inputs
             for inputs in inventory
         }
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as exc:  # a crashed worker: this session fails, not the run
-                yield SessionOutcome(futures[future].key, "failed", f"{type(exc).__name__}: {exc}")
+        try:
+            for future in as_completed(futures):
+                try:
+                    outcome = future.result()
+                except OutputError:
+                    raise
+                except Exception as exc:  # a crashed worker: this session fails, not the run
+                    raise_if_interrupted()  # a worker killed by the user's Ctrl-C
+                    outcome = SessionOutcome(
+                        futures[future].key, "failed", f"{type(exc).__name__}: {exc}"
+                    )
+                yield outcome
+        except OutputError:  # the running sessions end (they stop at their first write)
+            pool.shutdown(cancel_futures=True)
+            raise
+        except BaseException:  # interrupted, or closed early: the workers stop now
+            stop_workers()
+            raise

@@ -217,6 +217,7 @@ def write_crop_dataset(cohort: CropCohort, root: Path) -> tuple[Path, Path]:
         preproc = writer.path("t1w_preproc", entities)
         preproc.parent.mkdir(parents=True, exist_ok=True)
         nib.save(placeholder, preproc)
+        writer.write_json({}, "qc_metrics", entities, sources=[], params={})  # complete
         image = nib.Nifti1Image(cohort.images[index, 0], cohort.affine)
         writer.write_image(image, "t1w_cnn", entities, sources=[], params={"synthetic": True})
     return bids, out
