@@ -1,0 +1,180 @@
+"""The demonstration (``python -m bids_app.cli.demo``, ``make demo``) and its reports in a browser.
+
+One tiny demonstration (8 subjects at 4 mm, one CNN epoch) runs into a temporary folder; the
+tests check its progress lines (one bar with an ETA across both levels) and its final lines, then
+open the group report and a participant report in headless Chromium (Debian's ``chromium``,
+driven by ``playwright``): no broken image, no empty section, and a screenshot.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Why the tests are skipped where the browser is missing.
+NO_CHROMIUM = "needs the chromium command (apt-get install -y chromium) and playwright"
+
+
+def _have_chromium() -> bool:
+    """Tell whether Chromium and playwright are installed."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("chromium") is not None
+
+
+pytestmark = [
+    pytest.mark.requires_chromium,
+    pytest.mark.skipif(not _have_chromium(), reason=NO_CHROMIUM),
+]
+
+#: Headings followed by nothing, images that did not load (JavaScript run in the page).
+_INSPECT = """() => {
+  const broken = [...document.images]
+    .filter((img) => !img.complete || img.naturalWidth === 0)
+    .map((img) => (img.getAttribute('alt') || '') + ' ' + img.getAttribute('src').slice(0, 60));
+  const empty = [];
+  for (const heading of document.querySelectorAll('h2')) {
+    let content = false;
+    for (let node = heading.nextElementSibling; node && !/^H[12]$/.test(node.tagName);
+         node = node.nextElementSibling) {
+      if (node.textContent.trim() || node.querySelector('img,table,svg,canvas')
+          || /^(IMG|TABLE|SVG|CANVAS)$/.test(node.tagName)) { content = true; break; }
+    }
+    if (!content) empty.push(heading.textContent.trim());
+  }
+  return {broken, empty, images: document.images.length,
+          headings: document.querySelectorAll('h2').length};
+}"""
+
+
+def inspect_report(html: Path, screenshot: Path) -> dict[str, object]:
+    """Open a report in headless Chromium, list its broken images and empty sections.
+
+    Parameters
+    ----------
+    html : Path
+        The report.
+    screenshot : Path
+        Where the full-page screenshot (PNG) goes.
+
+    Returns
+    -------
+    dict
+        ``broken`` (the images that did not load), ``empty`` (the headings without content),
+        ``images`` and ``headings`` (their counts).
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            found = page.evaluate(_INSPECT)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run a tiny demonstration once: 8 subjects, 2 sites, 4 mm, one CNN epoch."""
+    folder = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bids_app.cli.demo",
+            str(folder / "demo"),
+            "--subjects",
+            "8",
+            "--sites",
+            "2",
+            "--voxel-size",
+            "4",
+            "--dl-epochs",
+            "1",
+            "--dl-base-width",
+            "2",
+            "--nprocs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return folder, completed
+
+
+def _reports(completed: subprocess.CompletedProcess) -> dict[str, Path]:
+    """The report paths of the final lines (``Group report: PATH``)."""
+    return {
+        kind: Path(path)
+        for kind, path in re.findall(
+            r"^(Group|Participant) report:\s+(\S+)$", completed.stdout, re.M
+        )
+    }
+
+
+@pytest.mark.slow
+def test_demo_shows_one_progress_bar_and_the_reports(demo):
+    """The progress spans both levels with an ETA; the last lines name the reports."""
+    folder, completed = demo
+    lines = re.findall(r"^demo: +(\d+) % \[([#.]{10})\] ETA (\S+)(.*)$", completed.stderr, re.M)
+    percents = [int(percent) for percent, *_ in lines]
+    assert len(lines) >= 5, completed.stderr
+    assert percents == sorted(percents) and percents[-1] == 100
+    assert any(re.fullmatch(r"\d+(m\d\ds|s)", eta) for _, _, eta, _ in lines)
+    details = " ".join(detail for *_, detail in lines)
+    assert "participant level" in details and "group level" in details
+    assert "building the synthetic cohort" in details
+    reports = _reports(completed)
+    assert reports["Group"].is_absolute() and reports["Group"].is_file()
+    assert reports["Group"].is_relative_to(folder) and reports["Participant"].is_file()
+    assert "classification of ALS vs CN" in completed.stdout
+    assert "LRP attention maps" in completed.stdout
+    assert re.search(r"^demo: finished in \S+$", completed.stdout, re.M)
+
+
+@pytest.mark.slow
+def test_demo_reports_render_in_chromium(demo, tmp_path):
+    """Every image of both reports loads, every section has content; screenshots are saved."""
+    _, completed = demo
+    reports = _reports(completed)
+    for kind, expected_images in (("Group", 5), ("Participant", 1)):
+        screenshot = tmp_path / f"{kind.lower()}.png"
+        found = inspect_report(reports[kind], screenshot)
+        assert found["broken"] == [], kind
+        assert found["empty"] == [], kind
+        assert found["images"] >= expected_images and found["headings"] >= 1
+        assert screenshot.stat().st_size > 10_000
+    group = reports["Group"].read_text(encoding="utf-8")
+    for heading in ("Classification", "Clustering", "LRP"):
+        assert heading.lower() in group.lower(), heading
+
+
+@pytest.mark.slow
+def test_report_check_finds_a_broken_image_and_an_empty_section(demo, tmp_path):
+    """The browser check fails a report whose image file is gone or whose section is empty."""
+    _, completed = demo
+    html = _reports(completed)["Group"].read_text(encoding="utf-8")
+    broken = re.sub(
+        r'src="data:image/png;base64,[^"]+"', 'src="figures/removed.png"', html, count=1
+    )
+    broken = broken.replace("</h1>", "</h1>\n<section><h2>Nothing here</h2>\n</section>", 1)
+    assert broken != html
+    path = tmp_path / "report.html"
+    path.write_text(broken, encoding="utf-8")
+    found = inspect_report(path, tmp_path / "broken.png")
+    assert len(found["broken"]) == 1
+    assert found["empty"] == ["Nothing here"]
