@@ -8,13 +8,17 @@ driven by ``playwright``): no broken image, no empty section, and a screenshot.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from bids_app.cli.demo import Phase, Progress, run_phase
 
 #: Why the tests are skipped where the browser is missing.
 NO_CHROMIUM = "needs the chromium command (apt-get install -y chromium) and playwright"
@@ -29,11 +33,14 @@ def _have_chromium() -> bool:
     return shutil.which("chromium") is not None
 
 
-pytestmark = [
-    pytest.mark.requires_chromium,
-    pytest.mark.skipif(not _have_chromium(), reason=NO_CHROMIUM),
-]
+def requires_chromium(test: Callable) -> Callable:
+    """Mark a test ``requires_chromium``; skip it, with the reason, where Chromium is absent."""
+    skip = pytest.mark.skipif(not _have_chromium(), reason=NO_CHROMIUM)
+    return pytest.mark.requires_chromium(skip(test))
 
+
+#: A plain progress line: per cent, bar, ETA, what runs.
+PROGRESS = re.compile(r"^demo: +(\d+) % \[([#.]{10})\] ETA ([^,\s]+),? ?(.*)$", re.M)
 #: Headings followed by nothing, images that did not load (JavaScript run in the page).
 _INSPECT = """() => {
   const broken = [...document.images]
@@ -130,7 +137,7 @@ def _reports(completed: subprocess.CompletedProcess) -> dict[str, Path]:
 def test_demo_shows_one_progress_bar_and_the_reports(demo):
     """The progress spans both levels with an ETA; the last lines name the reports."""
     folder, completed = demo
-    lines = re.findall(r"^demo: +(\d+) % \[([#.]{10})\] ETA (\S+)(.*)$", completed.stderr, re.M)
+    lines = PROGRESS.findall(completed.stderr)
     percents = [int(percent) for percent, *_ in lines]
     assert len(lines) >= 5, completed.stderr
     assert percents == sorted(percents) and percents[-1] == 100
@@ -147,6 +154,7 @@ def test_demo_shows_one_progress_bar_and_the_reports(demo):
 
 
 @pytest.mark.slow
+@requires_chromium
 def test_demo_reports_render_in_chromium(demo, tmp_path):
     """Every image of both reports loads, every section has content; screenshots are saved."""
     _, completed = demo
@@ -159,11 +167,12 @@ def test_demo_reports_render_in_chromium(demo, tmp_path):
         assert found["images"] >= expected_images and found["headings"] >= 1
         assert screenshot.stat().st_size > 10_000
     group = reports["Group"].read_text(encoding="utf-8")
-    for heading in ("Classification", "Clustering", "LRP"):
+    for heading in ("Classification", "Clusters", "Attention maps"):
         assert heading.lower() in group.lower(), heading
 
 
 @pytest.mark.slow
+@requires_chromium
 def test_report_check_finds_a_broken_image_and_an_empty_section(demo, tmp_path):
     """The browser check fails a report whose image file is gone or whose section is empty."""
     _, completed = demo
@@ -178,3 +187,34 @@ def test_report_check_finds_a_broken_image_and_an_empty_section(demo, tmp_path):
     found = inspect_report(path, tmp_path / "broken.png")
     assert len(found["broken"]) == 1
     assert found["empty"] == ["Nothing here"]
+
+
+def _fake_phase(name: str, lines: list[str], pause: float, units: int = 0) -> Phase:
+    """A phase whose command prints ``lines`` with a pause before each."""
+    code = (
+        f"import time\nfor line in {lines!r}:\n    time.sleep({pause})\n    print(line, flush=True)"
+    )
+    return Phase(name, (sys.executable, "-c", code), expected_s=1.0, units=units)
+
+
+def test_progress_spans_the_phases_with_an_eta():
+    """Sessions count in the participant phase, the group phase by time, then 100 %."""
+    sessions = [f"INFO: sub-0{i}_ses-01: done" for i in range(1, 5)]
+    phases = [
+        _fake_phase("participant", ["INFO: sub-01: step n4 finished", *sessions], 0.15, units=4),
+        _fake_phase("group", ["INFO: classification", "Group report: /r/report.html"], 0.3),
+    ]
+    stream, log, seen = io.StringIO(), io.StringIO(), []
+    progress = Progress(phases, stream)
+    for phase in phases:
+        assert run_phase(phase, log, progress, seen.append) == 0
+        progress.end()
+    lines = [(p, eta, detail) for p, _, eta, detail in PROGRESS.findall(stream.getvalue())]
+    percents = [int(percent) for percent, *_ in lines]
+    assert percents == sorted(percents) and percents[0] == 0 and percents[-1] == 100
+    assert percents.count(100) == 1 and lines[-1][1] == "0s"
+    assert "participant level 4/4 sessions" in {detail for *_, detail in lines}
+    assert any(detail == "group level" for *_, detail in lines)
+    assert all(re.fullmatch(r"\d+(m\d\ds|s)", eta) for _, eta, _ in lines)
+    assert seen[-1].strip() == "Group report: /r/report.html"
+    assert "$ " in log.getvalue() and sessions[-1] in log.getvalue()

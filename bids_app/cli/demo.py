@@ -189,6 +189,7 @@ class Progress:
         self.phase_start = self.unit_start = self.start
         self.units_done = 0
         self.printed = -_STEP
+        self.printed_phase = ""
         self.bar = (
             tqdm(total=100, file=stream, bar_format="demo: {percentage:3.0f} % |{bar}| {postfix}")
             if stream.isatty()
@@ -244,7 +245,7 @@ class Progress:
         return (self.total - done) * pace
 
     def show(self) -> None:
-        """Update the bar, or print a line when another step of per cent is reached."""
+        """Update the bar, or print a line at each step of per cent and at each phase."""
         fraction = self.fraction()
         eta = self.eta(fraction)
         detail = self._detail()
@@ -254,8 +255,10 @@ class Progress:
             self.bar.set_postfix_str(f"{eta_text}, {detail}" if detail else eta_text)
             return
         percent = int(100 * fraction)
-        if percent - self.printed >= _STEP or (percent == 100 and self.printed < 100):
+        phase = self.phase.name if self.phase else ""
+        if percent - self.printed >= _STEP or phase != self.printed_phase or percent == 100:
             self.printed = percent - percent % _STEP if percent < 100 else 100
+            self.printed_phase = phase
             print(progress_line("demo", fraction, eta, detail), file=self.stream, flush=True)
 
     def _detail(self) -> str:
@@ -308,6 +311,8 @@ def run_phase(phase: Phase, log: TextIO, progress: Progress, on_line: Callable[[
         on_line(line)
         if phase.units and _SESSION_DONE.match(line):
             progress.unit_done()
+        else:
+            progress.show()
     log.flush()
     return process.wait()
 
@@ -341,7 +346,7 @@ def run_demo(demo_dir: Path, settings: DemoSettings, stream: TextIO = sys.stderr
             result.group_report = Path(match.group(1))
 
     start = time.monotonic()
-    with (demo_dir / "demo.log").open("a", encoding="utf-8") as log:
+    with (demo_dir / "demo.log").open("a", encoding="utf-8", buffering=1) as log:
         for phase in phases:
             phase_start, cpu_start = time.monotonic(), _children_cpu()
             code = run_phase(phase, log, progress, on_line)
