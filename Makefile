@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEV_STAMP := $(VENV)/.dev-installed-stamp
 DEMO_DIR ?= demo
 DEMO_FULL_DIR ?= $(DEMO_DIR)/full
-DEMO_SUBJECTS ?= 16
+DEMO_SUBJECTS ?= 24
 DEMO_SITES ?= 2
 DEMO_VOXEL_SIZE ?= 3.0
 DEMO_DL_EPOCHS ?= 4
@@ -73,7 +73,7 @@ docs: $(DEV_STAMP)
 
 # The demonstration (bids_app/cli/demo.py): builds the synthetic cohort when $(DEMO_DIR)/bids is
 # missing, runs the participant then the group level with one progress bar and an ETA, and prints
-# where the reports are. `make demo`: 16 subjects, 2 sites, 3 mm, 30 % planted atrophy, brain
+# where the reports are. `make demo`: 24 subjects, 2 sites, 3 mm, 30 % planted atrophy, brain
 # extraction by template registration, 4 CNN epochs (under 10 minutes on 2 cores);
 # `make demo-full` (the former demo): 40 subjects, 3 sites, 2 mm, 15 % atrophy, HD-BET where
 # installed, 6 CNN epochs (about 27 minutes), into demo/full/.
