@@ -1,7 +1,8 @@
 """The demonstration (``python -m bids_app.cli.demo``, ``make demo``) and its reports in a browser.
 
-One tiny demonstration (8 subjects at 4 mm, one CNN epoch, no clustering) runs into a temporary folder; the
-tests check its progress lines (one bar with an ETA across both levels) and its final lines, then
+One tiny demonstration (8 subjects at 4 mm, one CNN epoch, no clustering) runs into a temporary
+folder; the tests check its progress lines (one bar with an ETA across both levels) and its final
+lines, then
 open the group report and a participant report in headless Chromium (Debian's ``chromium``,
 driven by ``playwright``): no broken image, no empty section, and a screenshot.
 """
