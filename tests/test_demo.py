@@ -2,9 +2,8 @@
 
 One tiny demonstration (8 subjects at 4 mm, one CNN epoch, no clustering) runs into a temporary
 folder; the tests check its progress lines (one bar with an ETA across both levels) and its final
-lines, then
-open the group report and a participant report in headless Chromium (Debian's ``chromium``,
-driven by ``playwright``): no broken image, no empty section, and a screenshot.
+lines, then open the group report and a participant report in headless Chromium (Debian's
+``chromium``, driven by ``playwright``): no broken image, no empty section, and a screenshot.
 """
 
 from __future__ import annotations
