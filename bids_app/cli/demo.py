@@ -274,6 +274,8 @@ class Progress:
             self.bar.set_postfix_str(f"{eta_text}, {detail}" if detail else eta_text)
             return
         percent = int(100 * fraction)
+        if self.phase is None and percent < 100:  # between phases: the next one prints
+            return
         phase = self.phase.name if self.phase else ""
         if percent - self.printed >= _STEP or phase != self.printed_phase or percent == 100:
             self.printed = percent - percent % _STEP if percent < 100 else 100
