@@ -13,6 +13,7 @@ DEMO_VOXEL_SIZE ?= 3.0
 DEMO_DL_EPOCHS ?= 4
 DEMO_SKULL_STRIP ?= template
 DEMO_EFFECT_SIZE ?= 0.3
+DEMO_OPTIONS ?=
 NPROCS ?= 2
 , := ,
 
@@ -73,18 +74,18 @@ docs: $(DEV_STAMP)
 
 # The demonstration (bids_app/cli/demo.py): builds the synthetic cohort when $(DEMO_DIR)/bids is
 # missing, runs the participant then the group level with one progress bar and an ETA, and prints
-# where the reports are. `make demo`: 24 subjects, 2 sites, 3 mm, 30 % planted atrophy, brain
-# extraction by template registration, 4 CNN epochs (under 10 minutes on 2 cores);
-# `make demo-full` (the former demo): 40 subjects, 3 sites, 2 mm, 15 % atrophy, HD-BET where
-# installed, 6 CNN epochs (about 27 minutes), into demo/full/.
+# where the reports are. `make demo`: 24 subjects (their first sessions), 2 sites, 3 mm, 30 %
+# planted atrophy, brain extraction by template registration, 4 CNN epochs (under 10 minutes on
+# 2 cores); `make demo-full` (the former demo): 40 subjects, all 50 sessions, 3 sites, 2 mm, 15 %
+# atrophy, HD-BET where installed, 6 CNN epochs (about 27 minutes), into demo/full/.
 demo: $(STAMP)
 	$(BIN)/python -m bids_app.cli.demo $(DEMO_DIR) --subjects $(DEMO_SUBJECTS) --sites $(DEMO_SITES) \
 	  --voxel-size $(DEMO_VOXEL_SIZE) --dl-epochs $(DEMO_DL_EPOCHS) --skull-strip $(DEMO_SKULL_STRIP) \
-	  --effect-size $(DEMO_EFFECT_SIZE) --nprocs $(NPROCS)
+	  --effect-size $(DEMO_EFFECT_SIZE) --nprocs $(NPROCS) $(DEMO_OPTIONS)
 
 demo-full: $(STAMP)
 	$(MAKE) demo DEMO_DIR=$(DEMO_FULL_DIR) DEMO_SUBJECTS=40 DEMO_SITES=3 DEMO_VOXEL_SIZE=2.0 \
-	  DEMO_DL_EPOCHS=6 DEMO_SKULL_STRIP=auto DEMO_EFFECT_SIZE=0.15
+	  DEMO_DL_EPOCHS=6 DEMO_SKULL_STRIP=auto DEMO_EFFECT_SIZE=0.15 DEMO_OPTIONS=--all-sessions
 
 # The container image (Dockerfile), with podman where installed, else docker. Build options:
 # CA_BUNDLE (an HTTPS proxy's CA, given as a build secret), TORCH_PIP_ARGS (where pip finds torch

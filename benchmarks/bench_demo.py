@@ -4,7 +4,8 @@ Runs ``python -m bids_app.cli.demo`` (the cohort, the participant level, the gro
 a temporary folder with ``make demo``'s settings, and writes ``benchmarks/results/demo.tsv``: the
 wall and CPU seconds of each phase and of the whole, the settings, the machine, and the load
 average at the start, during the run (mean of samples every 15 s) and at the end. Issue target:
-under 10 minutes on 2 idle cores; on a shared machine compare the CPU seconds. Then opens the
+under 10 minutes on 2 idle cores; on a shared machine compare the CPU seconds. The rows are
+written after each phase, so a run cut short keeps the phases it finished. Then opens the
 group report in headless Chromium (as ``tests/test_demo.py`` does), checks that no image is
 broken and no section empty, and saves a screenshot as ``benchmarks/results/demo_report.png``.
 """
@@ -27,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_preprocessing import machine  # noqa: E402
 
-from bids_app.cli.demo import DemoSettings, run_demo  # noqa: E402
+from bids_app.cli.demo import DemoResult, DemoSettings, run_demo  # noqa: E402
 
 #: Issue target for the whole demonstration (seconds, 2 idle cores).
 TARGET_S = 600.0
@@ -78,40 +79,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     description = machine()
     load_start = os.getloadavg()
+
+    def write(result: DemoResult, checked: str = "") -> None:
+        """Write the rows of the phases done so far (a run cut short keeps them)."""
+        rows = [
+            {
+                "phase": phase,
+                "wall_s": round(seconds, 1),
+                "cpu_s": round(result.cpu_seconds[phase], 1),
+                "target_s": TARGET_S if phase == "total" else None,
+                "subjects": settings.subjects,
+                "sessions": "first" if settings.first_session_only else "all",
+                "sites": settings.sites,
+                "voxel_mm": settings.voxel_size,
+                "skull_strip": settings.skull_strip,
+                "dl_epochs": settings.dl_epochs,
+                "nprocs": settings.nprocs,
+                "load1_start": round(load_start[0], 2),
+                "load5_start": round(load_start[1], 2),
+                "load1_mean": round(sum(load.samples) / len(load.samples), 2),
+                "load1_now": round(os.getloadavg()[0], 2),
+                "report_check": checked,
+                "date": description["date"],
+                "cpu_model": description["cpu_model"],
+                "cpus": description["cpus"],
+                "ram_gb": description["ram_gb"],
+                "neurostrat": description["neurostrat"],
+                "note": options.note,
+            }
+            for phase, seconds in result.seconds.items()
+        ]
+        options.output.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(options.output, sep="\t", index=False)
+
     with tempfile.TemporaryDirectory(prefix="neurostrat-demo-") as folder, LoadSampler() as load:
-        result = run_demo(Path(folder) / "demo", settings)
+        result = run_demo(Path(folder) / "demo", settings, on_phase=write)
         if result.exit_code:
             print(f"the demonstration failed (exit {result.exit_code})", file=sys.stderr)
             return result.exit_code
-        checked = _check_report(result.group_report, options.screenshot)
-    rows = [
-        {
-            "phase": phase,
-            "wall_s": round(seconds, 1),
-            "cpu_s": round(result.cpu_seconds[phase], 1),
-            "target_s": TARGET_S if phase == "total" else None,
-            "subjects": settings.subjects,
-            "sites": settings.sites,
-            "voxel_mm": settings.voxel_size,
-            "dl_epochs": settings.dl_epochs,
-            "nprocs": settings.nprocs,
-            "load1_start": round(load_start[0], 2),
-            "load5_start": round(load_start[1], 2),
-            "load1_mean": round(sum(load.samples) / len(load.samples), 2),
-            "load1_end": round(load.samples[-1], 2),
-            "report_check": checked,
-            "date": description["date"],
-            "cpu_model": description["cpu_model"],
-            "cpus": description["cpus"],
-            "ram_gb": description["ram_gb"],
-            "neurostrat": description["neurostrat"],
-            "note": options.note,
-        }
-        for phase, seconds in result.seconds.items()
-    ]
-    table = pd.DataFrame(rows)
-    options.output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(options.output, sep="\t", index=False)
+        write(result, _check_report(result.group_report, options.screenshot))
+    table = pd.read_csv(options.output, sep="\t")
     print(table[["phase", "wall_s", "cpu_s", "load1_start", "load1_mean"]].to_string(index=False))
     print(f"results: {options.output}")
     return 0
