@@ -119,7 +119,6 @@ def progress_line(description: str, fraction: float, eta: float | None, detail: 
     """
     cells = min(int(fraction * 10), 10)
     eta_text = "--" if eta is None else format_seconds(eta)
-    line = (
-        f"{description}: {100 * fraction:3.0f} % [{'#' * cells}{'.' * (10 - cells)}] ETA {eta_text}"
-    )
+    bar = "#" * cells + "." * (10 - cells)
+    line = f"{description}: {int(100 * fraction + 1e-9):3d} % [{bar}] ETA {eta_text}"  # floored
     return f"{line}, {detail}" if detail else line
