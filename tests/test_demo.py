@@ -96,7 +96,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
     """Run a tiny demonstration once: 8 subjects, 2 sites, 4 mm, one CNN epoch.
 
     Four patients are too few for the clustering (the demonstration leaves it out and says so),
-    for SMOTE, ComBat and 3 folds (the group options turn them off).
+    for SMOTE, ComBat, 3 folds and the CNN's validation hold-out (the group options turn them
+    off).
     """
     folder = tmp_path_factory.mktemp("demo")
     completed = subprocess.run(
@@ -118,7 +119,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
             "--nprocs",
             "2",
             "--group-options",
-            "--smote-k 0 --harmonization none --cv-folds 2 --classifiers svm_linear",
+            "--smote-k 0 --harmonization none --cv-folds 2 --classifiers svm_linear "
+            "--no-dl-validation",
         ],
         capture_output=True,
         text=True,
