@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -100,33 +101,35 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
     off).
     """
     folder = tmp_path_factory.mktemp("demo")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bids_app.cli.demo",
-            str(folder / "demo"),
-            "--subjects",
-            "8",
-            "--sites",
-            "2",
-            "--voxel-size",
-            "4",
-            "--dl-epochs",
-            "1",
-            "--dl-base-width",
-            "2",
-            "--nprocs",
-            "2",
-            "--group-options",
-            "--smote-k 0 --harmonization none --cv-folds 2 --classifiers svm_linear "
-            "--no-dl-validation",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
+    command = [
+        sys.executable,
+        "-m",
+        "bids_app.cli.demo",
+        str(folder / "demo"),
+        "--subjects",
+        "8",
+        "--sites",
+        "2",
+        "--voxel-size",
+        "4",
+        "--dl-epochs",
+        "1",
+        "--dl-base-width",
+        "2",
+        "--nprocs",
+        "2",
+        "--group-options",
+        "--smote-k 0 --harmonization none --cv-folds 2 --classifiers svm_linear --no-dl-validation",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8"
     )
+    try:
+        stdout, stderr = process.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:  # Ctrl-C: the driver stops the running level too
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return folder, completed
 

@@ -15,6 +15,7 @@ import argparse
 import queue
 import re
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -327,22 +328,32 @@ def run_phase(phase: Phase, log: TextIO, progress: Progress, on_line: Callable[[
     reader.start()
     progress.begin(phase)
     log.write(f"$ {' '.join(phase.command)}\n")
-    while True:
+    try:
+        while (line := _next_line(lines, progress)) is not None:
+            log.write(line)
+            on_line(line)
+            if phase.units and _SESSION_DONE.match(line):
+                progress.unit_done()
+            else:
+                progress.show()
+    except BaseException:  # Ctrl-C or an error here: the level stops too (it resumes later)
+        process.send_signal(signal.SIGINT)
         try:
-            line = lines.get(timeout=1.0)
-        except queue.Empty:
-            progress.show()
-            continue
-        if line is None:
-            break
-        log.write(line)
-        on_line(line)
-        if phase.units and _SESSION_DONE.match(line):
-            progress.unit_done()
-        else:
-            progress.show()
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
     log.flush()
     return process.wait()
+
+
+def _next_line(lines: queue.Queue[str | None], progress: Progress) -> str | None:
+    """Return the command's next line (None at its end), updating the progress every second."""
+    while True:
+        try:
+            return lines.get(timeout=1.0)
+        except queue.Empty:
+            progress.show()
 
 
 def run_demo(
@@ -493,7 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         group_options=tuple(options.group_options.split()),
         first_session_only=not options.all_sessions,
     )
-    result = run_demo(options.demo_dir, settings)
+    try:
+        result = run_demo(options.demo_dir, settings)
+    except KeyboardInterrupt:
+        print("demo: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     if result.exit_code:
         return result.exit_code
     print(f"demo: finished in {format_seconds(result.seconds['total'])}")
