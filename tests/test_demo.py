@@ -9,6 +9,7 @@ lines, then open the group report and a participant report in headless Chromium 
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import signal
@@ -122,13 +123,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
         "--smote-k 0 --harmonization none --cv-folds 2 --classifiers svm_linear --no-dl-validation",
     ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8"
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        start_new_session=True,
     )
     try:
         stdout, stderr = process.communicate(timeout=1800)
-    except subprocess.TimeoutExpired:  # Ctrl-C: the driver stops the running level too
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the driver, the level it runs and the level's workers
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
     completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return folder, completed
