@@ -97,23 +97,25 @@ class DemoResult:
 
 
 def expected_seconds(settings: DemoSettings, sessions: int) -> dict[str, float]:
-    """Estimate the phases' durations on 2 idle cores, scaled from the measured demo.
+    """Estimate the phases' durations on 2 idle cores, from the CPU times measured here.
 
-    The participant level grows with the sessions and the voxels per image; the group level has
-    a fixed part and a part per session and epoch (the CNN). Only the ratios matter: they weight
-    the phases of the progress bar, whose ETA then follows the actual pace.
+    A session costs about 30 CPU seconds with ``--sloppy`` (its registration works on a 2 mm
+    template grid whatever the voxel size) and the sessions run ``nprocs`` at a time; the
+    cohort costs about one CPU second per subject at 3 mm; the group level has a fixed part and
+    a part per session and epoch (the CNN). Only the ratios matter: they weight the phases of
+    the progress bar, whose ETA then follows the actual pace.
 
     Examples
     --------
-    >>> times = expected_seconds(DemoSettings(), 20)
+    >>> times = expected_seconds(DemoSettings(), 24)
     >>> times["participant"] > times["group"] > times["cohort"]
     True
     """
     voxels = (3.0 / settings.voxel_size) ** 3
-    cores = min(settings.nprocs, 2) or 1
+    workers = max(min(settings.nprocs, sessions), 1)
     return {
-        "cohort": 5.0 + 1.0 * settings.subjects * voxels,
-        "participant": 40.0 * sessions * voxels / cores,
+        "cohort": 5.0 + 0.5 * settings.subjects * voxels,
+        "participant": 10.0 + 30.0 * sessions / workers,
         "group": 40.0 + 1.5 * sessions * settings.dl_epochs * voxels,
     }
 
