@@ -29,14 +29,6 @@ from tqdm import tqdm
 
 from bids_app.utils.logs import format_seconds, progress_line
 
-#: What the group report and a participant report show (printed at the end).
-WHAT_IT_SHOWS = (
-    "The group report compares ALS with CN (demographics, volumes, cortical thickness, radiomics "
-    "and histograms, where the synthetic cohort plants atrophy of the medulla and the precentral "
-    "and paracentral cortex), clusters the patients, and gives the cross-validated classification "
-    "of ALS vs CN (AUC per feature set) and the CNN's LRP attention maps. Each participant report "
-    "shows that session's quality checks (brain mask, segmentation, parcellation, thickness)."
-)
 #: Lines of a participant-level run that mark a finished session.
 _SESSION_DONE = re.compile(r"^(?:INFO|ERROR): (sub-\S+): (?:done|skipped|failed)\b")
 _GROUP_REPORT = re.compile(r"^Group report: (.+\.html)\s*$")
@@ -94,6 +86,25 @@ class DemoResult:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     group_report: Path | None = None
     participant_report: Path | None = None
+
+
+def what_it_shows(clustered: bool) -> str:
+    """Describe what the group report and a participant report show (printed at the end).
+
+    Examples
+    --------
+    >>> "clusters the patients" in what_it_shows(True), "clusters" in what_it_shows(False)
+    (True, False)
+    """
+    clusters = "clusters the patients (Milella et al. 2023), " if clustered else ""
+    return (
+        "The group report compares ALS with CN (demographics, ANCOVA of the volumes, cortical "
+        "thickness and radiomics, intensity histograms; the synthetic cohort plants atrophy of "
+        f"the medulla and the precentral and paracentral cortex), {clusters}and gives the "
+        "cross-validated classification of ALS vs CN (AUC per feature set and classifier) and "
+        "the CNN's LRP attention maps. Each participant report shows that session's quality "
+        "checks (brain mask, spatial normalisation, tissue segmentation, quality metrics)."
+    )
 
 
 def expected_seconds(settings: DemoSettings, sessions: int) -> dict[str, float]:
@@ -529,8 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Group report:       {result.group_report}")
     if result.participant_report is not None:
         print(f"Participant report: {result.participant_report}")
-    print(WHAT_IT_SHOWS)
-    if not can_cluster(options.demo_dir / "bids", settings):
+    clustered = can_cluster(options.demo_dir / "bids", settings)
+    print(what_it_shows(clustered))
+    if not clustered:
         print(f"(No clustering: it needs {MIN_PATIENTS_TO_CLUSTER} patients, 24 subjects.)")
     return 0
 
