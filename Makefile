@@ -10,7 +10,7 @@ DEMO_FULL_DIR ?= $(DEMO_DIR)/full
 DEMO_SUBJECTS ?= 24
 DEMO_SITES ?= 2
 DEMO_VOXEL_SIZE ?= 3.0
-DEMO_DL_EPOCHS ?= 4
+DEMO_DL_EPOCHS ?= 3
 DEMO_SKULL_STRIP ?= template
 DEMO_EFFECT_SIZE ?= 0.3
 DEMO_OPTIONS ?=
@@ -75,7 +75,7 @@ docs: $(DEV_STAMP)
 # The demonstration (bids_app/cli/demo.py): builds the synthetic cohort when $(DEMO_DIR)/bids is
 # missing, runs the participant then the group level with one progress bar and an ETA, and prints
 # where the reports are. `make demo`: 24 subjects (their first sessions), 2 sites, 3 mm, 30 %
-# planted atrophy, brain extraction by template registration, 4 CNN epochs (under 10 minutes on
+# planted atrophy, brain extraction by template registration, 3 CNN epochs (under 10 minutes on
 # 2 cores); `make demo-full` (the former demo): 40 subjects, all 50 sessions, 3 sites, 2 mm, 15 %
 # atrophy, HD-BET where installed, 6 CNN epochs (about 27 minutes), into demo/full/.
 demo: $(STAMP)

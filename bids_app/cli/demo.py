@@ -43,12 +43,12 @@ class DemoSettings:
     """The demonstration's cohort and its cheap settings.
 
     The defaults (24 subjects, 2 sites, 3 mm voxels, brain extraction by template registration,
-    4 CNN epochs) make ``make demo`` fit in 10 minutes on 2 cores: HD-BET, which ``auto`` picks,
+    3 CNN epochs) make ``make demo`` fit in 10 minutes on 2 cores: HD-BET, which ``auto`` picks,
     costs about 35 CPU seconds a session whatever the voxel size. Only the first session of each
     subject is processed (a quarter of them have a second one). 24 subjects give the 12
     patients the clustering needs; SMOTE takes 3 neighbours (an inner training fold of 24
     subjects holds 5 of a class, too few for the default 5); the planted atrophy is twice the
-    synthetic cohort's default (30 % instead of 15 %), so that a cohort this small shows it.
+    synthetic cohort's default (30 % instead of 15 %), to give a cohort this small a chance to show it.
     ``make demo-full`` passes 40 subjects, all sessions, 3 sites, 2 mm, ``auto``, 6 epochs, 15 %
     and SMOTE's default 5 neighbours.
     """
@@ -57,7 +57,7 @@ class DemoSettings:
     sites: int = 2
     voxel_size: float = 3.0
     nprocs: int = 2
-    dl_epochs: int = 4
+    dl_epochs: int = 3
     dl_base_width: int = 4
     seed: int = 0
     skull_strip: str = "template"
