@@ -48,7 +48,8 @@ class DemoSettings:
     subject is processed (a quarter of them have a second one). 24 subjects give the 12
     patients the clustering needs; SMOTE takes 3 neighbours (an inner training fold of 24
     subjects holds 5 of a class, too few for the default 5); the planted atrophy is twice the
-    synthetic cohort's default (30 % instead of 15 %), to give a cohort this small a chance to show it.
+    synthetic cohort's default (30 % instead of 15 %), to give so small a cohort a chance to
+    show it.
     ``make demo-full`` passes 40 subjects, all sessions, 3 sites, 2 mm, ``auto``, 6 epochs, 15 %
     and SMOTE's default 5 neighbours.
     """
