@@ -2,16 +2,18 @@
 
 Builds the synthetic cohort when ``DEMO_DIR/bids`` is missing, then runs the participant level
 and the group level (each ``python -m bids_app`` in a subprocess, whose log lines are read for the
-progress and kept in ``DEMO_DIR/demo.log``), and shows one bar for the whole demonstration (a tqdm
-bar on a terminal, otherwise a plain line every few per cent). The phases are weighted by their
-measured durations (``benchmarks/results/demo.tsv``); the ETA follows the actual pace. The last
-lines name the reports and what they show. Every analysis family runs: volumes, thickness,
-radiomics, histograms, classification, clustering, and a CNN explained with LRP.
+progress; each level keeps its own log under ``DEMO_DIR/derivatives/logs``), and shows one bar
+for the whole demonstration (a tqdm bar on a terminal, otherwise a plain line every few per
+cent). The phases are weighted by the CPU times measured (``benchmarks/NOTES.md``); the ETA
+follows the actual pace. The last lines name the reports and what they show. Every analysis
+family runs: volumes, thickness, radiomics, histograms, classification, clustering, and a CNN
+explained with LRP.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import queue
 import re
 import resource
@@ -27,6 +29,10 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from bids_app.derivatives.naming import NON_BIDS_FOLDERS, group_path, report_path
+from bids_app.errors import NeuroStratError
+from bids_app.inputs.layout import check_dataset_root
+from bids_app.inputs.participants import read_participants
 from bids_app.utils.logs import format_seconds, progress_line
 
 #: Lines of a participant-level run that mark a finished session.
@@ -143,13 +149,20 @@ def can_cluster(bids_dir: Path, settings: DemoSettings) -> bool:
     The clustering tries up to 6 clusters of at least 2 patients (Milella et al. 2023's BIC
     choice), so it needs 12 ALS subjects; the synthetic cohort is half ALS.
     """
-    table = bids_dir / "participants.tsv"
-    if table.exists():
-        rows = table.read_text(encoding="utf-8").splitlines()
-        patients = sum("\tALS\t" in f"\t{row}\t" for row in rows[1:])
+    if have_cohort(bids_dir):
+        patients = int((read_participants(bids_dir)["diagnosis"] == "ALS").sum())
     else:
         patients = settings.subjects // 2
     return patients >= MIN_PATIENTS_TO_CLUSTER
+
+
+def have_cohort(bids_dir: Path) -> bool:
+    """Tell whether ``bids_dir`` holds a dataset already (its ``dataset_description.json``)."""
+    try:
+        check_dataset_root(bids_dir)
+    except NeuroStratError:
+        return False
+    return True
 
 
 def demo_phases(demo_dir: Path, settings: DemoSettings) -> list[Phase]:
@@ -160,15 +173,15 @@ def demo_phases(demo_dir: Path, settings: DemoSettings) -> list[Phase]:
     if settings.first_session_only:  # a quarter of the subjects have a second session
         common += ("--session-label", "01")
     app = (*python, "bids_app", str(bids), str(derivatives))
-    have_cohort = (bids / "dataset_description.json").exists()
+    cohort_exists = have_cohort(bids)
     if settings.first_session_only:
         sessions = settings.subjects
     else:
-        sessions = count_sessions(bids) if have_cohort else round(settings.subjects * 1.25)
+        sessions = count_sessions(bids) if cohort_exists else round(settings.subjects * 1.25)
     expected = expected_seconds(settings, sessions)
     phases = (
         []
-        if have_cohort
+        if cohort_exists
         else [
             Phase(
                 "cohort",
@@ -386,7 +399,7 @@ def run_demo(
     Parameters
     ----------
     demo_dir : Path
-        Folder of ``bids``, ``derivatives``, ``work`` and ``demo.log``.
+        Folder of ``bids``, ``derivatives`` and ``work``.
     settings : DemoSettings
         The cohort and the settings.
     stream : file
@@ -411,7 +424,8 @@ def run_demo(
             result.group_report = Path(match.group(1))
 
     start = time.monotonic()
-    with (demo_dir / "demo.log").open("a", encoding="utf-8", buffering=1) as log:
+    logs = demo_dir / "derivatives" / NON_BIDS_FOLDERS[0]  # each level's own log files
+    with io.StringIO() as log:  # the commands' output, shown when one fails
         for phase in phases:
             phase_start, cpu_start = time.monotonic(), _children_cpu()
             code = run_phase(phase, log, progress, on_line)
@@ -421,7 +435,7 @@ def run_demo(
                 on_phase(result)
             if code == 1 and phase.name == "participant":  # some sessions failed: go on
                 print(
-                    f"demo: some sessions failed (see {demo_dir / 'demo.log'}); "
+                    f"demo: some sessions failed (see the logs in {logs}); "
                     "the group level uses the others",
                     file=stream,
                 )
@@ -431,29 +445,36 @@ def run_demo(
                     f"demo: the {phase.name} step failed (exit {code}); its last lines:",
                     file=stream,
                 )
-                print(_tail(demo_dir / "demo.log"), file=stream)
-                print(f"demo: full log: {demo_dir / 'demo.log'}", file=stream)
+                print("\n".join(log.getvalue().splitlines()[-15:]), file=stream)
+                print(f"demo: the levels' logs: {logs}", file=stream)
                 result.exit_code = code
                 return result
             progress.end()
     progress.close()
     result.seconds["total"] = time.monotonic() - start
     result.cpu_seconds["total"] = sum(result.cpu_seconds.values())
-    reports = sorted((demo_dir / "derivatives").glob("sub-*.html"))
-    result.participant_report = reports[0] if reports else None
-    result.group_report = result.group_report or demo_dir / "derivatives" / "group" / "report.html"
+    result.participant_report = _first_participant_report(demo_dir)
+    result.group_report = result.group_report or demo_dir / "derivatives" / group_path("report")
     return result
+
+
+def _first_participant_report(demo_dir: Path) -> Path | None:
+    """Return the report of the first subject's first session, if it was written."""
+    subjects = sorted(path.name for path in (demo_dir / "bids").glob("sub-*") if path.is_dir())
+    if not subjects:
+        return None
+    sessions = sorted((demo_dir / "bids" / subjects[0]).glob("ses-*"))
+    entities = {"sub": subjects[0].removeprefix("sub-")}
+    if sessions:
+        entities["ses"] = sessions[0].name.removeprefix("ses-")
+    path = demo_dir / "derivatives" / report_path(entities)
+    return path if path.exists() else None
 
 
 def _children_cpu() -> float:
     """Return the CPU seconds (user and system) of the finished child processes so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    """Return the last lines of a text file."""
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def build_parser() -> argparse.ArgumentParser:
