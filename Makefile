@@ -76,8 +76,9 @@ docs: $(DEV_STAMP)
 # missing, runs the participant then the group level with one progress bar and an ETA, and prints
 # where the reports are. `make demo`: 24 subjects (their first sessions), 2 sites, 3 mm, 30 %
 # planted atrophy, brain extraction by template registration, 3 CNN epochs (about 9 minutes on
-# 2 idle cores, estimated); `make demo-full` (the former demo): 40 subjects, all 50 sessions, 3 sites, 2 mm, 15 %
-# atrophy, HD-BET where installed, 6 CNN epochs (about 27 minutes), into demo/full/.
+# 2 idle cores, estimated); `make demo-full` (the former demo): 40 subjects, all 50 sessions,
+# 3 sites, 2 mm, 15 % atrophy, HD-BET where installed, 6 CNN epochs (about 27 minutes), into
+# demo/full/.
 demo: $(STAMP)
 	$(BIN)/python -m bids_app.cli.demo $(DEMO_DIR) --subjects $(DEMO_SUBJECTS) --sites $(DEMO_SITES) \
 	  --voxel-size $(DEMO_VOXEL_SIZE) --dl-epochs $(DEMO_DL_EPOCHS) --skull-strip $(DEMO_SKULL_STRIP) \
