@@ -55,12 +55,12 @@ def setup_logging(verbosity: int, log_file: Path | None = None) -> logging.Logge
     return logger
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     """Format a duration as ``1h02m``, ``3m04s`` or ``5s``.
 
     Examples
     --------
-    >>> _format_seconds(3725), _format_seconds(184), _format_seconds(4.2)
+    >>> format_seconds(3725), format_seconds(184), format_seconds(4.2)
     ('1h02m', '3m04s', '4s')
     """
     seconds = round(seconds)
@@ -102,6 +102,23 @@ def track(
         if index and total:
             elapsed = time.monotonic() - start
             eta = elapsed / index * (total - index)
-            logger.info("%s: %d/%d done, ETA %s", description, index, total, _format_seconds(eta))
+            logger.info("%s: %d/%d done, ETA %s", description, index, total, format_seconds(eta))
         yield item
-    logger.info("%s: finished in %s", description, _format_seconds(time.monotonic() - start))
+    logger.info("%s: finished in %s", description, format_seconds(time.monotonic() - start))
+
+
+def progress_line(description: str, fraction: float, eta: float | None, detail: str = "") -> str:
+    """One plain progress line with a bar of ten cells, for logs that are not a terminal.
+
+    Examples
+    --------
+    >>> progress_line("demo", 0.43, 190, "group level")
+    'demo:  43 % [####......] ETA 3m10s, group level'
+    >>> progress_line("demo", 0.0, None)
+    'demo:   0 % [..........] ETA --'
+    """
+    cells = min(int(fraction * 10), 10)
+    eta_text = "--" if eta is None else format_seconds(eta)
+    bar = "#" * cells + "." * (10 - cells)
+    line = f"{description}: {int(100 * fraction + 1e-9):3d} % [{bar}] ETA {eta_text}"  # floored
+    return f"{line}, {detail}" if detail else line
