@@ -46,6 +46,7 @@ ALLOWED_MODULES = {
     "participant/interfaces/features.py": "scratch names in the nipype node's folder",
     # reference data read, and temporary files of external tools
     "config/build.py": "extensions of a --config file the user gives",
+    "config/recipes.py": "package data: the recipes' yaml files",
     "features/atlases.py": "atlas files read from the atlas cache",
     "features/radiomics.py": "package data: the radiomics settings yaml",
     "pretrained/hdbet.py": "HD-BET's model files read, and its temporary input/output",

@@ -14,6 +14,7 @@ from bids_app import __version__, runtime
 from bids_app.cli.errors import ExitCode, UnknownLevelError, error_message, exit_code
 from bids_app.cli.parser import build_parser
 from bids_app.config import ANALYSIS_LEVELS, Config, build_config, read_config_file
+from bids_app.config.build import config_text
 from bids_app.errors import NeuroStratError, NoInputError, OutputError, UsageError
 from bids_app.utils.logs import setup_logging
 
@@ -39,7 +40,17 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     NoInputError
         For a ``--derivatives`` folder that does not exist (exit 66).
     """
-    options = vars(build_parser(prog=Path(sys.argv[0]).name).parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    printing = "--print-config" in argv
+    parser = build_parser(prog=Path(sys.argv[0]).name, positionals_required=not printing)
+    options = vars(parser.parse_args(argv))
+    if printing:  # the settings alone: the folders and the level may be left out
+        for name, placeholder in (
+            ("bids_dir", "."),
+            ("output_dir", "."),
+            ("analysis_level", "group"),
+        ):
+            options.setdefault(name, placeholder)
     level = options["analysis_level"]
     if level not in ANALYSIS_LEVELS:
         raise UnknownLevelError(
@@ -57,7 +68,8 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     if config_file:
         options["config_file"] = Path(config_file).resolve()
     config = build_config(options, file_options)
-    _check_locations(config)
+    if not printing:
+        _check_locations(config)
     return config
 
 
@@ -255,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with runtime.stop_on_signals():  # Ctrl-C and kill stop the run (exit 130 and 143)
             config = parse_config(argv)
+            if config.print_config:
+                print(config_text(config), end="")
+                return int(ExitCode.OK)
             runtime.configure_process(config.resources.omp_nthreads, seed=config.seed)
             setup_logging(config.verbosity)
             return run(config, run_id)

@@ -92,11 +92,15 @@ def help_text(declaration: Declaration) -> str:
     return text.replace("%", "%%")
 
 
-def _arguments(declaration: Declaration) -> tuple[list[str], dict[str, Any]]:
+def _arguments(
+    declaration: Declaration, positionals_required: bool = True
+) -> tuple[list[str], dict[str, Any]]:
     """Return the flags and keyword arguments of ``add_argument`` for an option."""
     spec = declaration.option
     kwargs: dict[str, Any] = {"help": help_text(declaration)}
     if spec.position is not None:
+        if not positionals_required:
+            kwargs["nargs"] = "?"
         if spec.choices:  # checked after parsing: an unknown level has its own exit code
             kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
         return [declaration.name], kwargs
@@ -141,7 +145,9 @@ def cli_declarations() -> tuple[Declaration, ...]:
     return (*positional, *(d for d in on_cli if d.option.position is None))
 
 
-def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
+def build_parser(
+    prog: str = "neurostrat", positionals_required: bool = True
+) -> argparse.ArgumentParser:
     """Build the command-line parser from the declared options.
 
     Options the user does not type are absent from the parsed namespace
@@ -152,6 +158,8 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
     ----------
     prog : str
         Program name shown in help and errors.
+    positionals_required : bool
+        False lets bids_dir, output_dir and the level be left out (``--print-config``).
 
     Returns
     -------
@@ -177,7 +185,7 @@ def build_parser(prog: str = "neurostrat") -> argparse.ArgumentParser:
     }
     groups["run"].add_argument("--version", action="version", version=__version__)
     for declaration in cli_declarations():
-        args, kwargs = _arguments(declaration)
+        args, kwargs = _arguments(declaration, positionals_required)
         positional = declaration.option.position is not None
         (parser if positional else groups[declaration.section]).add_argument(*args, **kwargs)
     return parser

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import difflib
 import re
+import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bids_app.config.options import SECTIONS, Config, Declaration, declarations
+from bids_app.config.options import SECTIONS, Config, Declaration, declarations, iter_values
+from bids_app.config.recipes import Recipe, deviations, load_recipe
 from bids_app.errors import UsageError
 
 #: A BIDS label: letters and digits only (so that no label can name a path).
 LABEL = re.compile(r"[A-Za-z0-9]+")
 #: The option a label prefix belongs to, for the messages.
 _LABEL_OPTIONS = {"sub-": "--participant-label", "ses-": "--session-label"}
+
+#: Options of which one excludes the other: a recipe's value of one gives way when the user
+#: sets the other.
+_EXCLUSIVE = (("positive_label", "threshold"),)
 
 #: How the errors name each type.
 _TYPE_NAMES = {
@@ -251,7 +257,10 @@ def _check(declaration: Declaration, value: Any) -> None:
 
 
 def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> Config:
-    """Merge file options and command-line options (the command line wins) into a Config.
+    """Merge a recipe, file options and command-line options into a Config.
+
+    The command line wins over the file, and both over the recipe (``recipe`` in either); the
+    recipe's options that they change are kept as ``recipe_deviations``.
 
     Parameters
     ----------
@@ -268,7 +277,7 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     Raises
     ------
     UsageError
-        If an option is unknown, or a value has the wrong type or is out of range.
+        If an option or the recipe is unknown, or a value has the wrong type or is out of range.
 
     Examples
     --------
@@ -277,14 +286,28 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     >>> config.deep.dl_preset, config.resources.nprocs, config.resources.omp_nthreads
     ('lu2023', 2, 2)
     """
-    merged = {**file_options, **cli_options}
+    given = {**file_options, **cli_options}
     known = {d.name: d for d in declarations()}
-    unknown = sorted(set(merged) - set(known))
+    unknown = sorted(set(given) - set(known))
     if unknown:
         raise UsageError(f"unknown option(s) {unknown}")
+    recipe_values = _recipe_values(given.get("recipe"), known)
+    excluded = {
+        other
+        for pair in _EXCLUSIVE
+        for mine, other in (pair, pair[::-1])
+        if given.get(mine) is not None
+    }
+    merged = {
+        **{key: value for key, value in recipe_values.items() if key not in excluded},
+        **given,
+    }
     values = {name: _convert(known[name], value) for name, value in merged.items()}
     for name, value in values.items():
         _check(known[name], value)
+    if "recipe" in given:
+        final = {name: values.get(name, known[name].default) for name in recipe_values}
+        values["recipe_deviations"] = deviations(recipe_values, final)
     values.setdefault("omp_nthreads", values.get("nprocs", 1))
     if values.get("dl_contrasts", ("T1w",))[:1] != ("T1w",):
         raise UsageError("--dl-contrasts must start with T1w (the crops are placed by the T1w)")
@@ -295,3 +318,62 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         sections[known[name].section][name] = value
     run = sections.pop("run")
     return Config(**run, **{name: SECTIONS[name](**kw) for name, kw in sections.items()})
+
+
+def _recipe_values(name: Any, known: dict[str, Declaration]) -> dict[str, Any]:
+    """Return a recipe's options (none for None), converted to their types."""
+    if name is None:
+        return {}
+    recipe = load_recipe(str(name))
+    unknown = sorted(set(recipe.options) - {n for n, d in known.items() if d.option.in_file})
+    if unknown:
+        raise UsageError(f"recipe {recipe.name!r}: unknown option(s) {unknown}")
+    return {key: _convert(known[key], value) for key, value in recipe.options.items()}
+
+
+def config_text(config: Config) -> str:
+    """Write a Config's settings as a YAML configuration file that ``--config`` reads back.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration.
+
+    Returns
+    -------
+    str
+        A header of comments (the recipe, its paper, what it cannot reproduce, the deviations),
+        then every option a configuration file may hold, one per line.
+
+    Examples
+    --------
+    >>> config = build_config({"bids_dir": "/in", "output_dir": "/out",
+    ...                        "analysis_level": "group", "recipe": "milella-als-clusters"}, {})
+    >>> "- milella2023" in config_text(config).splitlines()
+    True
+    """
+    in_file = {d.name for d in declarations() if d.option.in_file}
+    values = {}
+    for name, _, value in iter_values(config):
+        if name not in in_file:
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = [str(v) if isinstance(v, Path) else v for v in value]
+        values[name] = value
+    header = ["NeuroStrat settings: give this file back with --config FILE"]
+    if config.recipe is not None:
+        header += _recipe_header(load_recipe(config.recipe), config.recipe_deviations)
+    comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header)
+    return comments + yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
+
+
+def _recipe_header(recipe: Recipe, changed: tuple[str, ...]) -> list[str]:
+    lines = ["", *textwrap.wrap(f"recipe {recipe.title}", 96), *textwrap.wrap(recipe.summary, 96)]
+    for note in recipe.not_reproduced:
+        lines += textwrap.wrap(f"not reproduced: {note}", 96, subsequent_indent="  ")
+    lines += [f"deviation from the recipe: {item}" for item in changed] or [
+        "no deviation from the recipe"
+    ]
+    return lines

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bids_app.config.recipes import recipe_names
+
 ANALYSIS_LEVELS = ("participant", "group")
 DEVICES = ("auto", "cpu", "cuda")
 SKULL_STRIP_MODES = ("auto", "hdbet", "mindgrab", "template", "none")
@@ -666,6 +668,12 @@ class Config:
         ``"docker"`` or ``"singularity"`` when the run is in a container (set by the CLI).
     config_file : Path or None
         The configuration file the values came from, if any.
+    recipe : str or None
+        The recipe (:mod:`bids_app.config.recipes`) whose settings the run started from.
+    recipe_deviations : tuple of str
+        The recipe's options that the configuration file or the command line changed.
+    print_config : bool
+        Print the settings and exit instead of running.
     """
 
     output_dir: Path = field(
@@ -736,6 +744,35 @@ class Config:
             metavar="FILE",
             in_file=False,
             help="TOML or YAML file of options; the command line wins",
+        ),
+    )
+    recipe: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--recipe",),
+            choices=recipe_names(),
+            help="the settings of a paper's protocol (a versioned settings file of the package; "
+            "see them with --print-config); the configuration file and the command line override "
+            "them, and the group report lists the deviations",
+            default_text="none",
+        ),
+    )
+    recipe_deviations: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            in_file=False,
+            help="the recipe's options that the configuration file or the command line changed",
+        ),
+    )
+    print_config: bool = field(
+        default=False,
+        compare=False,
+        metadata=declare(
+            flags=("--print-config",),
+            action="store_true",
+            in_file=False,
+            help="print the run's settings as a configuration file (for --config) and exit; "
+            "bids_dir, output_dir and the level may be left out",
         ),
     )
 

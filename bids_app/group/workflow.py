@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bids_app.config import FEATURE_FAMILIES, Config
+from bids_app.config.recipes import load_recipe
 from bids_app.deep.devices import resolve_device
 from bids_app.derivatives.naming import sidecar_path
 from bids_app.derivatives.writer import DerivativesWriter
@@ -39,7 +40,7 @@ from bids_app.models.design import DesignError, build_design, join_families
 from bids_app.reports.classification import render_classification, render_external
 from bids_app.reports.clustering import render_clustering
 from bids_app.reports.deep_learning import render_deep_learning
-from bids_app.reports.group import render_group_report
+from bids_app.reports.group import render_group_report, render_recipe
 from bids_app.reports.html import ReportPart
 from bids_app.reports.statistics import render_statistics
 from bids_app.statistics.demographics import demographic_tests, demographics_by_group
@@ -296,9 +297,15 @@ def run_group_level(
             if family != MESHNET_FAMILY or family in tables
         ]
     )
+    recipe_section = []
+    if config.recipe is not None:
+        gaps = recipe_gaps(config, tables)
+        for line in (*config.recipe_deviations, *gaps):
+            LOGGER.warning("recipe %s: %s", config.recipe, line)
+        recipe_section = [render_recipe(load_recipe(config.recipe), config.recipe_deviations, gaps)]
     covariates = covariates_for(config, table.columns)
     statistics = run_statistics(tables, table, config.group.group_column, covariates, writer)
-    sections = _written(render_statistics(statistics), writer)
+    sections = recipe_section + _written(render_statistics(statistics), writer)
     if config.group.cluster_features:
         clusters = run_clustering(
             tables,
@@ -338,6 +345,40 @@ def run_group_level(
     path = writer.write_group_text(report, "report")
     LOGGER.info("group report: %s", path)
     return path
+
+
+def recipe_gaps(config: Config, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Name the participant-level settings of the run's recipe that the outputs read lack.
+
+    Parameters
+    ----------
+    config : Config
+        The run configuration, with a recipe.
+    tables : dict of str to pandas.DataFrame
+        The participant-level feature tables read, by family.
+
+    Returns
+    -------
+    list of str
+        One line per missing feature family or radiomics region, with the command that makes it.
+    """
+    rerun = (
+        f"run 'neurostrat {config.input.bids_dir} {config.output_dir} participant "
+        f"--recipe {config.recipe}' first"
+    )
+    gaps = [
+        f"no participant-level {family} features; {rerun}"
+        for family in config.participant.features
+        if family not in tables
+    ]
+    if "radiomics" in tables and "radiomics" in config.participant.features:
+        columns = tables["radiomics"].columns
+        gaps += [
+            f"no radiomics of the {roi} region (--radiomics-rois {roi}); {rerun}"
+            for roi in config.participant.radiomics_rois
+            if not any(str(column).startswith(f"{roi}_") for column in columns)
+        ]
+    return gaps
 
 
 def check_subjects(subjects: Sequence[str], config: Config) -> None:

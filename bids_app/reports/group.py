@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bids_app import __version__
+from bids_app.config.recipes import Recipe
 from bids_app.reports.html import figure_html, page, table_html
 
 
@@ -20,6 +21,45 @@ def _age_figure(table: pd.DataFrame, group_column: str) -> str:
     axis.set_ylabel("subjects")
     axis.legend(title=group_column)
     return figure_html(figure, "age distribution by group")
+
+
+def render_recipe(recipe: Recipe, changed: Sequence[str], gaps: Sequence[str]) -> tuple[str, str]:
+    """Render the section that names the recipe of the run and how the run departed from it.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The recipe (``--recipe``).
+    changed : sequence of str
+        The recipe's options that the configuration file or the command line changed.
+    gaps : sequence of str
+        Settings of the recipe that the participant-level outputs lack.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The section's heading and HTML body.
+    """
+
+    def items(lines: Sequence[str]) -> str:
+        return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+
+    body = [
+        f"<p><b>{html.escape(recipe.title)}</b></p>",
+        f"<p>{html.escape(recipe.summary)}</p>",
+        "<p>Deviations from the recipe (options changed by the configuration file or the "
+        "command line):</p>" + items(changed)
+        if changed
+        else "<p>No deviation from the recipe.</p>",
+    ]
+    if gaps:
+        body.append(
+            "<p>Settings of the recipe the participant-level outputs lack:</p>" + items(gaps)
+        )
+    if recipe.not_reproduced:
+        body.append("<p>What of the paper this recipe does not reproduce:</p>")
+        body.append(items(recipe.not_reproduced))
+    return f"Recipe: {recipe.name}", "".join(body)
 
 
 def render_group_report(
