@@ -9,6 +9,8 @@ neither finds anything in a null cohort; the group report names the recipe and i
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -18,6 +20,8 @@ from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main, parse_config
 from bids_app.config import build_config
 from bids_app.config.recipes import deviations, load_recipe, recipe_names
+from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.models.classifiers import TURRISI_TABLE1
 from bids_app.synthetic.features import make_feature_cohort
 from bids_app.synthetic.subtypes import make_subtype_cohort
 from tests.test_classification import _write_dataset as write_feature_dataset
@@ -140,5 +144,50 @@ def test_brainstem_recipe_finds_a_planted_effect(tmp_path):
 
 def test_brainstem_recipe_stays_at_chance_on_a_null_cohort(tmp_path):
     folds, _ = _brainstem_run(tmp_path, effect_size=0.0, seed=8)
+    mean_auc = folds.groupby("classifier")["auc"].mean()
+    assert (abs(mean_auc - 0.5) <= 0.2).all(), mean_auc
+
+
+def _write_radiomics_dataset(root, cohort):
+    """The feature cohort as whole-brain radiomics tables (``brain_<feature>`` columns)."""
+    renamed = cohort.features.rename(
+        columns=lambda c: c if c in ("participant_id", "session_id") else f"brain_original_{c}"
+    )
+    bids, out = write_feature_dataset(root, cohort)
+    writer = DerivativesWriter(output_dir=out, bids_dir=bids, settings_hash="x")
+    for row in renamed.itertuples(index=False):
+        entities = {"sub": row.participant_id[4:], "ses": row.session_id[4:]}
+        writer.path("volumes", entities).unlink()
+        writer.write_table(pd.DataFrame([row._asdict()]), writer.path("radiomics", entities))
+    return bids, out
+
+
+def _turrisi_run(tmp_path, effect_size: float, seed: int) -> pd.DataFrame:
+    cohort = make_feature_cohort(n_subjects=60, n_features=8, effect_size=effect_size, seed=seed)
+    bids, out = _write_radiomics_dataset(tmp_path, cohort)
+    settings = tmp_path / "cpu.yaml"  # no CNN (no crops here), three of the eight classifiers
+    settings.write_text(
+        "recipe: turrisi-als-radiomics\ndl_models: []\nfeature_sets: [radiomics]\n"
+        "classifiers: [svm_poly, knn, random_forest]\nhyperparameters: turrisi2024-table1\n"
+    )
+    args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(tmp_path / "w")]
+    assert main([*args, "--config", str(settings), "--smote-k", "3"]) == 0
+    report = _report(out)
+    assert "Recipe: turrisi-als-radiomics" in report
+    assert "dl_models: none (recipe: cnn8)" in report
+    return pd.read_csv(out / "group" / "classification_folds.tsv", sep="\t")
+
+
+def test_turrisi_recipe_with_table1_finds_a_planted_effect(tmp_path):
+    folds = _turrisi_run(tmp_path, effect_size=2.0, seed=7)
+    assert folds["fold"].nunique() == 3  # stratified nested 3-fold (§2.4)
+    # the hyper-parameters are Table 1's for radiomics, in every fold
+    for row in folds.itertuples():
+        assert json.loads(row.params) == TURRISI_TABLE1["radiomics"][row.classifier]
+    assert folds[folds.classifier == "svm_poly"]["auc"].mean() > 0.8  # the paper's best model
+
+
+def test_turrisi_recipe_stays_at_chance_on_a_null_cohort(tmp_path):
+    folds = _turrisi_run(tmp_path, effect_size=0.0, seed=8)
     mean_auc = folds.groupby("classifier")["auc"].mean()
     assert (abs(mean_auc - 0.5) <= 0.2).all(), mean_auc

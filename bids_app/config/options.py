@@ -56,6 +56,8 @@ CLASSIFIER_NAMES = (
     "dnn_v",
     "logistic_regression",
 )
+#: ``--hyperparameters`` choices: the inner grid search, or Turrisi et al. 2024 Table 1.
+HYPERPARAMETER_CHOICES = ("grid", "turrisi2024-table1")
 #: ``--cluster-method`` choices.
 CLUSTER_METHODS = ("gmm", "kmeans", "agglomerative")
 #: ``--cluster-features`` recipe of Milella et al. 2023 (see :mod:`bids_app.group.clustering`).
@@ -408,6 +410,16 @@ class GroupOptions:
         default=1,
         metadata=declare(
             flags=("--cv-repeats",), metavar="N", minimum=1, help="repeats of the outer folds"
+        ),
+    )
+    hyperparameters: str = field(
+        default="grid",
+        metadata=declare(
+            flags=("--hyperparameters",),
+            choices=HYPERPARAMETER_CHOICES,
+            help="the classifiers' hyper-parameters: a grid search inside each training fold, or "
+            "the values of Turrisi et al. 2024 Table 1 for the radiomics and CNN (DL7, DL8) "
+            "feature sets (the grid for the other sets)",
         ),
     )
     smote_k: int = field(

@@ -23,7 +23,13 @@ from bids_app import __version__
 from bids_app.config import Config
 from bids_app.derivatives.naming import bundle_path
 from bids_app.derivatives.writer import DerivativesWriter, software_versions
-from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
+from bids_app.models.classifiers import (
+    CLASSIFIERS,
+    TURRISI_TABLE1,
+    ClassifierSpec,
+    build_pipeline,
+    fixed_spec,
+)
 from bids_app.models.crossval import (
     CrossValidationError,
     CVResult,
@@ -171,6 +177,51 @@ def default_feature_sets(families: Sequence[str]) -> list[str]:
     return usable + (["+".join(usable)] if len(usable) > 1 else [])
 
 
+#: The representation of Turrisi 2024 Table 1 that a feature set is: the radiomics, and the
+#: penultimate (DL7) or last (DL8) convolution of CNN8, pretrained (``--feature-extractor``) or
+#: trained at the group level (its embedding is DL7).
+TABLE1_ROWS = {
+    "radiomics": "radiomics",
+    "pretrained_dl7": "dl7",
+    "deep_cnn8": "dl7",
+    "pretrained_dl8": "dl8",
+}
+
+
+def classifier_spec(name: str, feature_set: str, hyperparameters: str = "grid") -> ClassifierSpec:
+    """Return a classifier with its grid, or with Turrisi 2024 Table 1's fixed values.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`~bids_app.models.classifiers.CLASSIFIERS`.
+    feature_set : str
+        The feature set it is trained on.
+    hyperparameters : {"grid", "turrisi2024-table1"}
+        ``--hyperparameters``; Table 1 has values for the radiomics and CNN sets of
+        :data:`TABLE1_ROWS` and the classifiers but the DNNs and the logistic regression, the
+        others keep their grid.
+
+    Returns
+    -------
+    ClassifierSpec
+        The classifier.
+
+    Examples
+    --------
+    >>> classifier_spec("knn", "radiomics", "turrisi2024-table1").grid
+    {'n_neighbors': (7,)}
+    >>> classifier_spec("knn", "volumes", "turrisi2024-table1").grid
+    {'n_neighbors': (3, 5, 7)}
+    """
+    spec = CLASSIFIERS[name]
+    row = TABLE1_ROWS.get(feature_set)
+    if hyperparameters != "turrisi2024-table1" or row is None:
+        return spec
+    values = TURRISI_TABLE1[row].get(name)
+    return spec if values is None else fixed_spec(spec, values)
+
+
 def covariates_for(config: Config, columns: Collection[str]) -> tuple[str, ...]:
     """Return ``--covariates``, or age and sex where the clinical table has them.
 
@@ -198,6 +249,7 @@ def _params(config: Config, design: GroupDesign, harmonize: bool) -> dict:
         "cv_repeats": config.group.cv_repeats,
         "split_seed": config.seed,
         "smote_k": config.group.smote_k or None,
+        "hyperparameters": config.group.hyperparameters,
         "harmonization": "combat" if harmonize else "none",
         "covariates": list(design.covariates),
         "unseen_site": config.group.unseen_site,
@@ -255,7 +307,7 @@ def run_classification(
     for feature_set, features in design.feature_sets.items():
         X = design.X(feature_set)  # noqa: N806
         for name in config.group.classifiers:
-            spec = CLASSIFIERS[name]
+            spec = classifier_spec(name, feature_set, config.group.hyperparameters)
             pipeline = build_pipeline(
                 spec,
                 features,

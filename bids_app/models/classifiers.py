@@ -15,7 +15,7 @@ during ``fit`` only, never at prediction).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from imblearn.over_sampling import SMOTE
@@ -124,6 +124,68 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {
         ),
     )
 }
+
+
+#: The hyper-parameters Turrisi 2024 Table 1 reports for each representation (radiomics, the
+#: penultimate and the last convolution of the CNN, DL7 and DL8), found by a grid search on the
+#: whole cohort before the nested cross-validation (§2.4). The DNNs have no grid.
+TURRISI_TABLE1: dict[str, dict[str, dict[str, Any]]] = {
+    "radiomics": {
+        "knn": {"n_neighbors": 7},
+        "random_forest": {"n_estimators": 500},
+        "svm_linear": {"C": 0.001},
+        "svm_poly": {"C": 1.0, "degree": 3},
+        "svm_rbf": {"C": 1.0, "gamma": 0.01},
+        "svm_sigmoid": {"C": 0.001},
+    },
+    "dl7": {
+        "knn": {"n_neighbors": 7},
+        "random_forest": {"n_estimators": 200},
+        "svm_linear": {"C": 0.001},
+        "svm_poly": {"C": 0.1, "degree": 3},
+        "svm_rbf": {"C": 1.0, "gamma": 0.1},
+        "svm_sigmoid": {"C": 0.0001},
+    },
+    "dl8": {
+        "knn": {"n_neighbors": 7},
+        "random_forest": {"n_estimators": 200},
+        "svm_linear": {"C": 0.01},
+        "svm_poly": {"C": 1.0, "degree": 2},
+        "svm_rbf": {"C": 10.0, "gamma": 0.001},
+        "svm_sigmoid": {"C": 0.0001},
+    },
+}
+
+
+def fixed_spec(spec: ClassifierSpec, params: dict[str, Any]) -> ClassifierSpec:
+    """Return a classifier whose hyper-parameters are fixed instead of searched.
+
+    Parameters
+    ----------
+    spec : ClassifierSpec
+        The classifier.
+    params : dict
+        Values of its hyper-parameters (keys of ``spec.grid``).
+
+    Returns
+    -------
+    ClassifierSpec
+        The same classifier with a one-point grid, so that the inner search fits it once.
+
+    Raises
+    ------
+    ValueError
+        If a key is not one of the classifier's hyper-parameters.
+
+    Examples
+    --------
+    >>> fixed_spec(CLASSIFIERS["svm_poly"], TURRISI_TABLE1["radiomics"]["svm_poly"]).grid
+    {'C': (1.0,), 'degree': (3,)}
+    """
+    unknown = sorted(set(params) - set(spec.grid))
+    if unknown:
+        raise ValueError(f"{spec.name}: no hyper-parameter(s) {unknown}")
+    return replace(spec, grid={key: (value,) for key, value in params.items()})
 
 
 def build_pipeline(
