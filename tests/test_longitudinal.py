@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.features.longitudinal import annualised_rates, session_years
-from bids_app.group.longitudinal import subject_rows, with_exclusions
+from bids_app.group.longitudinal import check_times, subject_rows, with_exclusions
 from bids_app.group.workflow import clinical_by_session
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import nested_cross_validate, outer_splits
@@ -181,6 +182,10 @@ def test_rates_need_morphometry_and_a_present_time_column():
             features, {"volumes": ["region00"]}, clinical, cohort.sessions, "sex", True,
             session_time="scan_date",
         )  # fmt: skip
+    untimed = cohort.sessions.drop(columns=["acq_time", "age"])
+    with pytest.raises(DesignError, match="needs the time of every session"):
+        check_times(untimed, ["volumes+rates"], None)
+    check_times(untimed, ["volumes"], None)  # no rates: no times needed
 
 
 # --- end to end, through the CLI ------------------------------------------------------------
@@ -214,7 +219,7 @@ def _write_dataset(root, cohort):
     return bids, out
 
 
-def test_group_level_classifies_on_rates(tmp_path):
+def test_group_level_classifies_on_rates(tmp_path, capsys):
     cohort = make_progression_cohort(
         n_subjects=40, n_regions=6, single_session_fraction=0.05, seed=14
     )
@@ -235,3 +240,8 @@ def test_group_level_classifies_on_rates(tmp_path):
     assert best.loc["rates", "auc"] >= 0.85 > best.loc["volumes", "auc"]
     predictions = pd.read_csv(group / "classification_predictions.tsv", sep="\t")
     assert predictions["session"].str.fullmatch(r"sub-\d+").all()  # one row per subject
+    # an absent --session-time is refused before anything is written
+    (group / "longitudinal_rates.tsv").unlink()
+    assert main([*args, "--session-time", "scan_date"]) == ExitCode.DATA
+    assert "--session-time: no column 'scan_date'" in capsys.readouterr().err
+    assert not (group / "longitudinal_rates.tsv").exists()

@@ -145,6 +145,33 @@ def time_column(sessions: pd.DataFrame, chosen: str | None) -> str | None:
     return next((c for c in TIME_COLUMNS if c in sessions and sessions[c].notna().any()), None)
 
 
+def check_times(sessions: pd.DataFrame, feature_sets: Sequence[str], chosen: str | None) -> None:
+    """Check, before anything is written, that the sessions can be timed for the rates.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        From :func:`~bids_app.inputs.participants.read_sessions`.
+    feature_sets : sequence of str
+        ``--feature-sets``.
+    chosen : str or None
+        ``--session-time``.
+
+    Raises
+    ------
+    DesignError
+        If ``--session-time`` names an absent column, or the rates are asked for and no
+        sessions.tsv has a time.
+    """
+    column = time_column(sessions, chosen)
+    if column is None and uses_rates(feature_sets):
+        raise DesignError(
+            f"feature set {RATES_FAMILY!r} needs the time of every session: no sessions.tsv "
+            f"has a column {' or '.join(TIME_COLUMNS)}; add one, or name another with "
+            "--session-time"
+        )
+
+
 def subject_rows(
     features: pd.DataFrame,
     families: Mapping[str, Sequence[str]],

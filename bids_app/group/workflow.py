@@ -34,6 +34,7 @@ from bids_app.group.deep_learning import (
 )
 from bids_app.group.longitudinal import (
     TIMELINE_COLUMNS,
+    check_times,
     subject_rows,
     uses_rates,
     wants_subject_rows,
@@ -416,12 +417,12 @@ def _check_before_writing(
         index=[item.key for item in processed],
     ).dropna(axis=1, how="all")
     subjects = sorted({item.subject for item in processed})
-    clinical = clinical_by_session(
-        sessions, participants, read_sessions(config.input.bids_dir, subjects)
-    )
+    session_table = read_sessions(config.input.bids_dir, subjects)
+    clinical = clinical_by_session(sessions, participants, session_table)
     source = str(config.input.bids_dir / PARTICIPANTS_TSV)
     if config.group.apply_models:
         return load_saved_models(config.group.apply_models, clinical, config, source)
+    check_times(session_table, config.group.feature_sets, config.group.session_time)
     if config.group.target not in participants and config.group.target in clinical:
         source = f"the sessions.tsv files of {config.input.bids_dir}"
     check_target(clinical, sessions["participant_id"], config, source)
