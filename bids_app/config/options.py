@@ -58,6 +58,13 @@ CLASSIFIER_NAMES = (
 )
 #: ``--hyperparameters`` choices: the inner grid search, or Turrisi et al. 2024 Table 1.
 HYPERPARAMETER_CHOICES = ("grid", "turrisi2024-table1")
+#: ``--predict-from`` choices: a row per session, or per subject with its first session's
+#: features and the target at its last session (the brain-stem PhD proposal's prediction of the
+#: evolution "from early exams").
+PREDICT_FROM = ("all-sessions", "first-session")
+#: ``--rate-units`` choices of the ``rates`` feature family
+#: (:data:`bids_app.features.longitudinal.RATE_SUFFIXES`).
+RATE_UNITS = ("per-year", "percent-per-year")
 #: ``--cluster-method`` choices.
 CLUSTER_METHODS = ("gmm", "kmeans", "agglomerative")
 #: ``--cluster-features`` recipe of Milella et al. 2023 (see :mod:`bids_app.group.clustering`).
@@ -395,6 +402,36 @@ class GroupOptions:
             metavar="SET",
             help="feature families or families joined with +",
             default_text="each family but the histograms, and all together",
+        ),
+    )
+    predict_from: str = field(
+        default="all-sessions",
+        metadata=declare(
+            flags=("--predict-from",),
+            choices=PREDICT_FROM,
+            help="classify every session, or one row per subject: its first session's features "
+            "and the --target at its last session (a later label); the 'rates' feature family "
+            "also gives one row per subject",
+        ),
+    )
+    rate_units: str = field(
+        default="per-year",
+        metadata=declare(
+            flags=("--rate-units",),
+            choices=RATE_UNITS,
+            help="units of the 'rates' feature family (--feature-sets rates, volumes+rates): "
+            "each subject's least-squares slope of its volumes and thickness over its sessions, "
+            "per year or in % of its first session's value per year",
+        ),
+    )
+    session_time: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--session-time",),
+            metavar="COLUMN",
+            help="sessions.tsv column that orders and times the sessions: dates (acq_time) or "
+            "years (age)",
+            default_text="acq_time, else age",
         ),
     )
     cv_folds: int = field(

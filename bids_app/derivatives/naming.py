@@ -348,10 +348,14 @@ GROUP: dict[str, GroupOutput] = {
             ("best", "best model per feature set with its summed confusion matrix"),
             ("parameters", "hyper-parameters the inner grid search chose"),
             ("predictions", "out-of-fold predictions of every model"),
-            ("exclusions", "sessions left out of the classification"),
+            ("exclusions", "sessions or subjects left out of the classification"),
             ("dropped_features", "feature columns left out of the classification"),
         )
     },
+    # longitudinal feature family (--feature-sets rates; brain-stem PhD proposal)
+    "longitudinal_rates": _tsv(
+        "longitudinal_rates", "annualised rate of change of every feature, per subject"
+    ),
     "figure_classification_roc_pr": _png("classification_roc_pr", "ROC and PR curves"),
     "figure_classification_confusion": _png("classification_confusion", "confusion matrices"),
     "model": GroupOutput(

@@ -33,6 +33,14 @@ from bids_app.group.deep_learning import (
     pretrained_features,
     run_deep_learning,
 )
+from bids_app.group.longitudinal import (
+    TIMELINE_COLUMNS,
+    check_times,
+    subject_rows,
+    uses_rates,
+    wants_subject_rows,
+    with_exclusions,
+)
 from bids_app.group.statistics import run_statistics
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.inputs.participants import read_sessions
@@ -450,12 +458,12 @@ def _check_before_writing(
         index=[item.key for item in processed],
     ).dropna(axis=1, how="all")
     subjects = sorted({item.subject for item in processed})
-    clinical = clinical_by_session(
-        sessions, participants, read_sessions(config.input.bids_dir, subjects)
-    )
+    session_table = read_sessions(config.input.bids_dir, subjects)
+    clinical = clinical_by_session(sessions, participants, session_table)
     source = str(config.input.bids_dir / PARTICIPANTS_TSV)
     if config.group.apply_models:
         return load_saved_models(config.group.apply_models, clinical, config, source)
+    check_times(session_table, config.group.feature_sets, config.group.session_time)
     if config.group.target not in participants and config.group.target in clinical:
         source = f"the sessions.tsv files of {config.input.bids_dir}"
     check_target(clinical, sessions["participant_id"], config, source)
@@ -520,15 +528,23 @@ def _classification(
                 )
             )
         else:
+            feature_sets = config.group.feature_sets or default_feature_sets(list(columns))
+            excluded = None
+            if wants_subject_rows(feature_sets, config.group.predict_from):
+                features, columns, clinical, excluded = _subject_rows(
+                    features, columns, clinical, feature_sets, config, writer
+                )
             design = build_design(
                 features,
                 columns,
                 clinical,
                 target_of(config),
-                config.group.feature_sets or default_feature_sets(list(columns)),
+                feature_sets,
                 covariates=covariates_for(config, clinical.columns),
                 site_column=config.group.site_column or ("site" if "site" in clinical else None),
             )
+            if excluded is not None:
+                design = with_exclusions(design, excluded)
             for _, row in design.exclusions.iterrows():
                 LOGGER.warning(
                     "%s left out of the classification: %s", *row[["participant_id", "reason"]]
@@ -539,3 +555,37 @@ def _classification(
     elif not config.group.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")
     return part
+
+
+def _subject_rows(
+    features: pd.DataFrame,
+    columns: dict[str, list[str]],
+    clinical: pd.DataFrame,
+    feature_sets: Sequence[str],
+    config: Config,
+    writer: DerivativesWriter,
+) -> tuple[pd.DataFrame, dict[str, list[str]], pd.DataFrame, pd.DataFrame]:
+    """One row per subject (``rates``, ``--predict-from first-session``); write the rates."""
+    subjects = sorted(features["participant_id"].str.removeprefix("sub-").unique())
+    rows = subject_rows(
+        features,
+        columns,
+        clinical,
+        read_sessions(config.input.bids_dir, subjects),
+        config.group.target,
+        with_rates=uses_rates(feature_sets),
+        rate_units=config.group.rate_units,
+        session_time=config.group.session_time,
+    )
+    LOGGER.info(
+        "classification on one row per subject (%d): first session's features, target at the "
+        "last session%s",
+        len(rows.features),
+        f", sessions timed by sessions.tsv {rows.time_column}" if rows.time_column else "",
+    )
+    if rows.rates is not None:
+        params = {"rate_units": config.group.rate_units, "session_time": rows.time_column}
+        writer.write_group_table(
+            rows.rates, "longitudinal_rates", params=params, columns=TIMELINE_COLUMNS
+        )
+    return rows.features, rows.families, rows.clinical, rows.exclusions

@@ -17,6 +17,10 @@ multiplicative site effect on the residual::
 ``z`` is a standard-normal subject latent whose features share a few factors, ``e`` a small
 session noise (so that the sessions of one subject are correlated), ``gamma ~ N(0, site_shift²)``
 and ``log(delta) ~ N(0, site_scale²)``, drawn per site and feature.
+
+:func:`make_progression_cohort` draws a longitudinal cohort instead: regional volumes over two or
+three sessions with their times (sessions.tsv ``acq_time`` and ``age``), in which patients lose
+a few regions faster per year, under a between-subject variability much larger than that loss.
 """
 
 from __future__ import annotations
@@ -237,4 +241,175 @@ def make_feature_cohort(
         participants=participants,
         features=features,
         informative=[columns[j] for j in informative],
+    )
+
+
+@dataclass(frozen=True)
+class ProgressionCohort:
+    """A synthetic longitudinal cohort: regional volumes over sessions, faster loss in patients.
+
+    Attributes
+    ----------
+    participants : pandas.DataFrame
+        One row per subject: ``participant_id``, ``diagnosis`` (positive or negative label),
+        ``age`` (years, at the first session) and ``sex``.
+    sessions : pandas.DataFrame
+        One row per session, as the sessions.tsv files hold them: ``participant_id``,
+        ``session_id``, ``acq_time`` (ISO 8601 date and time) and ``age`` (years).
+    features : pandas.DataFrame
+        One row per session: ``participant_id``, ``session_id``, then the volumes (mL) of the
+        regions ``region00``...
+    informative : list of str
+        The regions that patients lose faster, sorted.
+    rates : pandas.DataFrame
+        The true loss of every subject (index: ``participant_id``) and region, in % of the
+        subject's own baseline volume per year (positive: loss).
+    """
+
+    participants: pd.DataFrame
+    sessions: pd.DataFrame
+    features: pd.DataFrame
+    informative: list[str]
+    rates: pd.DataFrame
+
+
+def make_progression_cohort(
+    n_subjects: int = 60,
+    n_regions: int = 10,
+    n_informative: int = 3,
+    rate_difference: float = 2.5,
+    control_rate: float = 0.5,
+    rate_sd: float = 0.5,
+    baseline_sd: float = 10.0,
+    session_noise: float = 1.0,
+    max_sessions: int = 3,
+    single_session_fraction: float = 0.0,
+    seed: int = 0,
+    positive: str = "ALS",
+    negative: str = "CN",
+) -> ProgressionCohort:
+    """Draw regional volumes over two to ``max_sessions`` sessions with planted faster atrophy.
+
+    The volume of region ``j`` of subject ``i`` at ``t`` years after its first session is::
+
+        V[i, j](t) = V0[j] * b[i, j] * (1 - r[i, j] / 100 * (d[i] + t)) * (1 + e[t, i, j])
+
+    with ``V0`` a region's typical volume (2-20 mL), ``log b ~ N(0, (baseline_sd / 100)^2)``
+    the subject's own size (between-subject variability), ``r`` the yearly loss in %
+    (``control_rate``, plus ``rate_difference`` in the informative regions of positive
+    subjects, plus ``N(0, rate_sd^2)`` per subject and region), ``d`` the years of disease
+    before the first session (``U(0, 1)`` in positive subjects, 0 otherwise) and
+    ``e ~ N(0, (session_noise / 100)^2)`` the measurement noise of a session. With the
+    defaults the between-subject SD (10 %) dwarfs the loss patients accumulate (2.5 % per
+    year), so that one session's volumes separate the groups poorly while the rates over the
+    sessions do: the situation of the brain-stem PhD proposal's "prediction from short
+    longitudinal series".
+
+    Parameters
+    ----------
+    n_subjects : int, default 60
+        Subjects, half of them positive (the first half after a random permutation).
+    n_regions : int, default 10
+        Regions (volume columns ``region00``...).
+    n_informative : int, default 3
+        Regions, drawn at random, that positive subjects lose faster.
+    rate_difference : float, default 2.5
+        Extra yearly loss of positive subjects in the informative regions, % of baseline; 0
+        gives a null cohort.
+    control_rate : float, default 0.5
+        Yearly loss of every subject in every region, % of baseline (ageing).
+    rate_sd : float, default 0.5
+        Between-subject SD of the yearly loss, % of baseline.
+    baseline_sd : float, default 10.0
+        Between-subject SD of the volumes (log scale), %.
+    session_noise : float, default 1.0
+        SD of a session's measurement error, %.
+    max_sessions : int, default 3
+        Each subject has 2 to ``max_sessions`` sessions, 6 to 18 months apart.
+    single_session_fraction : float, default 0.0
+        Fraction of subjects, drawn at random, with their first session only.
+    seed : int, default 0
+        Seed of the :class:`numpy.random.Generator`.
+    positive, negative : str, default "ALS", "CN"
+        The diagnosis labels.
+
+    Returns
+    -------
+    ProgressionCohort
+        Subjects, sessions (times), per-session volumes and the planted truth.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> cohort = make_progression_cohort(n_subjects=4, n_regions=2, n_informative=1)
+    >>> cohort.features.columns.tolist()
+    ['participant_id', 'session_id', 'region00', 'region01']
+    >>> cohort.sessions.columns.tolist()
+    ['participant_id', 'session_id', 'acq_time', 'age']
+    >>> bool(cohort.features.groupby("participant_id").size().between(2, 3).all())
+    True
+    """
+    if n_subjects < 2 or n_regions < 1 or not 0 <= n_informative <= n_regions:
+        raise ValueError("need n_subjects >= 2, n_regions >= 1 and 0 <= n_informative <= n_regions")
+    if max_sessions < 2 or not 0 <= single_session_fraction <= 1:
+        raise ValueError("need max_sessions >= 2 and single_session_fraction in [0, 1]")
+    rng = np.random.default_rng(seed)
+    is_positive = rng.permutation(np.arange(n_subjects) < n_subjects // 2)
+    age = rng.normal(AGE_MEAN_YEARS, AGE_SD_YEARS, n_subjects)
+    sex = np.where(rng.random(n_subjects) < 0.5, "M", "F")
+    informative = np.sort(rng.choice(n_regions, n_informative, replace=False))
+    typical = rng.uniform(2.0, 20.0, n_regions)
+    size = np.exp(rng.normal(0.0, baseline_sd / 100, (n_subjects, n_regions)))
+    rate = control_rate + rng.normal(0.0, rate_sd, (n_subjects, n_regions))
+    rate[np.ix_(is_positive, informative)] += rate_difference
+    disease_years = np.where(is_positive, rng.uniform(0.0, 1.0, n_subjects), 0.0)
+    n_sessions = rng.integers(2, max_sessions + 1, n_subjects)
+    single = rng.choice(n_subjects, round(single_session_fraction * n_subjects), replace=False)
+    n_sessions[single] = 1
+    first_day = pd.Timestamp("2016-01-04T09:00:00") + pd.to_timedelta(
+        rng.integers(0, 3 * 365, n_subjects), unit="D"
+    )
+    ids = [f"sub-{i + 1:03d}" for i in range(n_subjects)]
+    regions = [f"region{j:02d}" for j in range(n_regions)]
+    session_rows, feature_rows = [], []
+    for i in range(n_subjects):
+        years = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.5, n_sessions[i] - 1))])
+        for k, t in enumerate(years):
+            noise = rng.normal(0.0, session_noise / 100, n_regions)
+            volume = typical * size[i] * (1 - rate[i] / 100 * (disease_years[i] + t)) * (1 + noise)
+            session = f"ses-{k + 1:02d}"
+            day = first_day[i] + pd.Timedelta(days=round(t * 365.25))
+            session_rows.append(
+                {
+                    "participant_id": ids[i],
+                    "session_id": session,
+                    "acq_time": day.isoformat(),
+                    "age": round(age[i] + t, 2),
+                }
+            )
+            feature_rows.append(
+                {
+                    "participant_id": ids[i],
+                    "session_id": session,
+                    **dict(zip(regions, volume, strict=True)),
+                }
+            )
+    participants = pd.DataFrame(
+        {
+            "participant_id": ids,
+            "diagnosis": np.where(is_positive, positive, negative),
+            "age": age.round(2),
+            "sex": sex,
+        }
+    )
+    return ProgressionCohort(
+        participants=participants,
+        sessions=pd.DataFrame(session_rows),
+        features=pd.DataFrame(feature_rows),
+        informative=[regions[j] for j in informative],
+        rates=pd.DataFrame(rate, index=pd.Index(ids, name="participant_id"), columns=regions),
     )
