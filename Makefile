@@ -86,7 +86,7 @@ demo: $(STAMP)
 
 demo-full: $(STAMP)
 	$(MAKE) demo DEMO_DIR=$(DEMO_FULL_DIR) DEMO_SUBJECTS=40 DEMO_SITES=3 DEMO_VOXEL_SIZE=2.0 \
-	  DEMO_DL_EPOCHS=6 DEMO_SKULL_STRIP=auto DEMO_EFFECT_SIZE=0.15 DEMO_OPTIONS="--all-sessions --smote-k 5"
+	  DEMO_DL_EPOCHS=6 DEMO_SKULL_STRIP=auto DEMO_EFFECT_SIZE=0.15 DEMO_OPTIONS="--all-sessions --smote-k 5 --classifiers all"
 
 # The container image (Dockerfile), with podman where installed, else docker. Build options:
 # CA_BUNDLE (an HTTPS proxy's CA, given as a build secret), TORCH_PIP_ARGS (where pip finds torch

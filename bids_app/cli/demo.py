@@ -29,6 +29,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from bids_app.config import CLASSIFIER_NAMES
 from bids_app.derivatives.naming import NON_BIDS_FOLDERS, group_path, report_path
 from bids_app.errors import NeuroStratError
 from bids_app.inputs.layout import check_dataset_root
@@ -44,6 +45,12 @@ MIN_PATIENTS_TO_CLUSTER = 12
 _STEP = 5
 
 
+#: The demonstration's classifiers: a linear model, a kernel machine and a neighbour vote, the
+#: three of the comparison with the smallest grids (the random forest's 500 trees and the DNNs'
+#: five trials cost most of the group level's time on a cohort this small).
+DEMO_CLASSIFIERS = ("logistic_regression", "svm_linear", "knn")
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     """The demonstration's cohort and its cheap settings.
@@ -52,12 +59,13 @@ class DemoSettings:
     3 CNN epochs) make ``make demo`` fit in 10 minutes on 2 cores: HD-BET, which ``auto`` picks,
     costs about 35 CPU seconds a session whatever the voxel size. Only the first session of each
     subject is processed (a quarter of them have a second one). 24 subjects give the 12
-    patients the clustering needs; SMOTE takes 3 neighbours (an inner training fold of 24
+    patients the clustering needs; three classifiers with small grids
+    (:data:`DEMO_CLASSIFIERS`) instead of the nine; SMOTE takes 3 neighbours (an inner training fold of 24
     subjects holds 5 of a class, too few for the default 5); the planted atrophy is twice the
     synthetic cohort's default (30 % instead of 15 %), to give so small a cohort a chance to
     show it.
-    ``make demo-full`` passes 40 subjects, all sessions, 3 sites, 2 mm, ``auto``, 6 epochs, 15 %
-    and SMOTE's default 5 neighbours.
+    ``make demo-full`` passes 40 subjects, all sessions, 3 sites, 2 mm, ``auto``, 6 epochs, 15 %,
+    the nine classifiers and SMOTE's default 5 neighbours.
     """
 
     subjects: int = 24
@@ -71,6 +79,7 @@ class DemoSettings:
     first_session_only: bool = True
     smote_k: int = 3
     effect_size: float = 0.3
+    classifiers: tuple[str, ...] = DEMO_CLASSIFIERS
     group_options: tuple[str, ...] = ()
 
 
@@ -117,7 +126,7 @@ def what_it_shows(clustered: bool) -> str:
 def expected_seconds(settings: DemoSettings, sessions: int) -> dict[str, float]:
     """Estimate the phases' durations on 2 idle cores, from the CPU times measured here.
 
-    A session costs about 30 CPU seconds with ``--sloppy`` (its registration works on a 2 mm
+    A session costs about 34 CPU seconds with ``--sloppy`` (its registration works on a 2 mm
     template grid whatever the voxel size) and the sessions run ``nprocs`` at a time; the
     cohort costs about one CPU second per subject at 3 mm; the group level has a fixed part and
     a part per session and epoch (the CNN). Only the ratios matter: they weight the phases of
@@ -133,7 +142,7 @@ def expected_seconds(settings: DemoSettings, sessions: int) -> dict[str, float]:
     workers = max(min(settings.nprocs, sessions), 1)
     return {
         "cohort": 5.0 + 0.5 * settings.subjects * voxels,
-        "participant": 10.0 + 30.0 * sessions / workers,
+        "participant": 10.0 + 34.0 * sessions / workers,
         "group": 40.0 + 1.5 * sessions * settings.dl_epochs * voxels,
     }
 
@@ -226,6 +235,8 @@ def demo_phases(demo_dir: Path, settings: DemoSettings) -> list[Phase]:
         "4",
         "--smote-k",
         str(settings.smote_k),
+        "--classifiers",
+        *settings.classifiers,
         *settings.group_options,
     )
     return [
@@ -506,6 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="SMOTE's neighbours at the group level (0: no SMOTE)",
     )
     parser.add_argument(
+        "--classifiers",
+        nargs="+",
+        default=list(defaults.classifiers),
+        help="classifiers of the group level ('all': the nine of the comparison)",
+    )
+    parser.add_argument(
         "--all-sessions",
         action="store_true",
         help="process every session (default: the first one of each subject)",
@@ -550,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         group_options=tuple(options.group_options.split()),
         first_session_only=not options.all_sessions,
         smote_k=options.smote_k,
+        classifiers=CLASSIFIER_NAMES
+        if options.classifiers == ["all"]
+        else tuple(options.classifiers),
     )
     try:
         result = run_demo(options.demo_dir, settings)
