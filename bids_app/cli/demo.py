@@ -59,11 +59,10 @@ class DemoSettings:
     3 CNN epochs) make ``make demo`` fit in 10 minutes on 2 cores: HD-BET, which ``auto`` picks,
     costs about 35 CPU seconds a session whatever the voxel size. Only the first session of each
     subject is processed (a quarter of them have a second one). 24 subjects give the 12
-    patients the clustering needs; three classifiers with small grids
-    (:data:`DEMO_CLASSIFIERS`) instead of the nine; SMOTE takes 3 neighbours (an inner training fold of 24
-    subjects holds 5 of a class, too few for the default 5); the planted atrophy is twice the
-    synthetic cohort's default (30 % instead of 15 %), to give so small a cohort a chance to
-    show it.
+    patients the clustering needs; three classifiers with small grids (:data:`DEMO_CLASSIFIERS`)
+    instead of the nine; SMOTE takes 3 neighbours (an inner training fold of 24 subjects holds
+    5 of a class, too few for the default 5); the planted atrophy is twice the synthetic
+    cohort's default (30 % instead of 15 %), to give so small a cohort a chance to show it.
     ``make demo-full`` passes 40 subjects, all sessions, 3 sites, 2 mm, ``auto``, 6 epochs, 15 %,
     the nine classifiers and SMOTE's default 5 neighbours.
     """
