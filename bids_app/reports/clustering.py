@@ -149,9 +149,9 @@ def profile_table(profiles: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``variable``, ``level``, one per cluster (``median (q1-q3)`` of a continuous
-        variable, ``count (percent %)`` of a categoric level) and ``tests`` (every comparison's
-        p-value, on the variable's first row).
+        Columns ``variable``, ``level``, ``cluster <label>`` per cluster (``median (q1-q3)`` of
+        a continuous variable, ``count (percent %)`` of a categoric level) and ``tests`` (every
+        comparison's p-value, on the variable's first row).
     """
     summary = profiles[profiles["row_type"] == "summary"].copy()
     continuous = summary["median"].notna() | summary["level"].isna()
@@ -176,6 +176,7 @@ def profile_table(profiles: pd.DataFrame) -> pd.DataFrame:
         index=["variable", "level"], columns="groups", values="text", aggfunc="first", sort=False
     ).reset_index()
     wide.columns.name = None
+    wide = wide.rename(columns={g: f"cluster {g}" for g in summary["groups"].unique()})
     wide = wide.sort_values("variable", key=lambda v: v.map(order.index), kind="stable")
     tests = profiles[profiles["row_type"] == "test"]
     text = tests["groups"] + ": p = " + tests["p_value"].map("{:.3g}".format)
