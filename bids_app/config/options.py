@@ -489,6 +489,17 @@ class GroupOptions:
             default_text="no clustering",
         ),
     )
+    cluster_table: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--cluster-table",),
+            metavar="FILE",
+            help="TSV of your own metrics to cluster on (participant_id, optional session_id, "
+            "one column per metric, e.g. FreeSurfer's); --cluster-features names its columns, "
+            "all its numeric columns when not given",
+            default_text="none",
+        ),
+    )
     cluster_method: str = field(
         default="gmm",
         metadata=declare(

@@ -42,6 +42,7 @@ from bids_app.group.longitudinal import (
     with_exclusions,
 )
 from bids_app.group.statistics import run_statistics
+from bids_app.inputs.cluster_table import read_cluster_table
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.inputs.participants import read_sessions
 from bids_app.models.design import DesignError, build_design, join_families
@@ -270,6 +271,12 @@ def run_group_level(
     saved = _check_before_writing(
         [item for item in inventory if item.key in processed], participants, config, writer
     )
+    user_metrics = None
+    if config.group.cluster_table is not None:
+        user_metrics = read_cluster_table(
+            config.group.cluster_table,
+            _sessions_of([item for item in inventory if item.key in processed]),
+        )
     for _, row in exclusions.iterrows():
         LOGGER.warning("%s left out: %s", row["subject"], row["reason"])
     sources = [config.input.bids_dir / PARTICIPANTS_TSV] if len(participants) else []
@@ -314,7 +321,7 @@ def run_group_level(
     covariates = covariates_for(config, table.columns)
     statistics = run_statistics(tables, table, config.group.group_column, covariates, writer)
     sections = recipe_section + _written(render_statistics(statistics), writer)
-    if config.group.cluster_features:
+    if config.group.cluster_features or user_metrics is not None:
         clusters = run_clustering(
             tables,
             table,
@@ -325,6 +332,8 @@ def run_group_level(
             (config.group.survival_time, config.group.survival_event),
             config.seed,
             writer,
+            user_metrics,
+            config.group.cluster_table,
         )
         sections += _written(render_clustering(clusters), writer)
     extra_folds = None
@@ -450,13 +459,7 @@ def _check_before_writing(
             )
     if not (config.group.target or config.group.apply_models):
         return None
-    sessions = pd.DataFrame(
-        {
-            "participant_id": [f"sub-{item.subject}" for item in processed],
-            "session_id": [f"ses-{item.session}" if item.session else pd.NA for item in processed],
-        },
-        index=[item.key for item in processed],
-    ).dropna(axis=1, how="all")
+    sessions = _sessions_of(processed)
     subjects = sorted({item.subject for item in processed})
     session_table = read_sessions(config.input.bids_dir, subjects)
     clinical = clinical_by_session(sessions, participants, session_table)
@@ -468,6 +471,17 @@ def _check_before_writing(
         source = f"the sessions.tsv files of {config.input.bids_dir}"
     check_target(clinical, sessions["participant_id"], config, source)
     return None
+
+
+def _sessions_of(items: Sequence[SessionInputs]) -> pd.DataFrame:
+    """Return the sessions' ``participant_id`` and ``session_id`` (absent without sessions)."""
+    return pd.DataFrame(
+        {
+            "participant_id": [f"sub-{item.subject}" for item in items],
+            "session_id": [f"ses-{item.session}" if item.session else pd.NA for item in items],
+        },
+        index=[item.key for item in items],
+    ).dropna(axis=1, how="all")
 
 
 def _written(part: ReportPart, writer: DerivativesWriter) -> list[tuple[str, str]]:

@@ -14,9 +14,14 @@ PARTICIPANTS_TSV = "participants.tsv"
 #: Columns that must be numeric whenever they are present (``n/a`` allowed).
 NUMERIC_COLUMNS = (
     "age",
+    "age_at_onset",
     "edss",
     "alsfrs_r",
     "disease_duration",
+    "disease_duration_months",
+    "progression_rate",
+    "onset_to_diagnosis_months",
+    "odi",
     "survival_months",
     "event",
 )

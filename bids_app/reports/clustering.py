@@ -138,6 +138,54 @@ def emm_figure(ancova_table: pd.DataFrame, groups: Sequence[str]) -> plt.Figure:
     return figure
 
 
+def profile_table(profiles: pd.DataFrame) -> pd.DataFrame:
+    """Lay the cluster profiles out as Milella 2023's Table: one row per variable (and level).
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        From :func:`bids_app.statistics.demographics.compare_groups`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``variable``, ``level``, ``cluster <label>`` per cluster (``median (q1-q3)`` of
+        a continuous variable, ``count (percent %)`` of a categoric level) and ``tests`` (every
+        comparison's p-value, on the variable's first row).
+    """
+    summary = profiles[profiles["row_type"] == "summary"].copy()
+    continuous = summary["median"].notna() | summary["level"].isna()
+    summary["text"] = (
+        summary["median"].map("{:.3g}".format)
+        + " ("
+        + summary["q1"].map("{:.3g}".format)
+        + "-"
+        + summary["q3"].map("{:.3g}".format)
+        + ")"
+    )
+    counted = (
+        summary["count"].map("{:.0f}".format)
+        + " ("
+        + summary["percent"].map("{:.0f}".format)
+        + " %)"
+    )
+    summary["text"] = summary["text"].where(continuous, counted)
+    summary["level"] = summary["level"].fillna("").astype(str)
+    order = list(dict.fromkeys(summary["variable"]))
+    wide = summary.pivot_table(
+        index=["variable", "level"], columns="groups", values="text", aggfunc="first", sort=False
+    ).reset_index()
+    wide.columns.name = None
+    wide = wide.rename(columns={g: f"cluster {g}" for g in summary["groups"].unique()})
+    wide = wide.sort_values("variable", key=lambda v: v.map(order.index), kind="stable")
+    tests = profiles[profiles["row_type"] == "test"]
+    text = tests["groups"] + ": p = " + tests["p_value"].map("{:.3g}".format)
+    by_variable = text.groupby(tests["variable"]).agg("; ".join)
+    first = ~wide["variable"].duplicated()
+    wide["tests"] = wide["variable"].map(by_variable).where(first, "")
+    return wide.reset_index(drop=True)
+
+
 def render_clustering(result: ClusteringResult) -> ReportPart:
     """Render the clusters, their profiles and their survival.
 
@@ -175,17 +223,23 @@ def render_clustering(result: ClusteringResult) -> ReportPart:
             ),
         )
     )
-    profiles = result.profiles
     emm = part.figure(
         emm_figure(result.ancova, result.emm_groups),
         "estimated marginal means by cluster",
         "figure_clusters_emm",
     )
+    profiles = (
+        "<p>No clinical variable of the profile (age, sex, ALSFRS-R, disease duration, "
+        "progression rate, onset-to-diagnosis interval, site of onset, phenotype, El Escorial "
+        "category...) in participants.tsv.</p>"
+        if result.profiles is None
+        else "<p>Median (IQR) or count (%) per cluster; Mann-Whitney U and χ² or Fisher's "
+        "exact tests between clusters, Kruskal-Wallis and χ²/Fisher over all of them with more "
+        f"than two (see {group_path('cluster_profiles').name}). The progression rate is "
+        "(48 − ALSFRS-R) / months from onset.</p>" + table_html(profile_table(result.profiles))
+    )
     part.sections.append(
-        (
-            "Cluster profiles and metrics",
-            table_html(profiles[profiles["row_type"] == "test"]) + table_html(result.ancova) + emm,
-        )
+        ("Cluster profiles and metrics", profiles + table_html(result.ancova) + emm)
     )
     if result.survival is not None:
         part.sections.append(_survival_section(result.survival, part))

@@ -1,4 +1,4 @@
-"""Demographics by group, tests of group differences, and the clinical profile table.
+"""Demographics by group, tests of group differences, the clinical profile table, ΔFRS.
 
 The age and sex tests follow Turrisi et al. (Turrisi 2024, §3.1.1 and Table 2): the two-sample
 Kolmogorov-Smirnov test for age and Pearson's χ² test (no continuity correction) for sex.
@@ -31,6 +31,47 @@ MONTE_CARLO_SEED = 0
 
 #: Expected count under which a contingency table is tested with Fisher's exact test.
 MIN_EXPECTED_COUNT = 5.0
+
+#: Highest (unimpaired) total score of the ALS Functional Rating Scale - Revised.
+ALSFRS_R_MAX = 48
+
+
+def progression_rate(alsfrs_r: pd.Series, months: pd.Series) -> pd.Series:
+    """Return the ALSFRS-R progression rate ΔFRS, points lost per month since symptom onset.
+
+    Milella et al. (Milella 2023, "Population") computed the progression rate as
+    ``(48 - ALSFRS-R) / disease duration (months)``, citing Kimura et al. 2006 (Neurology
+    66:265), where the disease duration runs from symptom onset to the ALSFRS-R assessment.
+
+    Parameters
+    ----------
+    alsfrs_r : pandas.Series
+        ALSFRS-R total scores (0-48).
+    months : pandas.Series
+        Months from symptom onset to the assessment, with the index of ``alsfrs_r``.
+
+    Returns
+    -------
+    pandas.Series
+        ΔFRS; missing where either value is missing or the duration is not positive.
+
+    Raises
+    ------
+    ValueError
+        If a score lies outside 0-48 (naming the first such index).
+
+    Examples
+    --------
+    >>> progression_rate(pd.Series([38.0, 48.0, 40.0]), pd.Series([12.0, 6.0, 0.0])).tolist()
+    [0.8333333333333334, 0.0, nan]
+    """
+    scores, duration = alsfrs_r.astype(float), months.astype(float)
+    outside = scores[(scores < 0) | (scores > ALSFRS_R_MAX)]
+    if len(outside):
+        raise ValueError(
+            f"ALSFRS-R {outside.iloc[0]:g} of {outside.index[0]} is outside 0-{ALSFRS_R_MAX}"
+        )
+    return ((ALSFRS_R_MAX - scores) / duration).where(duration > 0)
 
 
 def demographics_by_group(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
