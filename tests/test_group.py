@@ -7,7 +7,11 @@ import pandas as pd
 
 from bids_app.group.workflow import assemble_group_table
 from bids_app.inputs.inventory import SessionInputs
-from bids_app.statistics.demographics import demographic_tests, demographics_by_group
+from bids_app.statistics.demographics import (
+    characteristics_by_group,
+    demographic_tests,
+    demographics_by_group,
+)
 
 
 def _cohort(rng, n, age_shift=0.0, male_share=(0.5, 0.5)):
@@ -69,3 +73,22 @@ def test_assemble_group_table_lists_exclusions():
         "sub-03": "in participants.tsv but no images selected",
         "sub-02": "no participant-level outputs (run participant first)",
     }
+
+
+def test_characteristics_count_sex_and_age_bands_per_group():
+    # Turrisi 2024 Table 1: <60, 60-75 (both ends included), >75, with percentages
+    table = pd.DataFrame(
+        {
+            "dx": ["ALS"] * 5 + ["mimic"] * 3,
+            "age": [59.9, 60.0, 75.0, 75.1, np.nan, 30.0, 80.0, 90.0],
+            "sex": ["F", "M", "M", "M", "F", "F", None, "M"],
+        }
+    )
+    out = characteristics_by_group(table, "dx").set_index(["group", "variable", "level"])
+    assert out.loc[("ALS", "age", "<60"), "n"] == 1
+    assert out.loc[("ALS", "age", "60-75"), "n"] == 2
+    assert out.loc[("ALS", "age", ">75"), "n"] == 1
+    assert out.loc[("ALS", "age", ">75"), "percent"] == 25.0  # of the 4 with an age
+    assert out.loc[("mimic", "sex", "F"), "percent"] == 50.0  # of the 2 with a sex
+    sums = out.groupby(["group", "variable"])["percent"].sum()
+    assert np.allclose(sums, 100.0)

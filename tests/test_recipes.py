@@ -175,6 +175,9 @@ def _turrisi_run(tmp_path, effect_size: float, seed: int) -> pd.DataFrame:
     report = _report(out)
     assert "Recipe: turrisi-als-radiomics" in report
     assert "dl_models: none (recipe: cnn8)" in report
+    # Table 1 (sex and age bands with percentages) and Figure 2 (age Q-Q plots) of the paper
+    assert "Turrisi 2024 Table 1" in report and "Turrisi 2024 Figure 2" in report
+    assert (out / "group" / "demographics_characteristics.tsv").is_file()
     return pd.read_csv(out / "group" / "classification_folds.tsv", sep="\t")
 
 

@@ -319,6 +319,9 @@ GROUP: dict[str, GroupOutput] = {
     "participants": _tsv("participants", "one row per subject: participants.tsv and imaging"),
     "demographics": _tsv("demographics", "age and sex by diagnostic group"),
     "demographics_tests": _tsv("demographics_tests", "age and sex compared between groups"),
+    "demographics_characteristics": _tsv(
+        "demographics_characteristics", "subjects per sex and age band in each group, with %"
+    ),
     "features": _tsv("features_{family}", "every session's features of one family, stacked"),
     "report": GroupOutput("report.html", "html", "the group report (self-contained HTML)"),
     # statistics

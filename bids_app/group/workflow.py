@@ -52,7 +52,12 @@ from bids_app.reports.deep_learning import render_deep_learning
 from bids_app.reports.group import render_group_report, render_recipe
 from bids_app.reports.html import ReportPart
 from bids_app.reports.statistics import render_statistics
-from bids_app.statistics.demographics import demographic_tests, demographics_by_group
+from bids_app.statistics.demographics import (
+    AGE_BAND_EDGES,
+    characteristics_by_group,
+    demographic_tests,
+    demographics_by_group,
+)
 
 LOGGER = logging.getLogger("bids_app.group")
 
@@ -82,6 +87,13 @@ _DEMOGRAPHICS_COLUMNS = {
     "n_male": {"Description": "subjects with sex M"},
     "n_female": {"Description": "subjects with sex F"},
     "n_sex_other_or_missing": {"Description": "subjects with sex O or n/a"},
+}
+_CHARACTERISTICS_COLUMNS = {
+    "group": {"Description": "diagnostic group"},
+    "variable": {"Description": "sex or age"},
+    "level": {"Description": "sex, or age band in years (Turrisi 2024 Table 1: <60, 60-75, >75)"},
+    "n": {"Description": "subjects of the group at this level"},
+    "percent": {"Description": "share of the group's subjects with a value", "Units": "%"},
 }
 _TESTS_COLUMNS = {
     "variable": {"Description": "compared variable"},
@@ -290,6 +302,14 @@ def run_group_level(
     writer.write_group_table(
         tests, "demographics_tests", sources=sources, params=params, columns=_TESTS_COLUMNS
     )
+    characteristics = characteristics_by_group(table, config.group.group_column)
+    writer.write_group_table(
+        characteristics,
+        "demographics_characteristics",
+        sources=sources,
+        params={**params, "age_band_edges": list(AGE_BAND_EDGES)},
+        columns=_CHARACTERISTICS_COLUMNS,
+    )
     done = [item for item in inventory if item.key in processed]  # half-written ones left out
     tables, dictionaries, missing = collect_features(done, writer, PARTICIPANT_FAMILIES)
     if MESHNET_FAMILY not in tables:  # optional (--segmentation meshnet): missing when asked
@@ -357,7 +377,14 @@ def run_group_level(
         _classification(tables, participants, config, writer, saved, extra_folds), writer
     )
     report = render_group_report(
-        table, demographics, tests, exclusions, config.group.group_column, summary, sections
+        table,
+        demographics,
+        tests,
+        exclusions,
+        config.group.group_column,
+        summary,
+        sections,
+        characteristics,
     )
     path = writer.write_group_text(report, "report")
     LOGGER.info("group report: %s", path)

@@ -6,7 +6,9 @@ import html
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bids_app import __version__
 from bids_app.config.recipes import Recipe
@@ -21,6 +23,33 @@ def _age_figure(table: pd.DataFrame, group_column: str) -> str:
     axis.set_ylabel("subjects")
     axis.legend(title=group_column)
     return figure_html(figure, "age distribution by group")
+
+
+def _age_qq_figure(table: pd.DataFrame, group_column: str) -> str:
+    """Age quantiles of each group against a normal distribution (Turrisi 2024 Figure 2)."""
+    groups = [(g, p["age"].dropna().astype(float)) for g, p in table.groupby(group_column)]
+    groups = [(g, age) for g, age in groups if len(age) >= 3]
+    figure, axes = plt.subplots(1, max(len(groups), 1), figsize=(3.2 * max(len(groups), 1), 3))
+    for axis, (group, age) in zip(np.atleast_1d(axes), groups, strict=False):
+        (theoretical, ordered), (slope, intercept, _) = stats.probplot(age, dist="norm")
+        axis.plot(theoretical, ordered, "o", markersize=3)
+        axis.plot(theoretical, slope * theoretical + intercept, "--", color="grey")
+        axis.set_title(str(group))
+        axis.set_xlabel("normal quantiles")
+    np.atleast_1d(axes)[0].set_ylabel("age (years)")
+    figure.tight_layout()
+    return figure_html(figure, "age quantile-quantile plots by group")
+
+
+def _characteristics_table(characteristics: pd.DataFrame) -> str:
+    """Lay the counts out as the paper's table: a row per level, ``n (%)`` per group."""
+    pairs = zip(characteristics["n"], characteristics["percent"], strict=True)
+    cells = characteristics.assign(value=[f"{n} ({p:.1f})" for n, p in pairs])
+    wide = cells.pivot_table(
+        index=["variable", "level"], columns="group", values="value", aggfunc="first", sort=False
+    ).reset_index()
+    wide.columns.name = None
+    return table_html(wide)
 
 
 def render_recipe(recipe: Recipe, changed: Sequence[str], gaps: Sequence[str]) -> tuple[str, str]:
@@ -70,6 +99,7 @@ def render_group_report(
     group_column: str,
     features: pd.DataFrame | None = None,
     analyses: Sequence[tuple[str, str]] = (),
+    characteristics: pd.DataFrame | None = None,
 ) -> str:
     """Render the group report.
 
@@ -89,6 +119,8 @@ def render_group_report(
         One row per feature family read (``family, sessions, columns, missing``).
     analyses : sequence of (str, str)
         Further sections (title, HTML): statistics, classification, external validation.
+    characteristics : pandas.DataFrame, optional
+        From :func:`bids_app.statistics.demographics.characteristics_by_group`.
 
     Returns
     -------
@@ -102,8 +134,21 @@ def render_group_report(
         "</code>.</p>"
     )
     sections = [("Overview", overview), ("Demographics by group", table_html(demographics))]
+    if characteristics is not None and len(characteristics):
+        sections.append(
+            (
+                "Patient characteristics: subjects (%) by sex and age band (Turrisi 2024 Table 1)",
+                _characteristics_table(characteristics),
+            )
+        )
     if "age" in participants:
         sections.append(("Age by group", _age_figure(participants, group_column)))
+        sections.append(
+            (
+                "Age against a normal distribution, by group (Turrisi 2024 Figure 2)",
+                _age_qq_figure(participants, group_column),
+            )
+        )
     sections.append(
         (
             "Group differences (Kolmogorov-Smirnov for age; Pearson's χ², or Fisher's exact when "

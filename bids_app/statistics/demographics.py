@@ -19,7 +19,7 @@ so that the result is reproducible), as R's ``fisher.test(simulate.p.value = TRU
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,75 @@ def demographics_by_group(table: pd.DataFrame, group_column: str) -> pd.DataFram
             }
         )
     return pd.DataFrame(rows)
+
+
+#: Age bands of Turrisi 2024's patient characteristics (its Table 1): < 60, 60-75, > 75 years.
+AGE_BAND_EDGES = (60.0, 75.0)
+
+
+def characteristics_by_group(
+    table: pd.DataFrame, group_column: str, age_edges: Sequence[float] = AGE_BAND_EDGES
+) -> pd.DataFrame:
+    """Count subjects per sex and age band in each group, with percentages (Turrisi 2024 Table 1).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per subject, with ``group_column`` and optionally ``age`` and ``sex``.
+    group_column : str
+        The grouping column; rows where it is missing are left out.
+    age_edges : sequence of float
+        Inner edges of the age bands, increasing: ``(60, 75)`` gives ``<60``, ``60-75`` and
+        ``>75`` (a subject aged exactly 60 is in ``60-75``, aged 75 in ``60-75``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, variable (``sex``, ``age``) and level: ``group, variable, level, n,
+        percent`` (of the group's subjects with a value); a subject without age or sex is counted
+        in no level.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"dx": ["A", "A", "A", "B"], "age": [50, 60, 80, 70],
+    ...                    "sex": ["F", "M", "M", "F"]})
+    >>> characteristics_by_group(df, "dx").query("group == 'A'")[["level", "n", "percent"]]
+       level  n    percent
+    0      F  1  33.333333
+    1      M  2  66.666667
+    2    <60  1  33.333333
+    3  60-75  1  33.333333
+    4    >75  1  33.333333
+    """
+    edges = [float(edge) for edge in age_edges]
+    names = [f"<{edges[0]:g}"]
+    names += [f"{low:g}-{high:g}" for low, high in pairwise(edges)]
+    names += [f">{edges[-1]:g}"]
+    rows = []
+    for group, part in table.dropna(subset=[group_column]).groupby(group_column, sort=True):
+        levels: dict[str, pd.Series] = {}
+        if "sex" in part:
+            levels["sex"] = part["sex"].dropna().astype(str)
+        if "age" in part:
+            age = pd.to_numeric(part["age"], errors="coerce").dropna()
+            # right-closed inner bands: < 60, [60, 75], > 75 as the paper's table reads
+            bins = [-np.inf, np.nextafter(edges[0], -np.inf), *edges[1:], np.inf]
+            levels["age"] = pd.cut(age, bins=bins, labels=names).astype(str)
+        for variable, values in levels.items():
+            order = names if variable == "age" else sorted(values.unique())
+            counts = values.value_counts()
+            for level in order:
+                n = int(counts.get(level, 0))
+                rows.append(
+                    {
+                        "group": group,
+                        "variable": variable,
+                        "level": level,
+                        "n": n,
+                        "percent": 100.0 * n / len(values) if len(values) else np.nan,
+                    }
+                )
+    return pd.DataFrame(rows, columns=["group", "variable", "level", "n", "percent"])
 
 
 def demographic_tests(table: pd.DataFrame, group_column: str) -> pd.DataFrame:
