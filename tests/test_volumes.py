@@ -6,6 +6,7 @@ import math
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
@@ -164,3 +165,37 @@ def test_histogram_of_an_empty_mask_is_refused() -> None:
     t1w, mask, wm = _brain_image(np.random.default_rng(1))
     with pytest.raises(ValueError, match="no non-zero voxel"):
         histogram.intensity_histogram(t1w, _img(np.zeros(mask.shape)), wm)
+
+
+@pytest.mark.parametrize("scale", ["wm-median", "raw"])
+def test_histogram_scale_option(scale, tmp_path) -> None:
+    # --histogram-scale raw (Turrisi 2024 Figure 3): the conformed T1w's own values, bin width 1;
+    # the default: the bias-corrected T1w on the white-matter-median = 100 scale
+    from bids_app.participant.features import init_features_wf
+    from bids_app.participant.interfaces.features import Histogram
+    from bids_app.participant.options import AnatomicalOptions
+
+    options = AnatomicalOptions("template", "", features=("histogram",), histogram_scale=scale)
+    workflow = init_features_wf(options)
+    inputnode, node = workflow.get_node("inputnode"), workflow.get_node("histogram")
+    (edge,) = [d for u, v, d in workflow._graph.edges(data=True) if (u, v) == (inputnode, node)]
+    assert ("t1w" if scale == "raw" else "t1w_preproc", "t1w") in edge["connect"]
+    t1w, mask, wm = _brain_image(np.random.default_rng(2))
+    paths = {}
+    for name, image in {"t1w": t1w, "mask": mask, "wm": wm}.items():
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(image, paths[name])
+    result = Histogram(
+        t1w=str(paths["t1w"]),
+        brain_mask=str(paths["mask"]),
+        probseg=[str(paths["wm"])] * 3,
+        scale=scale,
+    ).run(cwd=str(tmp_path))
+    table = pd.read_csv(result.outputs.table, sep="\t")
+    peak = table.nlargest(1, "count").bin_lower.iloc[0]
+    if scale == "raw":
+        assert (table.bin_upper - table.bin_lower).iloc[0] == 1.0
+        assert abs(peak - 480) <= 20 and table.bin_lower.max() >= 800
+        assert "raw" in result.outputs.sidecar["Normalisation"]
+    else:
+        assert abs(peak - 60) <= 2

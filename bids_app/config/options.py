@@ -41,6 +41,8 @@ ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
 FEATURE_FAMILIES = ("volumes", "thickness", "radiomics", "histogram")
 #: Regions of interest PyRadiomics can describe (Turrisi et al. 2024 used the whole brain).
 RADIOMICS_ROIS = ("brain", "brainstem", "precentral", "lesion")
+#: ``--histogram-scale`` choices (:func:`bids_app.features.histogram.intensity_histogram`).
+HISTOGRAM_SCALES = ("wm-median", "raw")
 #: ``--thickness-preset`` choices (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
 THICKNESS_PRESET_NAMES = ("fast", "coarse", "antspy-default")
 #: Classifiers of the group level (Turrisi et al. 2024, Table 3, and the logistic regression of
@@ -293,6 +295,16 @@ class ParticipantOptions:
             choices=RADIOMICS_ROIS,
             metavar="ROI",
             help="regions described by PyRadiomics ('lesion' needs a lesion mask)",
+        ),
+    )
+    histogram_scale: str = field(
+        default="wm-median",
+        metadata=declare(
+            flags=("--histogram-scale",),
+            choices=HISTOGRAM_SCALES,
+            help="intensity scale of the histograms: the bias-corrected brain with its "
+            "white-matter median at 100 (comparable across scanners), or the raw values of the "
+            "conformed T1w in the brain mask, bin width 1, as Turrisi et al. 2024 Figure 3",
         ),
     )
     thickness_preset: str = field(

@@ -1,10 +1,11 @@
-"""Per-subject intensity histograms (000 §3.1.2 and Figure 3).
+"""Per-subject intensity histograms (Turrisi et al. 2024 §3.1.2 and Figure 3).
 
-000 computed, for each T1w image, the frequency distribution of the voxel values with a fixed
-bin width, background (zero) voxels excluded, and averaged the histograms per group. Raw
+Turrisi et al. 2024 computed, for each T1w image, the frequency distribution of the voxel
+values with a fixed bin width, background (zero) voxels excluded, and averaged the histograms
+per group. Raw
 intensities are not comparable across scanners, so by default the brain's values are first put
 on a common scale where the white-matter median is 100 (``normalisation="wm-median"``);
-``"none"`` keeps the scanner's values, as 000 did on its single-protocol cohort.
+``"none"`` keeps the scanner's values, as the paper did on its single-protocol cohort.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import pandas as pd
 #: overflow bin whose upper edge is infinite.
 BIN_WIDTH = 2.0
 UPPER_EDGE = 200.0
+#: Bin width on the raw scale (``--histogram-scale raw``): one unit of the scanner's values, the
+#: resolution of the 8-bit grey levels of the paper's Figure 3.
+RAW_BIN_WIDTH = 1.0
 
 #: ``normalisation`` choices.
 NORMALISATIONS = ("wm-median", "none")

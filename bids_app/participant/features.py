@@ -122,10 +122,11 @@ def init_features_wf(
         workflow.connect(inputnode, "t1w", node, "t1w")
         workflow.connect(inputnode, "brain_mask", node, "brain_mask")
     if "histogram" in families:
-        node = pe.Node(Histogram(), name="histogram", mem_gb=0.5)
+        raw = options.histogram_scale == "raw"  # Turrisi 2024 Figure 3: the scanner's values
+        node = pe.Node(Histogram(scale=options.histogram_scale), name="histogram", mem_gb=0.5)
         workflow.connect([
             (inputnode, node, [
-                ("t1w_preproc", "t1w"),
+                ("t1w" if raw else "t1w_preproc", "t1w"),
                 ("brain_mask", "brain_mask"),
                 ("probseg", "probseg"),
             ]),

@@ -75,6 +75,8 @@ class AnatomicalOptions:
         Atlas of the regional grey-matter volumes.
     radiomics_rois : tuple of str
         Regions described by PyRadiomics.
+    histogram_scale : {"wm-median", "raw"}
+        Intensities of the histograms: bias-corrected and scaled, or the conformed raw values.
     thickness_preset : str
         DiReCT preset (:data:`bids_app.features.thickness.THICKNESS_PRESETS`).
     nprocs : int
@@ -102,6 +104,7 @@ class AnatomicalOptions:
     features: tuple[str, ...] = FEATURE_FAMILIES
     atlas: str = "desikan-killiany"
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
+    histogram_scale: str = "wm-median"
     thickness_preset: str = "fast"
     nprocs: int = 1
     segmentation: tuple[str, ...] = ("atlas",)
@@ -404,6 +407,7 @@ def resolve_options(
         features=config.participant.features,
         atlas=config.participant.atlas,
         radiomics_rois=config.participant.radiomics_rois,
+        histogram_scale=config.participant.histogram_scale,
         thickness_preset=config.participant.thickness_preset,
         nprocs=config.resources.nprocs,
         segmentation=config.participant.segmentation,

@@ -293,31 +293,43 @@ def _radiomics_description(name: str) -> str:
 
 
 class _HistogramInputSpec(BaseInterfaceInputSpec):
-    t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w")
+    t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w (raw T1w for scale 'raw')")
     brain_mask = File(exists=True, mandatory=True)
     probseg = InputMultiObject(File(exists=True), mandatory=True, desc="CSF, GM, WM posteriors")
+    scale = Str("wm-median", usedefault=True, desc="'wm-median' or 'raw' (--histogram-scale)")
 
 
 class Histogram(SimpleInterface):
-    """Intensity histogram of the brain (000 §3.1.2)."""
+    """Intensity histogram of the brain (Turrisi et al. 2024 §3.1.2)."""
 
     input_spec = _HistogramInputSpec
     output_spec = _TableOutputSpec
 
     def _run_interface(self, runtime):
+        raw = self.inputs.scale == "raw"
         table = histogram.intensity_histogram(
-            _load(self.inputs.t1w), _load(self.inputs.brain_mask), _load(self.inputs.probseg[2])
+            _load(self.inputs.t1w),
+            _load(self.inputs.brain_mask),
+            _load(self.inputs.probseg[2]),
+            normalisation="none" if raw else "wm-median",
+            bin_width=histogram.RAW_BIN_WIDTH if raw else histogram.BIN_WIDTH,
         )
         path = Path(runtime.cwd) / "histogram.tsv"
         table.to_csv(path, sep="\t", index=False)
         self._results["table"] = str(path)
         self._results["sidecar"] = {
-            "bin_lower": {"Description": "lower bin edge (white-matter median = 100)"},
+            "bin_lower": {
+                "Description": "lower bin edge ("
+                + ("raw T1w value" if raw else "white-matter median = 100")
+                + ")"
+            },
             "bin_upper": {"Description": "upper bin edge (the last bin is open)"},
             "count": {"Description": "brain voxels in the bin (zero voxels excluded)"},
             "fraction": {"Description": "count / all counted voxels"},
-            "Normalisation": "intensities scaled so that the white-matter median is 100",
-            "BinWidth": histogram.BIN_WIDTH,
+            "Normalisation": "none: the conformed T1w's raw values in the brain mask"
+            if raw
+            else "intensities scaled so that the white-matter median is 100",
+            "BinWidth": histogram.RAW_BIN_WIDTH if raw else histogram.BIN_WIDTH,
         }
         return runtime
 
