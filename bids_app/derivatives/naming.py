@@ -350,6 +350,7 @@ GROUP: dict[str, GroupOutput] = {
             ("predictions", "out-of-fold predictions of every model"),
             ("exclusions", "sessions left out of the classification"),
             ("dropped_features", "feature columns left out of the classification"),
+            ("confusion", "confusion matrix of every model (multi-class target)"),
         )
     },
     "figure_classification_roc_pr": _png("classification_roc_pr", "ROC and PR curves"),
