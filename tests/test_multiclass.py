@@ -179,6 +179,9 @@ def test_target_classes_order_and_bad_targets():
     subjects = pd.Series(clinical.index, index=clinical.index)
     check_target(clinical, subjects, parse_config(_group_args("stage")), "p.tsv")
     few = clinical.assign(stage=[1, 2] * 20 + [3] * 8)
+    smote = parse_config([*_group_args("stage"), "--smote-k", "5"])
+    with pytest.raises(CrossValidationError, match="--smote-k 0"):  # 8 of stage 3: too few
+        check_target(few, subjects, smote, "p.tsv")
     with pytest.raises(CrossValidationError, match="every fold needs every class"):
         check_target(few, subjects, parse_config([*_group_args("stage"), "--cv-folds", "9"]), "")
     with pytest.raises(DesignError, match=r"p\.tsv: .*2 class"):
@@ -204,6 +207,9 @@ def test_group_level_with_a_three_class_target(tmp_path, capsys):
     confusion = pd.read_csv(group / "classification_confusion.tsv", sep="\t")
     assert list(confusion.columns) == ["feature_set", "classifier", "true", "1", "2", "3"]
     assert confusion[["1", "2", "3"]].to_numpy().sum() == 45
+    assert (group / "figures" / "classification_confusion.png").stat().st_size > 1000
+    dictionary = json.loads((group / "classification_confusion.json").read_text())
+    assert "predicted as 2" in dictionary["2"]["Description"]
     best = pd.read_csv(group / "classification_best.tsv", sep="\t")
     assert {"auc_1", "auc_2", "auc_3"} <= set(best.columns) and best.loc[0, "auc"] > 0.7
     sidecar = json.loads((group / "classification_best.json").read_text())

@@ -89,6 +89,17 @@ _MULTICLASS_METRIC_COLUMNS = {
 }
 
 
+def _confusion_columns(classes: Sequence[str]) -> dict[str, dict]:
+    """Describe the columns of the multi-class confusion table."""
+    return {
+        "true": {"Description": "true class (one row per class and model)"},
+        **{
+            name: {"Description": f"sessions of the true class predicted as {name} (out of fold)"}
+            for name in classes
+        },
+    }
+
+
 def _metric_columns(classes: Sequence[str]) -> dict[str, dict]:
     """Describe the metric columns of a binary (no classes) or multi-class target."""
     if not classes:
@@ -371,7 +382,7 @@ def run_classification(
         "classification_dropped_features": (design.dropped_features, None),
     }
     if confusion is not None:
-        tables["classification_confusion"] = (confusion, None)
+        tables["classification_confusion"] = (confusion, _confusion_columns(classes))
     for name, (table, columns) in tables.items():
         writer.write_group_table(table, name, params=params, columns=columns)
 
