@@ -313,6 +313,13 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         raise UsageError("--dl-contrasts must start with T1w (the crops are placed by the T1w)")
     if values.get("positive_label") is not None and values.get("threshold") is not None:
         raise UsageError("give --positive-label (categorical target) or --threshold, not both")
+    if values.get("target_classes") and (
+        values.get("positive_label") is not None or values.get("threshold") is not None
+    ):
+        raise UsageError(
+            "--target-classes is for a multi-class target: leave out --positive-label and "
+            "--threshold (they make the target binary)"
+        )
     sections: dict[str, dict[str, Any]] = {section: {} for section in (*SECTIONS, "run")}
     for name, value in values.items():
         sections[known[name].section][name] = value

@@ -363,6 +363,16 @@ class GroupOptions:
             help="a numeric --target is positive at or above X (EDSS 3.0 in Coll et al. 2023)",
         ),
     )
+    target_classes: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--target-classes",),
+            metavar="VALUE",
+            help="the classes of a multi-class --target, in order (without --positive-label and "
+            "--threshold, e.g. King's stages 1 2 3 4); other values are left out",
+            default_text="every value, numbers in numeric order",
+        ),
+    )
     covariates: tuple[str, ...] = field(
         default=(),
         metadata=declare(

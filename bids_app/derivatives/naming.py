@@ -353,6 +353,7 @@ GROUP: dict[str, GroupOutput] = {
             ("predictions", "out-of-fold predictions of every model"),
             ("exclusions", "sessions or subjects left out of the classification"),
             ("dropped_features", "feature columns left out of the classification"),
+            ("confusion", "confusion matrix of every model (multi-class target)"),
         )
     },
     # longitudinal feature family (--feature-sets rates; brain-stem PhD proposal)

@@ -5,6 +5,14 @@ the feature sets, runs every classifier on every set, writes the tables (Turrisi
 and 4 among them), the out-of-fold predictions and the saved models, and returns what the report
 shows (:mod:`bids_app.reports.classification` draws it). ``--apply-models`` applies saved models
 to this dataset instead.
+
+A target without ``--positive-label`` or ``--threshold`` is multi-class: the stage of the disease
+(King's stage 1-4 in ALS; the brainstem/ALS PhD proposal, objective c, "predict the stage of the
+disease"). Every classifier of the comparison is multi-class natively (the SVMs one-vs-one, the
+others directly; the DNN has one softmax output per class), SMOTE oversamples every class but
+the largest, and the folds stay stratified (by class) and participant-grouped. The metrics are
+macro-averaged with a one-vs-rest AUC per class, and the confusion matrices are a table of their
+own. Saved multi-class models cannot be applied with ``--apply-models`` yet (refused).
 """
 
 from __future__ import annotations
@@ -45,10 +53,11 @@ from bids_app.models.design import (
     GroupDesign,
     Target,
     binary_target,
+    encode_target,
     prediction_table,
 )
 from bids_app.models.harmonization import check_sites
-from bids_app.models.metrics import METRICS
+from bids_app.models.metrics import METRICS, metric_names
 from bids_app.models.persistence import (
     MANIFEST_FIX,
     ModelBundleError,
@@ -58,7 +67,7 @@ from bids_app.models.persistence import (
     manifest,
     model_entry,
 )
-from bids_app.models.tables import best_models, chosen_parameters, f1_table
+from bids_app.models.tables import best_models, chosen_parameters, confusion_table, f1_table
 
 LOGGER = logging.getLogger("bids_app.group")
 
@@ -76,6 +85,38 @@ _METRIC_COLUMNS = {
     "fn": {"Description": "false negatives"},
     "tp": {"Description": "true positives"},
 }
+_MULTICLASS_METRIC_COLUMNS = {
+    "f1": {"Description": "macro-F1: unweighted mean of the classes' F1 scores"},
+    "precision": {"Description": "unweighted mean of the classes' precision"},
+    "recall": {"Description": "unweighted mean of the classes' recall"},
+    "auc": {"Description": "unweighted mean of the classes' one-vs-rest ROC AUC"},
+    "auprc": {"Description": "unweighted mean of the classes' one-vs-rest average precision"},
+    "balanced_accuracy": {"Description": "unweighted mean of the classes' recall"},
+}
+
+
+def _confusion_columns(classes: Sequence[str]) -> dict[str, dict]:
+    """Describe the columns of the multi-class confusion table."""
+    return {
+        "true": {"Description": "true class (one row per class and model)"},
+        **{
+            name: {"Description": f"sessions of the true class predicted as {name} (out of fold)"}
+            for name in classes
+        },
+    }
+
+
+def _metric_columns(classes: Sequence[str]) -> dict[str, dict]:
+    """Describe the metric columns of a binary (no classes) or multi-class target."""
+    if not classes:
+        return _METRIC_COLUMNS
+    return {
+        **_MULTICLASS_METRIC_COLUMNS,
+        **{
+            f"auc_{name}": {"Description": f"one-vs-rest ROC AUC of the class {name}"}
+            for name in classes
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -87,13 +128,13 @@ class ClassificationResult:
     summary : pandas.DataFrame
         Metrics of every model, mean and SD over folds.
     best : pandas.DataFrame
-        Best model per feature set with its summed confusion matrix.
+        Best model per feature set; for a binary target with its summed confusion matrix.
     parameters : pandas.DataFrame
         Hyper-parameters the inner grid search chose.
     best_predictions : dict of str to pandas.DataFrame
         Best classical model of each feature set to its out-of-fold predictions (first repeat).
     labels : tuple of str
-        Names of the negative and positive class.
+        Names of the negative and positive class, or the classes of a multi-class target.
     n_rows, n_participants : int
         Sessions and participants in the design.
     target : str
@@ -110,13 +151,18 @@ class ClassificationResult:
         Sessions left out.
     dropped_features : pandas.DataFrame
         Feature columns left out.
+    metrics : tuple of str
+        The metric columns (:func:`~bids_app.models.metrics.metric_names`).
+    confusion : pandas.DataFrame or None
+        Multi-class target: the confusion matrix of every model (out of fold, first repeat),
+        from :func:`~bids_app.models.tables.confusion_table`; None for a binary target.
     """
 
     summary: pd.DataFrame
     best: pd.DataFrame
     parameters: pd.DataFrame
     best_predictions: dict[str, pd.DataFrame]
-    labels: tuple[str, str]
+    labels: tuple[str, ...]
     n_rows: int
     n_participants: int
     target: str
@@ -128,6 +174,13 @@ class ClassificationResult:
     smote_k: int
     exclusions: pd.DataFrame
     dropped_features: pd.DataFrame
+    metrics: tuple[str, ...] = METRICS
+    confusion: pd.DataFrame | None = None
+
+    @property
+    def multiclass(self) -> bool:
+        """Whether the target has more than two classes."""
+        return self.confusion is not None
 
 
 @dataclass(frozen=True)
@@ -264,7 +317,7 @@ def run_classification(
     design: GroupDesign,
     config: Config,
     writer: DerivativesWriter,
-    labels: tuple[str, str],
+    labels: tuple[str, ...],
     extra_folds: pd.DataFrame | None = None,
 ) -> ClassificationResult:
     """Compare the classifiers on the feature sets; write the tables and the best models.
@@ -278,7 +331,7 @@ def run_classification(
     writer : DerivativesWriter
         The output dataset.
     labels : tuple of str
-        Names of the negative and positive class (figures).
+        Names of the negative and positive class, or the classes (figures).
     extra_folds : pandas.DataFrame, optional
         Fold metrics of models trained elsewhere on the same folds (the networks of
         :mod:`bids_app.group.deep_learning`), added to the comparison tables.
@@ -290,6 +343,8 @@ def run_classification(
     """
     harmonize = config.group.harmonization == "combat" and design.has_sites
     y, groups = design.y, design.groups
+    classes = design.target.classes
+    metrics = metric_names(classes)
     splits = outer_splits(y, groups, config.group.cv_folds, config.group.cv_repeats, config.seed)
     if config.group.smote_k:
         check_smote(y, groups, splits, config.group.smote_k, config.group.cv_folds, config.seed)
@@ -330,6 +385,7 @@ def run_classification(
                     inner_folds=config.group.cv_folds,
                     seed=config.seed,
                     n_jobs=config.resources.nprocs,
+                    classes=classes,
                 )
             except ValueError as exc:
                 # e.g. ComBat on an inner training fold that holds one row of a site
@@ -347,27 +403,38 @@ def run_classification(
                 time.perf_counter() - start,
             )
     folds = pd.concat([*(r.folds for r in results.values()), extra_folds], ignore_index=True)
-    summary = summarise(folds)
-    best = best_models(summary)
-    totals = folds[folds.trial == 0].groupby(["feature_set", "classifier"])[
-        ["tn", "fp", "fn", "tp"]
-    ]
-    best = best.join(totals.sum(), on=["feature_set", "classifier"])
+    summary = summarise(folds, metrics)
+    best = best_models(summary, metrics=metrics)
     parameters = chosen_parameters(folds)
     predictions = pd.concat(
         [r.predictions.assign(feature_set=fs, classifier=c) for (fs, c), r in results.items()],
         ignore_index=True,
     )
+    confusion = None
+    if classes:
+        confusion = confusion_table(predictions, classes)
+        codes = dict(enumerate(classes))
+        predictions = predictions.assign(
+            y_true=predictions["y_true"].map(codes), y_pred=predictions["y_pred"].map(codes)
+        )
+    else:
+        totals = folds[folds.trial == 0].groupby(["feature_set", "classifier"])[
+            ["tn", "fp", "fn", "tp"]
+        ]
+        best = best.join(totals.sum(), on=["feature_set", "classifier"])
+    columns = _metric_columns(classes)
     tables = {
-        "classification_folds": (folds, _METRIC_COLUMNS),
+        "classification_folds": (folds, columns),
         "classification_summary": (summary, None),
         "classification_f1": (f1_table(summary).reset_index(), None),
-        "classification_best": (best, _METRIC_COLUMNS),
+        "classification_best": (best, columns),
         "classification_parameters": (parameters, None),
         "classification_predictions": (predictions, None),
         "classification_exclusions": (design.exclusions, None),
         "classification_dropped_features": (design.dropped_features, None),
     }
+    if confusion is not None:
+        tables["classification_confusion"] = (confusion, _confusion_columns(classes))
     for name, (table, columns) in tables.items():
         writer.write_group_table(table, name, params=params, columns=columns)
 
@@ -381,7 +448,7 @@ def run_classification(
         for row in best_classical.itertuples()
     }
     save_models(design, config, writer, results, best_classical, harmonize)
-    counts = pd.Series(y).map({0: labels[0], 1: labels[1]}).value_counts().to_dict()
+    counts = pd.Series(y).map(dict(enumerate(labels))).value_counts().to_dict()
     return ClassificationResult(
         summary=summary,
         best=best,
@@ -399,6 +466,8 @@ def run_classification(
         smote_k=config.group.smote_k,
         exclusions=design.exclusions,
         dropped_features=design.dropped_features,
+        metrics=metrics,
+        confusion=confusion,
     )
 
 
@@ -432,6 +501,7 @@ def save_models(
     Path
         The manifest.
     """
+    metrics = metric_names(design.target.classes)
     with writer.model_bundle("models") as bundle:
         entries = []
         for row in best.itertuples():
@@ -462,18 +532,21 @@ def save_models(
                         "site_column": SITE if harmonize else None,
                         "covariates": list(design.covariates) if harmonize else [],
                         "hyper_parameters_of_full_model": chosen,
-                        "cv": {m: float(getattr(row, m)) for m in METRICS},
+                        "cv": {m: float(best.at[row.Index, m]) for m in metrics},
                     },
                 )
             )
+        target = {
+            "column": design.target.column,
+            "positive_label": design.target.positive_label,
+            "threshold": design.target.threshold,
+        }
+        if design.target.multiclass:
+            target["classes"] = list(design.target.classes)
         info = {
             "neurostrat_version": __version__,
             "software": software_versions(),
-            "target": {
-                "column": design.target.column,
-                "positive_label": design.target.positive_label,
-                "threshold": design.target.threshold,
-            },
+            "target": target,
             "seed": config.seed,
             "harmonization": "combat" if harmonize else "none",
         }
@@ -522,9 +595,10 @@ def check_target(
             "column: give --threshold X instead (values >= X are positive)"
         )
     try:
-        y = binary_target(clinical[target.column], target).dropna()
+        labels, target = encode_target(clinical[target.column], target)
     except DesignError as exc:
         raise DesignError(f"{source}: {exc}") from exc
+    y = labels.dropna()
     if y.nunique() < 2:
         raise DesignError(
             f"{source}: the target {target.describe()} has one class only "
@@ -578,6 +652,12 @@ def load_saved_models(
     target = info.get("target")
     if not isinstance(target, dict) or not isinstance(target.get("column"), str):
         raise ModelBundleError(f"{path}: no 'target' with its 'column'; {MANIFEST_FIX}")
+    if target.get("classes"):
+        raise ModelBundleError(
+            f"{path}: the models predict the multi-class target {target['column']!r} "
+            f"(classes {target['classes']}), and --apply-models applies binary models only; "
+            "train binary models (--positive-label or --threshold) to validate them externally"
+        )
     harmonised = [model for model in models if model.entry.get("site_column")]
     if not harmonised:
         return info, models, []
@@ -702,24 +782,31 @@ def target_of(config: Config) -> Target:
     Returns
     -------
     Target
-        Column with positive label or threshold.
+        Column with positive label or threshold, or multi-class (with ``--target-classes``).
     """
-    return Target(str(config.group.target), config.group.positive_label, config.group.threshold)
+    return Target(
+        str(config.group.target),
+        config.group.positive_label,
+        config.group.threshold,
+        config.group.target_classes,
+    )
 
 
-def class_names(target: Target) -> tuple[str, str]:
-    """Names of the negative and positive class for figures.
+def class_names(target: Target) -> tuple[str, ...]:
+    """Names of the negative and positive class, or the classes, for figures.
 
     Parameters
     ----------
     target : Target
-        The target.
+        The target (a multi-class one with its classes, as the design gives it).
 
     Returns
     -------
     tuple of str
-        (negative, positive).
+        (negative, positive), or the classes of a multi-class target.
     """
+    if target.multiclass:
+        return target.classes
     if target.threshold is not None:
         return f"< {target.threshold:g}", f">= {target.threshold:g}"
     return f"not {target.positive_label}", str(target.positive_label)

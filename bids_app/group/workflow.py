@@ -475,6 +475,11 @@ def _check_before_writing(
     """
     if config.deep.dl_models and not config.group.target:
         raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
+    if config.deep.dl_models and target_of(config).multiclass:
+        raise DesignError(
+            "--dl-models trains binary networks: give --positive-label or --threshold with "
+            f"--target {config.group.target}; a multi-class target runs with --classifiers only"
+        )
     if config.deep.dl_models or config.deep.feature_extractor:
         crops, _ = collect_crops(processed, writer, config.deep.dl_contrasts)
         if crops.empty:

@@ -6,11 +6,16 @@ set. Coll 2023 §2.1: all scans of one patient in the same fold. The outer folds
 :class:`~sklearn.model_selection.StratifiedGroupKFold` over the participants; the inner grid search
 uses the same splitter on the outer training rows only, and everything fitted (scaler, ComBat,
 SMOTE, classifier) lives in the pipeline that the search refits on the outer training rows.
+
+A multi-class target (the stage, brainstem/ALS PhD proposal objective c) runs the same folds,
+stratified by class; the inner search then ranks by macro-F1 and the metrics are macro-averaged
+(:func:`~bids_app.models.metrics.multiclass_metrics`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +26,13 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
 from bids_app.errors import DataError
 from bids_app.models.classifiers import ClassifierSpec, param_grid
-from bids_app.models.metrics import METRICS, binary_metrics, positive_scores
+from bids_app.models.metrics import (
+    METRICS,
+    binary_metrics,
+    class_scores,
+    multiclass_metrics,
+    positive_scores,
+)
 
 #: Outer and inner folds (Turrisi 2024 §2.4: K = 3).
 N_FOLDS = 3
@@ -56,7 +67,8 @@ class CVResult:
         the confusion counts and the chosen hyper-parameters (``params``, JSON).
     predictions : pandas.DataFrame
         One row per repeat and test row: ``session, participant_id, repeat, fold, y_true,
-        score, y_pred`` (score and prediction averaged over the trials).
+        score, y_pred`` (score and prediction averaged over the trials); a multi-class target
+        has ``score_<class>`` per class instead of ``score``.
     models : list
         The fitted pipelines of the first repeat, one per fold (first trial), for the majority
         vote of Coll 2023 §2.5.
@@ -77,7 +89,7 @@ def outer_splits(
     Parameters
     ----------
     y : numpy.ndarray
-        Labels (0/1).
+        Labels (0/1, or class codes).
     groups : numpy.ndarray
         Participant of each row.
     n_folds : int
@@ -124,11 +136,13 @@ def check_folds(y: np.ndarray, groups: np.ndarray, n_folds: int) -> None:
         Naming the class and the counts.
     """
     subjects = pd.Series(y, index=groups).groupby(level=0).max()
-    for label, count in subjects.value_counts().items():
+    counts = subjects.value_counts()
+    every = "both classes" if len(counts) <= 2 else "every class"
+    for label, count in counts.items():
         if count < n_folds:
             raise CrossValidationError(
                 f"{count} participant(s) with label {label} for {n_folds} folds: every fold needs "
-                "both classes; lower --cv-folds or add participants"
+                f"{every}; lower --cv-folds or add participants"
             )
 
 
@@ -163,7 +177,7 @@ def check_smote(
             split.train[i] for i, _ in splitter.split(np.zeros(len(y_train)), y_train, g_train)
         ]
         for rows in sets:
-            smallest = min(smallest, np.bincount(y[rows], minlength=2).min())
+            smallest = min(smallest, np.bincount(y[rows], minlength=int(y.max()) + 1).min())
     if smallest <= k:
         raise CrossValidationError(
             f"SMOTE with k={k} needs more than {k} rows of the smaller class in every training "
@@ -214,6 +228,7 @@ def _fit(
     inner: int,
     seed: int,
     n_jobs: int,
+    scoring: str,
 ) -> tuple[Any, dict]:
     if not grid:
         return clone(pipeline).fit(X, y), {}
@@ -222,7 +237,7 @@ def _fit(
     search = GridSearchCV(
         pipeline,
         feasible_grid(grid, smallest),
-        scoring="f1",
+        scoring=scoring,
         cv=splitter,
         n_jobs=n_jobs,
         error_score="raise",
@@ -243,6 +258,7 @@ def nested_cross_validate(
     inner_folds: int = N_FOLDS,
     seed: int = 42,
     n_jobs: int = 1,
+    classes: tuple[str, ...] = (),
 ) -> CVResult:
     """Evaluate one classifier on one feature set by nested cross-validation.
 
@@ -251,7 +267,7 @@ def nested_cross_validate(
     X : pandas.DataFrame
         Features, site and covariates (index: the sessions).
     y : numpy.ndarray
-        Labels (0/1).
+        Labels (0/1), or the class codes of ``classes``.
     groups : numpy.ndarray
         Participant of each row.
     spec : ClassifierSpec
@@ -268,6 +284,11 @@ def nested_cross_validate(
         Seed of the inner splits; trial ``t`` of a repeated classifier uses ``seed + t``.
     n_jobs : int
         Parallel fits of the grid search.
+    classes : tuple of str
+        The class names of a multi-class target (empty: binary). The inner search then ranks by
+        macro-F1, the metrics are :func:`~bids_app.models.metrics.multiclass_metrics`, the
+        predictions hold ``score_<class>`` per class and ``y_pred`` is the trials' majority
+        vote (ties to the smaller code).
 
     Returns
     -------
@@ -276,6 +297,7 @@ def nested_cross_validate(
     """
     rows, predictions, models = [], [], []
     grid = param_grid(spec)
+    scoring = "f1_macro" if classes else "f1"
     for split in splits:
         X_train, X_test = X.iloc[split.train], X.iloc[split.test]  # noqa: N806
         y_train, y_test = y[split.train], y[split.test]
@@ -285,10 +307,22 @@ def nested_cross_validate(
             if spec.trials > 1:
                 candidate.set_params(classifier__random_state=seed + trial)
             model, params = _fit(
-                candidate, grid, X_train, y_train, groups[split.train], inner_folds, seed, n_jobs
+                candidate,
+                grid,
+                X_train,
+                y_train,
+                groups[split.train],
+                inner_folds,
+                seed,
+                n_jobs,
+                scoring,
             )
-            score = positive_scores(model, X_test)
-            metrics = binary_metrics(y_test, model.predict(X_test), score)
+            if classes:
+                score = class_scores(model, X_test)
+                metrics = multiclass_metrics(y_test, model.predict(X_test), score, classes)
+            else:
+                score = positive_scores(model, X_test)
+                metrics = binary_metrics(y_test, model.predict(X_test), score)
             rows.append(
                 {
                     "feature_set": feature_set,
@@ -306,20 +340,24 @@ def nested_cross_validate(
             if split.repeat == 0 and trial == 0:
                 models.append(model)
         mean_score = np.mean([s for s, _ in scores], axis=0)
-        votes = np.mean([p for _, p in scores], axis=0)
-        predictions.append(
-            pd.DataFrame(
-                {
-                    "session": X_test.index,
-                    "participant_id": groups[split.test],
-                    "repeat": split.repeat,
-                    "fold": split.fold,
-                    "y_true": y_test,
-                    "score": mean_score,
-                    "y_pred": (votes >= 0.5).astype(int),
-                }
-            )
+        table = pd.DataFrame(
+            {
+                "session": X_test.index,
+                "participant_id": groups[split.test],
+                "repeat": split.repeat,
+                "fold": split.fold,
+                "y_true": y_test,
+            }
         )
+        if classes:
+            votes = np.stack([p for _, p in scores])
+            for code, name in enumerate(classes):
+                table[f"score_{name}"] = mean_score[:, code]
+            table["y_pred"] = [np.bincount(v, minlength=len(classes)).argmax() for v in votes.T]
+        else:
+            table["score"] = mean_score
+            table["y_pred"] = (np.mean([p for _, p in scores], axis=0) >= 0.5).astype(int)
+        predictions.append(table)
     return CVResult(
         feature_set=feature_set,
         classifier=spec.name,
@@ -329,13 +367,15 @@ def nested_cross_validate(
     )
 
 
-def summarise(folds: pd.DataFrame) -> pd.DataFrame:
+def summarise(folds: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """Mean and SD of each metric per feature set and classifier (over folds, repeats, trials).
 
     Parameters
     ----------
     folds : pandas.DataFrame
         :attr:`CVResult.folds` of several results, stacked.
+    metrics : sequence of str
+        The metric columns (:func:`~bids_app.models.metrics.metric_names`).
 
     Returns
     -------
@@ -343,7 +383,7 @@ def summarise(folds: pd.DataFrame) -> pd.DataFrame:
         ``feature_set, classifier, n_folds`` and ``<metric>_mean``, ``<metric>_sd`` (ddof=1).
     """
     grouped = folds.groupby(["feature_set", "classifier"], sort=False)
-    table = grouped[list(METRICS)].agg(["mean", "std"])
+    table = grouped[list(metrics)].agg(["mean", "std"])
     table.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in table.columns]
     table.insert(0, "n_folds", grouped.size())
     return table.reset_index()

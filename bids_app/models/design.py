@@ -8,7 +8,7 @@ were included in the same fold"). Every row or column left out is listed with it
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -28,9 +28,16 @@ class DesignError(DataError):
     """The group table cannot give a design (the message says why and what to do)."""
 
 
+#: Fewest classes of a multi-class target (two classes are a binary target: --positive-label).
+MIN_CLASSES = 3
+
+
 @dataclass(frozen=True)
 class Target:
     """What the classifiers predict.
+
+    Without a positive label and a threshold the target is multi-class: every value of the
+    column is a class (the stage of the disease in the brainstem/ALS PhD proposal, objective c).
 
     Parameters
     ----------
@@ -40,16 +47,27 @@ class Target:
         The class called positive (for a categorical column).
     threshold : float or None
         For a numeric column: values ``>= threshold`` are positive (EDSS >= 3.0 in Coll 2023).
+    classes : tuple of str
+        The classes of a multi-class target, in order (class ``k`` is coded ``k``); empty: every
+        value of the column, numbers in numeric order and text in alphabetical order.
     """
 
     column: str
     positive_label: str | None = None
     threshold: float | None = None
+    classes: tuple[str, ...] = ()
+
+    @property
+    def multiclass(self) -> bool:
+        """Whether every value is a class (no positive label, no threshold)."""
+        return self.positive_label is None and self.threshold is None
 
     def describe(self) -> str:
-        """Say in words which rows are positive."""
+        """Say in words which rows are positive, or which classes there are."""
         if self.threshold is not None:
             return f"{self.column} >= {self.threshold:g}"
+        if self.multiclass:
+            return f"{self.column} in {{{', '.join(self.classes)}}}"
         return f"{self.column} == {self.positive_label}"
 
 
@@ -65,7 +83,8 @@ class GroupDesign:
         Same index: ``participant_id``, ``site`` when there is one, and the covariates encoded as
         numbers (categorical ones as 0/1 indicator columns).
     y : numpy.ndarray
-        1 for positive rows, 0 otherwise.
+        1 for positive rows, 0 otherwise; for a multi-class target, the index of the row's class
+        in ``target.classes``.
     feature_sets : dict of str to list of str
         Named sets of feature columns (a family, or families joined with ``+``).
     covariates : tuple of str
@@ -75,7 +94,7 @@ class GroupDesign:
     dropped_features : pandas.DataFrame
         ``feature, reason`` of the feature columns left out.
     target : Target
-        What ``y`` means.
+        What ``y`` means (a multi-class target with its classes).
     """
 
     features: pd.DataFrame
@@ -114,6 +133,18 @@ class GroupDesign:
         return self.features[self.feature_sets[feature_set]].join(self.meta[extra])
 
 
+def _missing(values: pd.Series) -> pd.Series:
+    return values.isna() | values.astype(str).str.strip().isin(["", "n/a", "nan"])
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def _class_name(value: object, numeric: bool) -> str:
+    return f"{float(value):g}" if numeric else str(value).strip()
+
+
 def binary_target(values: pd.Series, target: Target) -> pd.Series:
     """Turn a column into 1 (positive), 0 (negative) or NaN (missing).
 
@@ -142,7 +173,7 @@ def binary_target(values: pd.Series, target: Target) -> pd.Series:
     >>> binary_target(pd.Series(["ALS", "CN", None]), Target("dx", "ALS")).tolist()
     [1.0, 0.0, nan]
     """
-    missing = values.isna() | values.astype(str).str.strip().isin(["", "n/a", "nan"])
+    missing = _missing(values)
     if target.threshold is not None:
         numbers = pd.to_numeric(values.where(~missing), errors="coerce")
         bad = numbers.isna() & ~missing
@@ -167,6 +198,94 @@ def binary_target(values: pd.Series, target: Target) -> pd.Series:
             "give one of these values with --positive-label"
         )
     return (labels == target.positive_label).astype(float).where(~missing)
+
+
+def multiclass_target(values: pd.Series, target: Target) -> tuple[pd.Series, tuple[str, ...]]:
+    """Code every value of a multi-class column by its class: 0, 1, 2... or NaN.
+
+    The classes are ``target.classes`` in that order, or else every value of the column: numbers
+    in numeric order (stages 1 < 2 < 3 < 4), text in alphabetical order. A numeric column's
+    values are compared as numbers (``"2"`` and ``"2.0"`` are one class).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The target column.
+    target : Target
+        A multi-class target.
+
+    Returns
+    -------
+    codes : pandas.Series
+        Float class codes, NaN where the value is missing or not among ``target.classes``.
+    classes : tuple of str
+        The class names, in the order of the codes.
+
+    Raises
+    ------
+    DesignError
+        If a value of ``target.classes`` never occurs, or there are fewer than
+        :data:`MIN_CLASSES` classes (a binary target needs --positive-label or --threshold).
+
+    Examples
+    --------
+    >>> codes, classes = multiclass_target(pd.Series(["2", "10", None, "1"]), Target("stage"))
+    >>> codes.tolist(), classes
+    ([1.0, 2.0, nan, 0.0], ('1', '2', '10'))
+    >>> multiclass_target(pd.Series(list("abcd")), Target("g", classes=("c", "b", "a")))[0].tolist()
+    [2.0, 1.0, 0.0, nan]
+    """
+    missing = _missing(values)
+    present = values[~missing]
+    given = pd.Series(target.classes, dtype=object)
+    numeric = _is_numeric(present) and _is_numeric(given)
+    names = present.map(lambda value: _class_name(value, numeric))
+    levels = sorted(set(names), key=float if numeric else str)
+    if target.classes:
+        wanted = [_class_name(value, numeric) for value in target.classes]
+        absent = [c for c, w in zip(target.classes, wanted, strict=True) if w not in levels]
+        if absent:
+            raise DesignError(
+                f"target column {target.column!r} never takes the value(s) {absent} of "
+                f"--target-classes (values: {levels}); give values of the column"
+            )
+        levels = wanted
+    if len(levels) < MIN_CLASSES:
+        raise DesignError(
+            f"target column {target.column!r} has {len(levels)} class(es) {levels}: for a binary "
+            "target say which class is positive with --positive-label, or give --threshold for "
+            f"a numeric column; a multi-class target needs at least {MIN_CLASSES} classes"
+        )
+    codes = names.map({name: float(code) for code, name in enumerate(levels)})
+    return codes.reindex(values.index), tuple(levels)
+
+
+def encode_target(values: pd.Series, target: Target) -> tuple[pd.Series, Target]:
+    """Turn a column into the labels of a binary or multi-class target.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The target column.
+    target : Target
+        Positive label, threshold, or neither (multi-class).
+
+    Returns
+    -------
+    labels : pandas.Series
+        Float labels (0/1, or class codes), NaN where missing or not among the classes.
+    target : Target
+        The target; a multi-class one with its classes.
+
+    Raises
+    ------
+    DesignError
+        From :func:`binary_target` or :func:`multiclass_target`.
+    """
+    if not target.multiclass:
+        return binary_target(values, target), target
+    codes, classes = multiclass_target(values, target)
+    return codes, replace(target, classes=classes)
 
 
 def encode_covariates(table: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
@@ -331,7 +450,7 @@ def build_design(
     values = values.drop(columns=list(dropped_names))
     sets = {name: [c for c in cols if c not in dropped_names] for name, cols in sets.items()}
 
-    y = binary_target(clinical[target.column], target)
+    y, target = encode_target(clinical[target.column], target)
     meta = pd.DataFrame({"participant_id": features["participant_id"]}, index=features.index)
     if site_column is not None:
         meta[SITE] = clinical[site_column].astype("string")
@@ -343,7 +462,8 @@ def build_design(
     def leave_out(mask: pd.Series, reason: str) -> None:
         reasons[mask & (reasons == "")] = reason
 
-    leave_out(y.isna(), f"no value of the target {target.column!r}")
+    leave_out(_missing(clinical[target.column]), f"no value of the target {target.column!r}")
+    leave_out(y.isna(), f"{target.column!r} is not among --target-classes {list(target.classes)}")
     if site_column is not None:
         leave_out(meta[SITE].isna(), f"no site ({site_column!r})")
     for column in encoded:
@@ -370,6 +490,13 @@ def build_design(
             + "; ".join(f"{n} x {r}" for r, n in reasons.value_counts().items())
         )
     y_kept = y[kept].to_numpy(dtype=int)
+    if target.multiclass and len(np.unique(y_kept)) < len(target.classes):
+        lost = sorted(set(target.classes) - {target.classes[k] for k in y_kept})
+        raise DesignError(
+            f"the class(es) {lost} of the target {target.column!r} have no session left among "
+            f"the {int(kept.sum())} sessions with every value; classification needs every "
+            "class: leave them out with --target-classes, or add sessions"
+        )
     if len(np.unique(y_kept)) < 2:
         raise DesignError(
             f"the target {target.describe()} has one class only among the "

@@ -1,11 +1,16 @@
-"""Performance of a binary classifier on a test set.
+"""Performance of a binary or multi-class classifier on a test set.
 
 Turrisi 2024 §2.5 reports precision, recall, F1, AUC and AUPRC; Coll 2023 §2.7 balanced accuracy,
 sensitivity and specificity. All come from scikit-learn; the confusion matrix is kept as counts.
+A multi-class target (the disease stage of the brainstem/ALS PhD proposal, objective c) keeps the
+names with their macro-averaged meaning, the unweighted mean over the classes: macro-F1, precision
+and recall, the mean of the one-vs-rest AUCs and average precisions, and balanced accuracy (the
+mean recall of the classes); each class's one-vs-rest AUC is kept as ``auc_<class>``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +35,33 @@ METRICS = (
     "sensitivity",
     "specificity",
 )
+
+
+#: The metrics of :func:`multiclass_metrics` shared by every target (then ``auc_<class>``).
+MULTICLASS_METRICS = ("f1", "precision", "recall", "auc", "auprc", "balanced_accuracy")
+
+
+def metric_names(classes: Sequence[str] = ()) -> tuple[str, ...]:
+    """Name the metric columns of a binary target (no classes) or of a multi-class one.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        The classes of a multi-class target; empty for a binary one.
+
+    Returns
+    -------
+    tuple of str
+        :data:`METRICS`, or :data:`MULTICLASS_METRICS` and ``auc_<class>`` for every class.
+
+    Examples
+    --------
+    >>> metric_names(["1", "2", "3"])[-3:]
+    ('auc_1', 'auc_2', 'auc_3')
+    """
+    if not classes:
+        return METRICS
+    return MULTICLASS_METRICS + tuple(f"auc_{name}" for name in classes)
 
 
 def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) -> dict[str, float]:
@@ -78,6 +110,78 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) ->
         "fn": int(fn),
         "tp": int(tp),
     }
+
+
+def multiclass_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
+    """Compute the macro-averaged and per-class metrics of one multi-class test set.
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        True and predicted class codes (``0 .. len(classes) - 1``).
+    scores : numpy.ndarray
+        ``(rows, classes)`` scores (probabilities or one-vs-rest decision values), from
+        :func:`class_scores`.
+    classes : sequence of str
+        Class names, in the order of the codes.
+
+    Returns
+    -------
+    dict of str to float
+        :func:`metric_names` of ``classes``; a class absent from the test set has a NaN AUC and
+        is left out of the means of AUC and AUPRC.
+
+    Examples
+    --------
+    >>> y = np.array([0, 1, 2, 2])
+    >>> scores = np.eye(3)[[0, 1, 2, 1]]
+    >>> m = multiclass_metrics(y, scores.argmax(axis=1), scores, ["a", "b", "c"])
+    >>> m["auc_a"], m["balanced_accuracy"]
+    (1.0, 0.8333333333333334)
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    labels = list(range(len(classes)))
+    aucs, precisions = [], []
+    for code in labels:
+        positive = y_true == code
+        both = 0 < positive.sum() < len(y_true)
+        aucs.append(roc_auc_score(positive, scores[:, code]) if both else np.nan)
+        precisions.append(average_precision_score(positive, scores[:, code]) if both else np.nan)
+    averaged = {"labels": labels, "average": "macro"}
+    result = {
+        "f1": f1_score(y_true, y_pred, zero_division=0.0, **averaged),
+        "precision": precision_score(y_true, y_pred, zero_division=np.nan, **averaged),
+        "recall": recall_score(y_true, y_pred, zero_division=np.nan, **averaged),
+        "auc": np.nanmean(aucs) if not np.isnan(aucs).all() else np.nan,
+        "auprc": np.nanmean(precisions) if not np.isnan(precisions).all() else np.nan,
+        "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+        **{f"auc_{name}": value for name, value in zip(classes, aucs, strict=True)},
+    }
+    return {k: float(v) for k, v in result.items()}
+
+
+def class_scores(model: Any, X: Any) -> np.ndarray:  # noqa: N803 (scikit-learn's name)
+    """Scores of every class: probabilities when the model has them, else decision values.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted multi-class classifier (or pipeline) with classes ``0 .. K-1``.
+    X : array-like
+        Rows to score.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, K)``; higher means more likely that class (the SVMs' one-vs-rest decision
+        values).
+    """
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)
+    return model.decision_function(X)
 
 
 def positive_scores(model: Any, X: Any) -> np.ndarray:  # noqa: N803 (scikit-learn's name)

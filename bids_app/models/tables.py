@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -46,7 +47,9 @@ def f1_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=order, columns=list(dict.fromkeys(summary["feature_set"])))
 
 
-def best_models(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
+def best_models(
+    summary: pd.DataFrame, metric: str = "f1", metrics: Sequence[str] = METRICS
+) -> pd.DataFrame:
     """Turrisi 2024 Table 4: the best classifier of each feature set (by mean ``metric``).
 
     Parameters
@@ -54,7 +57,10 @@ def best_models(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
     summary : pandas.DataFrame
         From :func:`~bids_app.models.crossval.summarise`.
     metric : str
-        The metric that ranks the classifiers (Turrisi 2024 ranks by F1).
+        The metric that ranks the classifiers (Turrisi 2024 ranks by F1; macro-F1 for a
+        multi-class target).
+    metrics : sequence of str
+        The metric columns kept (:func:`~bids_app.models.metrics.metric_names`).
 
     Returns
     -------
@@ -62,8 +68,8 @@ def best_models(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
         One row per feature set: ``feature_set, classifier`` and the mean of every metric.
     """
     best = summary.loc[summary.groupby("feature_set", sort=False)[f"{metric}_mean"].idxmax()]
-    columns = ["feature_set", "classifier"] + [f"{m}_mean" for m in METRICS]
-    table = best[columns].rename(columns={f"{m}_mean": m for m in METRICS})
+    columns = ["feature_set", "classifier"] + [f"{m}_mean" for m in metrics]
+    table = best[columns].rename(columns={f"{m}_mean": m for m in metrics})
     return table.reset_index(drop=True)
 
 
@@ -100,3 +106,45 @@ def chosen_parameters(folds: pd.DataFrame) -> pd.DataFrame:
     wide = long.pivot_table(index=keys, columns="split", values="value", aggfunc="first")
     wide["mode"] = long.groupby(keys)["value"].agg(lambda v: v.mode().iloc[0])
     return wide.reset_index().rename_axis(columns=None)
+
+
+def confusion_table(predictions: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Confusion matrix of every model over its out-of-fold predictions of the first repeat.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Stacked :attr:`~bids_app.models.crossval.CVResult.predictions` with ``feature_set`` and
+        ``classifier``; ``y_true`` and ``y_pred`` are class codes.
+    classes : sequence of str
+        Class names, in the order of the codes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``feature_set, classifier, true`` then one count column per predicted class; each
+        model's counts sum to its sessions.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"feature_set": "v", "classifier": "knn", "repeat": 0,
+    ...                   "y_true": [0, 1, 2, 2], "y_pred": [0, 2, 2, 2]})
+    >>> confusion_table(p, ["a", "b", "c"])
+      feature_set classifier true  a  b  c
+    0           v        knn    a  1  0  0
+    1           v        knn    b  0  0  1
+    2           v        knn    c  0  0  2
+    """
+    first = predictions[predictions["repeat"] == 0]
+    codes = range(len(classes))
+    tables = []
+    for (feature_set, classifier), rows in first.groupby(["feature_set", "classifier"], sort=False):
+        counts = pd.crosstab(rows["y_true"], rows["y_pred"]).reindex(
+            index=codes, columns=codes, fill_value=0
+        )
+        counts.index, counts.columns = list(classes), list(classes)
+        table = counts.rename_axis(index="true", columns=None).reset_index()
+        table.insert(0, "classifier", classifier)
+        table.insert(0, "feature_set", feature_set)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -45,30 +45,61 @@ def roc_pr_figure(predictions: Mapping[str, pd.DataFrame]) -> plt.Figure:
     return figure
 
 
-def confusion_figure(best: pd.DataFrame, labels: tuple[str, str]) -> plt.Figure:
-    """Confusion matrices (summed over the outer folds) of the best model of each feature set.
+def best_confusion_matrices(result: ClassificationResult) -> dict[str, np.ndarray]:
+    """Collect the confusion matrix of each feature set's best model (rows true, columns predicted).
 
     Parameters
     ----------
-    best : pandas.DataFrame
-        ``feature_set, classifier, tn, fp, fn, tp``.
+    result : ClassificationResult
+        A binary result (``tn, fp, fn, tp`` of :attr:`~ClassificationResult.best`, summed over
+        the outer folds) or a multi-class one (:attr:`~ClassificationResult.confusion`).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Panel title (feature set and classifier) to its counts, classes in the order of
+        ``labels``.
+    """
+    matrices = {}
+    for _, row in result.best.iterrows():
+        title = f"{row.feature_set}\n{row.classifier}"
+        if result.confusion is None:
+            matrices[title] = np.array([[row.tn, row.fp], [row.fn, row.tp]])
+            continue
+        table = result.confusion
+        chosen = (table.feature_set == row.feature_set) & (table.classifier == row.classifier)
+        matrices[title] = table.loc[chosen, list(result.labels)].to_numpy()
+    return matrices
+
+
+def confusion_figure(matrices: Mapping[str, np.ndarray], labels: tuple[str, ...]) -> plt.Figure:
+    """Draw confusion matrices side by side, one panel per model.
+
+    Parameters
+    ----------
+    matrices : mapping of str to numpy.ndarray
+        Panel title to its counts (rows true, columns predicted), from
+        :func:`best_confusion_matrices`.
     labels : tuple of str
-        Names of the negative and the positive class.
+        Names of the classes (negative and positive for a binary target).
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per row of ``best``.
+        One panel per matrix.
     """
-    figure, axes = plt.subplots(1, len(best), figsize=(3.2 * len(best), 3.0), squeeze=False)
-    for axis, (_, row) in zip(axes[0], best.iterrows(), strict=True):
-        matrix = np.array([[row.tn, row.fp], [row.fn, row.tp]])
+    size = 3.0 + 0.4 * max(len(labels) - 2, 0)
+    figure, axes = plt.subplots(
+        1, len(matrices), figsize=((size + 0.2) * len(matrices), size), squeeze=False
+    )
+    ticks = list(range(len(labels)))
+    for axis, (title, matrix) in zip(axes[0], matrices.items(), strict=True):
         axis.imshow(matrix, cmap="Blues")
         for (i, j), value in np.ndenumerate(matrix):
             axis.text(j, i, str(int(value)), ha="center", va="center")
-        axis.set_xticks([0, 1], labels)
-        axis.set_yticks([0, 1], labels)
-        axis.set(xlabel="predicted", ylabel="true", title=f"{row.feature_set}\n{row.classifier}")
+        axis.set_xticks(ticks, labels)
+        axis.set_yticks(ticks, labels)
+        axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.tight_layout()
     return figure
 
@@ -102,7 +133,9 @@ def histogram_figure(histograms: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def design_text(n_rows: int, n_participants: int, target: str, counts: Mapping) -> str:
+def design_text(
+    n_rows: int, n_participants: int, target: str, counts: Mapping, multiclass: bool = False
+) -> str:
     """Say in a sentence what the classifiers were trained on.
 
     Parameters
@@ -113,6 +146,8 @@ def design_text(n_rows: int, n_participants: int, target: str, counts: Mapping) 
         The target in words.
     counts : mapping
         Label to count.
+    multiclass : bool
+        Whether the target has more than two classes.
 
     Returns
     -------
@@ -120,8 +155,9 @@ def design_text(n_rows: int, n_participants: int, target: str, counts: Mapping) 
         HTML.
     """
     classes = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in counts.items())
+    what = "multi-class target" if multiclass else "positive when"
     return (
-        f"<p>{n_rows} sessions of {n_participants} participants; positive when "
+        f"<p>{n_rows} sessions of {n_participants} participants; {what} "
         f"<code>{html.escape(target)}</code> ({classes}).</p>"
     )
 
@@ -144,7 +180,9 @@ def tables_html(tables: Mapping[str, pd.DataFrame]) -> str:
     )
 
 
-def mean_sd_table(summary: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+def mean_sd_table(
+    summary: pd.DataFrame, id_columns: list[str], metrics: Sequence[str] = METRICS
+) -> pd.DataFrame:
     """Every metric as ``mean ± SD`` over the folds.
 
     Parameters
@@ -153,6 +191,8 @@ def mean_sd_table(summary: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
         From :func:`bids_app.models.crossval.summarise` (``<metric>_mean``, ``<metric>_sd``).
     id_columns : list of str
         Columns that name the models.
+    metrics : sequence of str
+        The metric columns (:func:`~bids_app.models.metrics.metric_names`).
 
     Returns
     -------
@@ -160,7 +200,7 @@ def mean_sd_table(summary: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
         The id columns, then one text column per metric.
     """
     shown = summary[id_columns].copy()
-    for metric in METRICS:
+    for metric in metrics:
         shown[metric] = [
             f"{m:.2f} ± {s:.2f}"
             for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
@@ -182,39 +222,58 @@ def render_classification(result: ClassificationResult) -> ReportPart:
         The sections, the ROC/PR and confusion figures.
     """
     part = ReportPart()
-    roc = part.figure(
-        roc_pr_figure(result.best_predictions), "ROC and PR", "figure_classification_roc_pr"
-    )
     confusion = part.figure(
-        confusion_figure(result.best, result.labels),
+        confusion_figure(best_confusion_matrices(result), result.labels),
         "confusion matrices",
         "figure_classification_confusion",
     )
-    overview = design_text(result.n_rows, result.n_participants, result.target, result.counts)
+    f1 = "macro-F1" if result.multiclass else "F1"
+    overview = design_text(
+        result.n_rows, result.n_participants, result.target, result.counts, result.multiclass
+    )
     overview += (
         f"<p>Nested, participant-grouped, stratified {result.cv_folds}-fold cross-validation "
         f"({result.cv_repeats} repeat(s), shuffling seed {result.seed}); inner grid search on "
-        "F1; "
+        f"{f1}; "
         + ("ComBat on the training folds; " if result.harmonized else "")
         + (f"SMOTE (k={result.smote_k}) on the training folds." if result.smote_k else "")
         + "</p>"
     )
+    if result.multiclass:
+        overview += (
+            "<p>Multi-class: F1, precision, recall, AUC and AUPRC are unweighted means over the "
+            "classes (AUC and AUPRC one-vs-rest), <code>auc_&lt;class&gt;</code> is each class's "
+            "one-vs-rest AUC; the confusion matrices count the out-of-fold predictions of the "
+            "first repeat.</p>"
+        )
     parameters = result.parameters
     part.sections += [
         ("Classification: design", overview),
         (
-            "Classification: F1 (%) by feature set and classifier (Turrisi 2024 Table 3)",
+            f"Classification: {f1} (%) by feature set and classifier (Turrisi 2024 Table 3)",
             table_html(f1_table(result.summary).reset_index()),
         ),
         (
             "Classification: best model per feature set (Turrisi 2024 Table 4)",
             table_html(result.best),
         ),
-        ("Classification: ROC and precision-recall curves", roc),
-        ("Classification: confusion matrices", confusion),
+    ]
+    if not result.multiclass:
+        roc = part.figure(
+            roc_pr_figure(result.best_predictions), "ROC and PR", "figure_classification_roc_pr"
+        )
+        part.sections.append(("Classification: ROC and precision-recall curves", roc))
+    part.sections.append(("Classification: confusion matrices", confusion))
+    if result.multiclass:
+        part.sections.append(
+            ("Classification: confusion matrices of every model", table_html(result.confusion))
+        )
+    part.sections += [
         (
             "Classification: all metrics (mean ± SD over folds)",
-            table_html(mean_sd_table(result.summary, ["feature_set", "classifier"])),
+            table_html(
+                mean_sd_table(result.summary, ["feature_set", "classifier"], result.metrics)
+            ),
         ),
         (
             "Classification: chosen hyper-parameters (Turrisi 2024 Table 1)",
