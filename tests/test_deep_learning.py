@@ -261,6 +261,20 @@ def test_pretrained_feature_extractor(planted, tmp_path):
         assert table.shape == (24, 1 + 32) and table.filter(like=layer).notna().all().all()
     summary = pd.read_csv(out / "group" / "classification_summary.tsv", sep="\t")
     assert {"pretrained_dl7", "pretrained_dl8"} <= set(summary.feature_set)
+    sidecar = json.loads((out / "group" / "features_pretrained_dl7.json").read_text())
+    assert sidecar["Parameters"]["resampled"] is False
+    # a checkpoint trained on crops of another size: the crops are resampled to its size, and
+    # the sidecar and the report say so (Turrisi 2024 took its extractor from another study)
+    other = tmp_path / "other_size.pt"
+    shape = [n + 4 for n in cohort.images.shape[2:]]
+    torch.save(checkpoint("cnn8", network_options("cnn8", 2), 1, shape, 2.0, net), other)
+    assert main([*args[:-1], str(other)]) == 0
+    sidecar = json.loads((out / "group" / "features_pretrained_dl7.json").read_text())
+    assert sidecar["Parameters"]["resampled"] is True
+    assert sidecar["Parameters"]["checkpoint_crop_shape"] == shape
+    assert "Crop-size mismatch" in (out / "group" / "report.html").read_text()
+    table = pd.read_csv(out / "group" / "features_pretrained_dl7.tsv", sep="\t")
+    assert table.shape == (24, 1 + 32) and table.filter(like="dl7").notna().all().all()
     # a file that is not a checkpoint is refused with the format named
     bad = tmp_path / "bad.pt"
     torch.save({"weights": 1}, bad)

@@ -136,6 +136,38 @@ def load_volumes(
     return volumes
 
 
+def resample_volumes(volumes: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Resample crops to another grid size by trilinear interpolation (corners not aligned).
+
+    Used when a pretrained network was trained on crops of another size (Turrisi 2024 §2.2.2
+    took its feature extractor from another study): the crop's field of view is kept, its
+    voxels are resized.
+
+    Parameters
+    ----------
+    volumes : numpy.ndarray of shape (N, C, D, H, W)
+        The crops.
+    shape : sequence of int
+        The target ``(D, H, W)``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (N, C, *shape)
+        The resampled crops, float32.
+
+    Examples
+    --------
+    >>> resample_volumes(np.ones((2, 1, 4, 4, 4)), (8, 6, 4)).shape
+    (2, 1, 8, 6, 4)
+    """
+    tensor = torch.as_tensor(np.ascontiguousarray(volumes), dtype=torch.float32)
+    size = tuple(int(n) for n in shape)
+    resized = torch.nn.functional.interpolate(
+        tensor, size=size, mode="trilinear", align_corners=False
+    )
+    return resized.numpy()
+
+
 def _checked(
     data: np.ndarray,
     affine: np.ndarray,

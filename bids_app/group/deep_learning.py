@@ -34,7 +34,7 @@ from bids_app.deep.devices import resolve_device
 from bids_app.deep.lrp import relevance
 from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.deep.training import edss_closeness_weights
-from bids_app.deep.volumes import load_volumes
+from bids_app.deep.volumes import load_volumes, resample_volumes
 from bids_app.derivatives.writer import DerivativesWriter, software_versions
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.models.crossval import outer_splits, summarise
@@ -596,17 +596,32 @@ def pretrained_features(
 
     Returns
     -------
-    dict of str to pandas.DataFrame
+    tables : dict of str to pandas.DataFrame
         ``pretrained_dl7`` and ``pretrained_dl8`` (CNN8), or ``pretrained`` (other networks):
         ``participant_id``, maybe ``session_id``, then the features.
+    params : dict
+        The checkpoint, its network, its crop size and the data's, and whether the crops were
+        resampled to the checkpoint's size (a checkpoint trained on crops of another size).
 
     Raises
     ------
     BundleError
-        If the checkpoint is unusable or does not fit the crops.
+        If the checkpoint is unusable or has another number of contrasts.
     """
     volumes = load_volumes([[Path(p) for p in r] for r in crops[list(contrasts)].to_numpy()])
-    model, info = load_checkpoint(path, volumes.shape[2:], volumes.shape[1])
+    crops_shape = volumes.shape[2:]
+    model, info = load_checkpoint(path, in_channels=volumes.shape[1])
+    trained_shape = [int(n) for n in info["input_shape"]]
+    resampled = list(volumes.shape[2:]) != trained_shape
+    if resampled:  # another crop size: resize the crops to the network's (reported)
+        LOGGER.warning(
+            "%s was trained on crops of %s voxels, the data's are %s: the crops are resampled "
+            "to the network's size (trilinear); the features describe resized images",
+            path,
+            trained_shape,
+            list(volumes.shape[2:]),
+        )
+        volumes = resample_volumes(volumes, trained_shape)
     model.to(device).eval()
     batches: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
@@ -626,4 +641,10 @@ def pretrained_features(
         columns = [f"{family}_{k:03d}" for k in range(values.shape[1])]
         tables[family] = pd.concat([ids, pd.DataFrame(values, columns=columns)], axis=1)
     LOGGER.info("features of %s (%s) for %d sessions", path, info["network"], len(volumes))
-    return tables
+    return tables, {
+        "feature_extractor": str(path),
+        "network": info["network"],
+        "checkpoint_crop_shape": trained_shape,
+        "data_crop_shape": [int(n) for n in crops_shape],
+        "resampled": resampled,
+    }

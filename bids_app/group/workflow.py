@@ -49,7 +49,7 @@ from bids_app.models.design import DesignError, build_design, join_families
 from bids_app.reports.classification import render_classification, render_external
 from bids_app.reports.clustering import render_clustering
 from bids_app.reports.deep_learning import render_deep_learning
-from bids_app.reports.group import render_group_report, render_recipe
+from bids_app.reports.group import render_extractor, render_group_report, render_recipe
 from bids_app.reports.html import ReportPart
 from bids_app.reports.statistics import render_statistics
 from bids_app.statistics.demographics import (
@@ -359,15 +359,16 @@ def run_group_level(
     extra_folds = None
     if config.deep.feature_extractor:
         crops, _ = collect_crops(inventory, writer, config.deep.dl_contrasts)
-        extracted = pretrained_features(
+        extracted, extractor = pretrained_features(
             config.deep.feature_extractor,
             crops,
             config.deep.dl_contrasts,
             resolve_device(config.resources.device),
         )
         for family, features in extracted.items():
-            writer.write_group_table(features, "features", family=family)
+            writer.write_group_table(features, "features", family=family, params=extractor)
         tables.update(extracted)
+        sections.append(render_extractor(extractor))
     if config.deep.dl_models:
         deep, attention = _deep_learning(inventory, participants, config, writer)
         sections += _written(render_deep_learning(deep, attention), writer)

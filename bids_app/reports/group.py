@@ -52,6 +52,33 @@ def _characteristics_table(characteristics: pd.DataFrame) -> str:
     return table_html(wide)
 
 
+def render_extractor(params: dict) -> tuple[str, str]:
+    """Render the section naming the pretrained feature extractor and any crop-size mismatch.
+
+    Parameters
+    ----------
+    params : dict
+        What :func:`bids_app.group.deep_learning.pretrained_features` returns beside its tables.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The section's heading and HTML body.
+    """
+    text = (
+        f"<p>Deep features of <code>{html.escape(params['feature_extractor'])}</code> "
+        f"({html.escape(params['network'])}), trained on crops of "
+        f"{params['checkpoint_crop_shape']} voxels.</p>"
+    )
+    if params["resampled"]:
+        text += (
+            f"<p><b>Crop-size mismatch:</b> this dataset's crops are {params['data_crop_shape']} "
+            "voxels; they were resampled (trilinear) to the network's size, so the features "
+            "describe resized images.</p>"
+        )
+    return "Pretrained feature extractor", text
+
+
 def render_recipe(recipe: Recipe, changed: Sequence[str], gaps: Sequence[str]) -> tuple[str, str]:
     """Render the section that names the recipe of the run and how the run departed from it.
 
