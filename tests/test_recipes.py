@@ -22,6 +22,7 @@ from bids_app.config import build_config
 from bids_app.config.recipes import deviations, load_recipe, recipe_names
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.models.classifiers import TURRISI_TABLE1
+from bids_app.synthetic.crops import make_crop_cohort, write_crop_dataset
 from bids_app.synthetic.features import make_feature_cohort
 from bids_app.synthetic.subtypes import make_subtype_cohort
 from tests.test_classification import _write_dataset as write_feature_dataset
@@ -194,3 +195,32 @@ def test_turrisi_recipe_stays_at_chance_on_a_null_cohort(tmp_path):
     folds = _turrisi_run(tmp_path, effect_size=0.0, seed=8)
     mean_auc = folds.groupby("classifier")["auc"].mean()
     assert (abs(mean_auc - 0.5) <= 0.2).all(), mean_auc
+
+
+#: CPU settings of the deep recipes' test: a narrow network, a few epochs, three folds (each a
+#: deviation, listed in the report).
+CPU_DEEP = ["--dl-base-width", "4", "--dl-epochs", "4", "--dl-batch-size", "2"]
+CPU_DEEP += ["--no-dl-validation", "--cv-folds", "3", "--smote-k", "3", "--dl-contrasts", "T1w"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(
+    ("recipe", "network", "rule"),
+    [("coll-ms-attention", "resnet3d", "alpha1beta0"), ("lu-gamer-mril", "gamer", "composite")],
+)
+def test_deep_recipes_learn_planted_atrophy(recipe, network, rule, tmp_path):
+    cohort = make_crop_cohort(24, atrophy=0.8, seed=3)
+    bids, out = write_crop_dataset(cohort, tmp_path)
+    args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(tmp_path / "w")]
+    # the synthetic cohort has a diagnosis, not an EDSS, and CNN-ready T1w crops only
+    args += ["--recipe", recipe, "--target", "diagnosis", "--positive-label", "ALS"]
+    args += ["--feature-sets", f"deep_{network}", *CPU_DEEP]
+    assert main(args) == 0
+    folds = pd.read_csv(out / "group" / "deep_folds.tsv", sep="\t")
+    assert set(folds["classifier"]) == {network}
+    assert folds["auc"].mean() >= 0.8, folds
+    card = json.loads(next((out / "group").rglob("model_card.json")).read_text())
+    assert card["lrp_rule"] == rule and card["preset"] == load_recipe(recipe).options["dl_preset"]
+    report = _report(out)
+    assert f"Recipe: {recipe}" in report and "threshold: None (recipe: " in report
