@@ -63,6 +63,7 @@ _METRIC_COLUMNS = {
     "auc": {"Description": "area under the ROC curve (from probabilities or decision values)"},
     "auprc": {"Description": "average precision (area under the precision-recall curve)"},
     "balanced_accuracy": {"Description": "mean of sensitivity and specificity"},
+    "accuracy": {"Description": "fraction of correct predictions, (TP + TN) / n"},
     "sensitivity": {"Description": "TP / (TP + FN)"},
     "specificity": {"Description": "TN / (TN + FP)"},
     "tn": {"Description": "true negatives"},

@@ -29,6 +29,7 @@ from bids_app.group.clustering import run_clustering
 from bids_app.group.deep_learning import (
     DeepOutcome,
     collect_crops,
+    crop_space,
     pretrained_features,
     run_deep_learning,
 )
@@ -399,6 +400,7 @@ def _check_before_writing(
                 f"{list(config.deep.dl_contrasts)}, which {option} needs; run the participant "
                 "level first"
             )
+        crop_space(crops)  # crops of both --cnn-space settings are refused before any output
     if not (config.group.target or config.group.apply_models):
         return None
     sessions = pd.DataFrame(
