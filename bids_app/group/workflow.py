@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -481,21 +482,36 @@ def _classification(
                 )
             )
         else:
+            feature_sets = list(config.group.feature_sets or default_feature_sets(list(columns)))
+            # beside the networks, the logistic regression on volumes of Coll 2023 §2.4 always
+            # runs: the design then holds the volumes even where --feature-sets leaves them out
+            baseline = bool(config.deep.dl_models)
+            extra = ["volumes"] if baseline and "volumes" in columns else []
             design = build_design(
                 features,
                 columns,
                 clinical,
                 target_of(config),
-                config.group.feature_sets or default_feature_sets(list(columns)),
+                list(dict.fromkeys(feature_sets + extra)),
                 covariates=covariates_for(config, clinical.columns),
                 site_column=config.group.site_column or ("site" if "site" in clinical else None),
+            )
+            design = dataclasses.replace(
+                design, feature_sets={s: design.feature_sets[s] for s in feature_sets}
             )
             for _, row in design.exclusions.iterrows():
                 LOGGER.warning(
                     "%s left out of the classification: %s", *row[["participant_id", "reason"]]
                 )
             part += render_classification(
-                run_classification(design, config, writer, class_names(design.target), extra_folds)
+                run_classification(
+                    design,
+                    config,
+                    writer,
+                    class_names(design.target),
+                    extra_folds,
+                    baseline=baseline,
+                )
             )
     elif not config.group.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")
