@@ -35,6 +35,9 @@ SEGMENTATIONS = ("atlas", "meshnet")
 #: ``--precision`` choices of the pretrained networks' inference.
 PRECISIONS = ("auto", "float32", "mixed")
 CNN_NORMALISATIONS = ("minmax", "zscore")
+#: ``--cnn-space`` choices: the CNN-ready crops resampled through the whole registration
+#: (affine + SyN) or through its affine stage only (Coll et al. 2023 §2.2, FLIRT).
+CNN_SPACES = ("nonlinear", "affine")
 #: ``--atlas`` choices (regional grey-matter volumes; see :mod:`bids_app.features.atlases`).
 ATLASES = ("desikan-killiany", "harvard-oxford", "aal", "neuromorphometrics")
 #: Feature families of the participant level.
@@ -84,6 +87,8 @@ DL_CONTRASTS = ("T1w", "FLAIR", "T2w")
 DL_PRESETS = ("coll2023", "lu2023")
 #: ``--lrp-rule`` choices (:func:`bids_app.deep.lrp.relevance`).
 LRP_RULES = ("composite", "alpha1beta0", "epsilon")
+#: ``--lrp-target`` choices: the class whose output the attention maps explain.
+LRP_TARGETS = ("predicted", "positive")
 
 #: Largest ``--seed``: the seeds of numpy, ITK and torch are unsigned 32-bit integers.
 SEED_MAX = 2**32 - 1
@@ -271,6 +276,17 @@ class ParticipantOptions:
             flags=("--cnn-normalisation",),
             choices=CNN_NORMALISATIONS,
             help="intensity normalisation of the CNN-ready crops (Coll et al. 2023 use minmax)",
+        ),
+    )
+    cnn_space: str = field(
+        default="nonlinear",
+        metadata=declare(
+            flags=("--cnn-space",),
+            choices=CNN_SPACES,
+            help="template space of the CNN-ready crops: nonlinear resamples through the "
+            "affine + SyN registration (atrophy largely warped away), affine through its affine "
+            "stage only, as the FLIRT registration of Coll et al. 2023 §2.2 (atrophy kept in "
+            "the crop); the networks of a group run must all see crops of one space",
         ),
     )
     features: tuple[str, ...] = field(
@@ -635,6 +651,15 @@ class DeepOptions:
             flags=("--lrp-rule",), choices=LRP_RULES, help="LRP rules of the attention maps"
         ),
     )
+    lrp_target: str = field(
+        default="predicted",
+        metadata=declare(
+            flags=("--lrp-target",),
+            choices=LRP_TARGETS,
+            help="class whose output the attention maps explain: the predicted class of each "
+            "subject, the 'winning class' of Coll et al. 2023 §2.6, or always the positive class",
+        ),
+    )
     models: Path | None = field(
         default=None,
         metadata=declare(
@@ -893,6 +918,8 @@ class Config:
             "skull_strip": self.participant.skull_strip,
             "cnn_normalisation": self.participant.cnn_normalisation,
         }
+        if self.participant.cnn_space != "nonlinear":  # the default keeps the former digest
+            relevant["cnn_space"] = self.participant.cnn_space
         digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

@@ -56,13 +56,14 @@ import copy
 from dataclasses import dataclass
 from itertools import pairwise
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from bids_app.deep.networks import Add, Multiply
 
-__all__ = ["PRESETS", "combined_map", "fold_batchnorm", "relevance"]
+__all__ = ["PRESETS", "TARGETS", "combined_map", "explained_classes", "fold_batchnorm", "relevance"]
 
 #: Rule per layer role. "composite": Lu 2023 §II.E-F after Montavon et al. (2019);
 #: "alpha1beta0": Coll 2023 §2.6 (beta = 0 on all layers).
@@ -71,6 +72,9 @@ PRESETS: dict[str, dict[str, str]] = {
     "epsilon": {"input": "epsilon", "conv": "epsilon", "dense": "epsilon"},
     "alpha1beta0": {"input": "alpha1beta0", "conv": "alpha1beta0", "dense": "alpha1beta0"},
 }
+#: Which class a map explains: the predicted class (Coll 2023 §2.6: beta = 0 keeps "the positive
+#: contributions that led the classification to the winning class") or always the positive one.
+TARGETS = ("predicted", "positive")
 _GATED_RULES = ("proportional", "all")
 _STARTS = ("logit", "attention")
 #: Parameter-free modules the gradient already propagates correctly (relevance / activation).
@@ -447,6 +451,36 @@ def relevance(
             raise ValueError("LRP needs the network input to be read by Conv3d or Linear layers")
         (grad,) = torch.autograd.grad(value, leaf)
     return grad.detach().to(x.device)
+
+
+def explained_classes(predicted: np.ndarray, target: str = "predicted") -> np.ndarray:
+    """Return the class each sample's relevance map explains (``relevance``'s ``target``).
+
+    Parameters
+    ----------
+    predicted : numpy.ndarray
+        The predicted class of each sample, 0 or 1 (for an ensemble, its decision, e.g. the
+        majority vote of Coll 2023 §2.5, so that every fold model explains the same class).
+    target : {"predicted", "positive"}
+        ``predicted``: the winning class of each sample, as Coll 2023 §2.6 (true and false
+        negatives are explained by the negative class); ``positive``: the positive class for all.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 class indices, one per sample.
+
+    Examples
+    --------
+    >>> explained_classes(np.array([0, 1, 1]))
+    array([0, 1, 1])
+    >>> explained_classes(np.array([0, 1, 1]), "positive")
+    array([1, 1, 1])
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown LRP target {target!r}; choose one of {TARGETS}")
+    predicted = np.asarray(predicted, dtype=np.int64)
+    return predicted if target == "predicted" else np.ones_like(predicted)
 
 
 def combined_map(relevance: Tensor, x: Tensor) -> Tensor:

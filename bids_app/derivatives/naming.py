@@ -71,6 +71,12 @@ OUTPUTS: dict[str, tuple[dict[str, str], str, str]] = {
         "xfm",
         ".nii.gz",
     ),
+    # the affine stage alone (what ``--cnn-space affine`` crops through)
+    "xfm_t1w_to_template_affine": (
+        {"from": "T1w", "to": TEMPLATE_SPACE, "mode": "image", "desc": "affine"},
+        "xfm",
+        ".mat",
+    ),
     "t1w_mni": ({**_MNI, "desc": "preproc"}, "T1w", ".nii.gz"),
     "brain_mask_mni": ({**_MNI, "desc": "brain"}, "mask", ".nii.gz"),
     "dseg_mni": (_MNI, "dseg", ".nii.gz"),

@@ -107,6 +107,26 @@ def params_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """Return the JSON sidecar of a derivative, or an empty dict when it has none.
+
+    Parameters
+    ----------
+    path : Path
+        The data file.
+
+    Returns
+    -------
+    dict
+        The sidecar's content (empty when it is missing or unreadable).
+    """
+    try:
+        content = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
 def bids_uri(bids_dir: Path, path: Path, dataset: str = "raw") -> str:
     """Return the BIDS URI of an input file, e.g. ``bids:raw:sub-01/anat/sub-01_T1w.nii.gz``.
 

@@ -17,6 +17,7 @@ own. Saved multi-class models cannot be applied with ``--apply-models`` yet (ref
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -71,6 +72,13 @@ from bids_app.models.tables import best_models, chosen_parameters, confusion_tab
 
 LOGGER = logging.getLogger("bids_app.group")
 
+#: The logistic-regression baseline of Coll et al. (2023) §2.4 and §3.2: the volumes of WM, GM,
+#: the lateral ventricles, brain stem and cerebellum (one volume in the paper, two here), the
+#: total intracranial volume and the lesion load (``volumes`` columns; lesion only with masks).
+COLL2023_VOLUMES = ("wm", "gm", "lateral_ventricles", "brainstem", "cerebellum", "tiv", "lesion")
+#: Feature set and classifier of that baseline, run beside the networks of ``--dl-models``.
+BASELINE_SET, BASELINE_CLASSIFIER = "volumes_coll2023", "logistic_regression"
+
 _METRIC_COLUMNS = {
     "f1": {"Description": "F1 score of the positive class"},
     "precision": {"Description": "positive predictive value"},
@@ -78,6 +86,7 @@ _METRIC_COLUMNS = {
     "auc": {"Description": "area under the ROC curve (from probabilities or decision values)"},
     "auprc": {"Description": "average precision (area under the precision-recall curve)"},
     "balanced_accuracy": {"Description": "mean of sensitivity and specificity"},
+    "accuracy": {"Description": "fraction of correct predictions, (TP + TN) / n"},
     "sensitivity": {"Description": "TP / (TP + FN)"},
     "specificity": {"Description": "TN / (TN + FP)"},
     "tn": {"Description": "true negatives"},
@@ -319,6 +328,7 @@ def run_classification(
     writer: DerivativesWriter,
     labels: tuple[str, ...],
     extra_folds: pd.DataFrame | None = None,
+    baseline: bool = False,
 ) -> ClassificationResult:
     """Compare the classifiers on the feature sets; write the tables and the best models.
 
@@ -335,6 +345,10 @@ def run_classification(
     extra_folds : pandas.DataFrame, optional
         Fold metrics of models trained elsewhere on the same folds (the networks of
         :mod:`bids_app.group.deep_learning`), added to the comparison tables.
+    baseline : bool
+        Also run the logistic-regression baseline of Coll 2023 §2.4 on :data:`COLL2023_VOLUMES`
+        (feature set :data:`BASELINE_SET`, whatever ``--classifiers`` says), where the design
+        has those volumes.
 
     Returns
     -------
@@ -359,49 +373,58 @@ def run_classification(
             raise CrossValidationError(f"ComBat harmonisation: {exc}") from exc
     params = _params(config, design, harmonize)
     results: dict[tuple[str, str], CVResult] = {}
-    for feature_set, features in design.feature_sets.items():
+    jobs = [(f, name) for f in design.feature_sets for name in config.group.classifiers]
+    volumes = [c for c in COLL2023_VOLUMES if c in design.features]
+    if baseline and volumes:
+        design = dataclasses.replace(
+            design, feature_sets={**design.feature_sets, BASELINE_SET: volumes}
+        )
+        jobs.append((BASELINE_SET, BASELINE_CLASSIFIER))
+    elif baseline:
+        LOGGER.warning("no volumes table: no logistic-regression baseline (Coll 2023 §2.4)")
+    for feature_set, name in jobs:
+        features = design.feature_sets[feature_set]
         X = design.X(feature_set)  # noqa: N806
-        for name in config.group.classifiers:
-            spec = classifier_spec(name, feature_set, config.group.hyperparameters)
-            pipeline = build_pipeline(
+        spec = classifier_spec(name, feature_set, config.group.hyperparameters)
+        pipeline = build_pipeline(
+            spec,
+            features,
+            config.seed,
+            site_column=SITE if harmonize else None,
+            covariates=design.covariates if harmonize else (),
+            unseen_site=config.group.unseen_site,
+            smote_k=config.group.smote_k or None,
+        )
+        start = time.perf_counter()
+        try:
+            result = nested_cross_validate(
+                X,
+                y,
+                groups,
                 spec,
-                features,
-                config.seed,
-                site_column=SITE if harmonize else None,
-                covariates=design.covariates if harmonize else (),
-                unseen_site=config.group.unseen_site,
-                smote_k=config.group.smote_k or None,
+                pipeline,
+                splits,
+                feature_set=feature_set,
+                inner_folds=config.group.cv_folds,
+                seed=config.seed,
+                n_jobs=config.resources.nprocs,
+                classes=classes,
             )
-            start = time.perf_counter()
-            try:
-                result = nested_cross_validate(
-                    X,
-                    y,
-                    groups,
-                    spec,
-                    pipeline,
-                    splits,
-                    feature_set=feature_set,
-                    inner_folds=config.group.cv_folds,
-                    seed=config.seed,
-                    n_jobs=config.resources.nprocs,
-                    classes=classes,
-                )
-            except ValueError as exc:
-                # e.g. ComBat on an inner training fold that holds one row of a site
-                raise CrossValidationError(
-                    f"{feature_set} / {spec.label}: {exc} (with few participants per site, "
-                    "lower --cv-folds or use --harmonization none)"
-                ) from exc
-            results[feature_set, name] = result
-            LOGGER.info(
-                "classification %s / %s: F1 %.3f, AUC %.3f (%.0f s)",
-                feature_set,
-                spec.label,
-                result.folds["f1"].mean(),
-                result.folds["auc"].mean(),
-                time.perf_counter() - start,
-            )
+        except ValueError as exc:
+            # e.g. ComBat on an inner training fold that holds one row of a site
+            raise CrossValidationError(
+                f"{feature_set} / {spec.label}: {exc} (with few participants per site, "
+                "lower --cv-folds or use --harmonization none)"
+            ) from exc
+        results[feature_set, name] = result
+        LOGGER.info(
+            "classification %s / %s: F1 %.3f, AUC %.3f (%.0f s)",
+            feature_set,
+            spec.label,
+            result.folds["f1"].mean(),
+            result.folds["auc"].mean(),
+            time.perf_counter() - start,
+        )
     folds = pd.concat([*(r.folds for r in results.values()), extra_folds], ignore_index=True)
     summary = summarise(folds, metrics)
     best = best_models(summary, metrics=metrics)

@@ -31,11 +31,11 @@ from bids_app.deep.augment import PRESETS as AUGMENTATIONS
 from bids_app.deep.bundle import CARD_VERSION, checkpoint, load_checkpoint
 from bids_app.deep.crossval import DeepCVResult, NetworkSpec, deep_cross_validate, fold_models
 from bids_app.deep.devices import resolve_device
-from bids_app.deep.lrp import relevance
+from bids_app.deep.lrp import explained_classes, relevance
 from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.deep.training import edss_closeness_weights
 from bids_app.deep.volumes import load_volumes, resample_volumes
-from bids_app.derivatives.writer import DerivativesWriter, software_versions
+from bids_app.derivatives.writer import DerivativesWriter, read_sidecar, software_versions
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.models.crossval import outer_splits, summarise
 from bids_app.models.design import DesignError, Target, binary_target
@@ -63,6 +63,10 @@ class DeepRun:
         Whether a validation fold was held out of each training set.
     lrp_rule : str
         LRP rule preset of the attention maps.
+    lrp_target : str
+        Class the attention maps explain: ``predicted`` or ``positive`` (``--lrp-target``).
+    cnn_space : str
+        Template space of the crops (``--cnn-space`` of the participant level).
     """
 
     networks: tuple[str, ...]
@@ -71,6 +75,8 @@ class DeepRun:
     preset: str
     validation: bool
     lrp_rule: str
+    lrp_target: str = "predicted"
+    cnn_space: str = "nonlinear"
 
 
 @dataclass
@@ -91,10 +97,11 @@ class DeepOutcome:
         ``deep_<network>`` to its out-of-fold embeddings (``participant_id``, maybe
         ``session_id``, then the features): feature families for the classifiers.
     relevance : dict of str to numpy.ndarray
-        Network to the out-of-fold relevance maps ``[n_rows, X, Y, Z]`` (first contrast's
-        channel summed over contrasts).
+        Network to the out-of-fold relevance maps ``[n_rows, X, Y, Z]`` (summed over
+        contrasts) of the class in the predictions' ``explained_class``.
     predictions : dict of str to pandas.DataFrame
-        Network to its out-of-fold predictions (first repeat), in the order of ``rows``.
+        Network to its out-of-fold predictions (first repeat), in the order of ``rows``, with
+        the class each row's relevance map explains (``explained_class``).
     rows : pandas.DataFrame
         The sessions used, in the order of the maps: ids, crop paths, ``y_true``, the target
         column and ``age`` when known.
@@ -225,7 +232,9 @@ def collect_crops(
     -------
     crops : pandas.DataFrame
         One row per session with all crops (index ``sub-X[_ses-Y]``): ``participant_id``,
-        ``session_id`` when there are sessions, and a path column per contrast.
+        ``session_id`` when there are sessions, a path column per contrast and ``cnn_space``
+        (the first contrast's sidecar ``CnnSpace``; ``nonlinear``, the only space before
+        ``--cnn-space``, when it has none).
     missing : pandas.DataFrame
         ``participant_id, session_id, reason`` of the sessions left out.
     """
@@ -245,9 +254,43 @@ def collect_crops(
                 }
             )
             continue
-        rows.append({"key": item.key, **ids, **{c: str(p) for c, p in paths.items()}})
+        space = str(read_sidecar(paths[contrasts[0]]).get("CnnSpace", "nonlinear"))
+        rows.append(
+            {"key": item.key, **ids, **{c: str(p) for c, p in paths.items()}, "cnn_space": space}
+        )
     crops = pd.DataFrame(rows).set_index("key") if rows else pd.DataFrame()
     return crops, pd.DataFrame(missing, columns=["participant_id", "session_id", "reason"])
+
+
+def crop_space(crops: pd.DataFrame) -> str:
+    """Return the one template space of the sessions' crops (``--cnn-space``).
+
+    Crops resampled through the whole registration and through its affine stage only differ
+    in what they show of atrophy (Coll 2023 §2.2): one network must not see both.
+
+    Parameters
+    ----------
+    crops : pandas.DataFrame
+        From :func:`collect_crops`.
+
+    Returns
+    -------
+    str
+        ``nonlinear`` or ``affine``.
+
+    Raises
+    ------
+    DesignError
+        When the crops come from both spaces.
+    """
+    spaces = sorted(set(crops["cnn_space"]))
+    if len(spaces) > 1:
+        counts = crops["cnn_space"].value_counts().to_dict()
+        raise DesignError(
+            f"the CNN-ready crops come from different --cnn-space settings {counts}: re-run the "
+            "participant level of the sessions of one space with the other's --cnn-space"
+        )
+    return spaces[0] if spaces else "nonlinear"
 
 
 def _labels(
@@ -336,6 +379,8 @@ def run_deep_learning(
         preset=config.deep.dl_preset,
         validation=bool(config.deep.dl_validation),
         lrp_rule=config.deep.lrp_rule,
+        lrp_target=config.deep.lrp_target,
+        cnn_space=crop_space(rows),
     )
     outcome = DeepOutcome(
         run=run, left_out=left_out, rows=rows, affine=affine, volumes=volumes, ages=ages
@@ -368,16 +413,18 @@ def run_deep_learning(
             device,
         )
         results[name] = (result, spec)
-        outcome.relevance[name] = out_of_fold_relevance(
-            result, spec, volumes, ages, config.deep.lrp_rule, device
-        )
         prediction = result.predictions.query("repeat == 0").set_index("row").sort_index()
+        classes = explained_classes(prediction["y_pred"].to_numpy(), config.deep.lrp_target)
+        outcome.relevance[name] = out_of_fold_relevance(
+            result, spec, volumes, ages, config.deep.lrp_rule, device, classes
+        )
         outcome.predictions[name] = rows[["participant_id"]].assign(
             **{c: rows[c] for c in ("session_id",) if c in rows},
             y_true=y,
             score=prediction["score"].to_numpy(),
             y_pred=prediction["y_pred"].to_numpy(),
             fold=result.test_fold,
+            explained_class=classes,
         )
         ids = rows[[c for c in ("participant_id", "session_id") if c in rows]]
         embedding = pd.DataFrame(
@@ -393,7 +440,15 @@ def run_deep_learning(
     )
     _write_tables(outcome, results, left_out, writer, config)
     save_bundle(
-        results, rows, contrasts, volumes.shape[2:], float(zooms[0]), target, config, writer
+        results,
+        rows,
+        contrasts,
+        volumes.shape[2:],
+        float(zooms[0]),
+        run.cnn_space,
+        target,
+        config,
+        writer,
     )
     return outcome
 
@@ -405,6 +460,7 @@ def out_of_fold_relevance(
     ages: np.ndarray | None,
     rule: str,
     device: torch.device,
+    classes: np.ndarray | None = None,
     batch_size: int = 4,
 ) -> np.ndarray:
     """Explain every row with the fold model that did not train on it.
@@ -423,13 +479,16 @@ def out_of_fold_relevance(
         LRP rule preset.
     device : torch.device
         Where to compute.
+    classes : numpy.ndarray or None
+        The class each row's map explains (:func:`~bids_app.deep.lrp.explained_classes`);
+        None explains the positive class of every row.
     batch_size : int
         Rows per LRP pass.
 
     Returns
     -------
     numpy.ndarray
-        float32 ``[n_rows, X, Y, Z]``: relevance of the positive class summed over contrasts.
+        float32 ``[n_rows, X, Y, Z]``: relevance of each row's class summed over contrasts.
     """
     maps = np.zeros((len(volumes), *volumes.shape[2:]), dtype=np.float32)
     for fold, net in enumerate(fold_models(result, spec, volumes.shape[1], device)):
@@ -439,7 +498,9 @@ def out_of_fold_relevance(
                 continue
             x = torch.as_tensor(volumes[chunk], dtype=torch.float32, device=device)
             age = None if ages is None else torch.as_tensor(ages[chunk], device=device)
-            target = 1 if getattr(net, "n_outputs", 2) == 2 else None
+            target = torch.ones(len(chunk), dtype=torch.long, device=device)
+            if classes is not None:
+                target = torch.as_tensor(classes[chunk], dtype=torch.long, device=device)
             r = relevance(net, x, age, target=target, rule=rule)
             maps[chunk] = r.sum(dim=1).detach().float().cpu().numpy()
     return maps
@@ -451,6 +512,7 @@ def save_bundle(
     contrasts: Sequence[str],
     input_shape: Sequence[int],
     voxel_size_mm: float,
+    cnn_space: str,
     target: Target,
     config: Config,
     writer: DerivativesWriter,
@@ -469,6 +531,8 @@ def save_bundle(
         Crop size in voxels.
     voxel_size_mm : float
         Crop voxel size.
+    cnn_space : str
+        Template space of the crops (``--cnn-space``); ``--models`` checks it.
     target : Target
         What the networks predict.
     config : Config
@@ -531,6 +595,8 @@ def save_bundle(
             "seed": config.seed,
             "preset": config.deep.dl_preset,
             "lrp_rule": config.deep.lrp_rule,
+            "lrp_target": config.deep.lrp_target,
+            "cnn_space": cnn_space,
             "training_participants": sorted(set(rows["participant_id"])),
             "n_sessions": len(rows),
             "networks": networks,
@@ -546,7 +612,14 @@ def _write_tables(
     writer: DerivativesWriter,
     config: Config,
 ) -> None:
-    params = {"networks": list(results), "preset": config.deep.dl_preset, "seed": config.seed}
+    params = {
+        "networks": list(results),
+        "preset": config.deep.dl_preset,
+        "seed": config.seed,
+        "lrp_rule": config.deep.lrp_rule,
+        "lrp_target": config.deep.lrp_target,
+        "cnn_space": outcome.run.cnn_space if outcome.run else "nonlinear",
+    }
     histories = pd.concat(
         [r.histories.assign(network=name) for name, (r, _) in results.items()], ignore_index=True
     )
@@ -558,8 +631,16 @@ def _write_tables(
     }
     for name, table in tables.items():
         writer.write_group_table(table, name, params=params)
+    explained = {
+        "explained_class": {
+            "Description": "class whose output the row's attention map explains (LRP)",
+            "Levels": {"0": "negative", "1": "positive"},
+        }
+    }
     for name, table in outcome.predictions.items():
-        writer.write_group_table(table, "deep_predictions", params=params, network=name)
+        writer.write_group_table(
+            table, "deep_predictions", params=params, columns=explained, network=name
+        )
     for family, table in outcome.features.items():
         writer.write_group_table(table, "features", params=params, family=family)
     for name, maps in outcome.relevance.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from bids_app.group.clustering import run_clustering
 from bids_app.group.deep_learning import (
     DeepOutcome,
     collect_crops,
+    crop_space,
     pretrained_features,
     run_deep_learning,
 )
@@ -490,6 +492,7 @@ def _check_before_writing(
                 f"{list(config.deep.dl_contrasts)}, which {option} needs; run the participant "
                 "level first"
             )
+        crop_space(crops)  # crops of both --cnn-space settings are refused before any output
     if not (config.group.target or config.group.apply_models):
         return None
     sessions = _sessions_of(processed)
@@ -575,20 +578,27 @@ def _classification(
                 )
             )
         else:
-            feature_sets = config.group.feature_sets or default_feature_sets(list(columns))
+            feature_sets = list(config.group.feature_sets or default_feature_sets(list(columns)))
             excluded = None
             if wants_subject_rows(feature_sets, config.group.predict_from):
                 features, columns, clinical, excluded = _subject_rows(
                     features, columns, clinical, feature_sets, config, writer
                 )
+            # beside the networks, the logistic regression on volumes of Coll 2023 §2.4 always
+            # runs: the design then holds the volumes even where --feature-sets leaves them out
+            baseline = bool(config.deep.dl_models)
+            extra = ["volumes"] if baseline and "volumes" in columns else []
             design = build_design(
                 features,
                 columns,
                 clinical,
                 target_of(config),
-                feature_sets,
+                list(dict.fromkeys(feature_sets + extra)),
                 covariates=covariates_for(config, clinical.columns),
                 site_column=config.group.site_column or ("site" if "site" in clinical else None),
+            )
+            design = dataclasses.replace(
+                design, feature_sets={s: design.feature_sets[s] for s in feature_sets}
             )
             if excluded is not None:
                 design = with_exclusions(design, excluded)
@@ -597,7 +607,14 @@ def _classification(
                     "%s left out of the classification: %s", *row[["participant_id", "reason"]]
                 )
             part += render_classification(
-                run_classification(design, config, writer, class_names(design.target), extra_folds)
+                run_classification(
+                    design,
+                    config,
+                    writer,
+                    class_names(design.target),
+                    extra_folds,
+                    baseline=baseline,
+                )
             )
     elif not config.group.target:
         LOGGER.info("no --target: no classification (descriptive statistics only)")

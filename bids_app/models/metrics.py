@@ -1,7 +1,8 @@
 """Performance of a binary or multi-class classifier on a test set.
 
 Turrisi 2024 §2.5 reports precision, recall, F1, AUC and AUPRC; Coll 2023 §2.7 balanced accuracy,
-sensitivity and specificity. All come from scikit-learn; the confusion matrix is kept as counts.
+sensitivity and specificity, and its results (§3.1-3.2) the plain accuracy of the CNN and of the
+logistic-regression baseline. All come from scikit-learn; the confusion matrix is kept as counts.
 A multi-class target (the disease stage of the brainstem/ALS PhD proposal, objective c) keeps the
 names with their macro-averaged meaning, the unweighted mean over the classes: macro-F1, precision
 and recall, the mean of the one-vs-rest AUCs and average precisions, and balanced accuracy (the
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
+    accuracy_score,
     average_precision_score,
     balanced_accuracy_score,
     confusion_matrix,
@@ -32,6 +34,7 @@ METRICS = (
     "auc",
     "auprc",
     "balanced_accuracy",
+    "accuracy",
     "sensitivity",
     "specificity",
 )
@@ -100,6 +103,7 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) ->
         "auc": roc_auc_score(y_true, score) if both else np.nan,
         "auprc": average_precision_score(y_true, score) if both else np.nan,
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred) if both else np.nan,
+        "accuracy": accuracy_score(y_true, y_pred),
         "sensitivity": tp / (tp + fn) if tp + fn else np.nan,
         "specificity": tn / (tn + fp) if tn + fp else np.nan,
     }

@@ -37,8 +37,8 @@ def init_coregistration_wf(
     -------
     nipype.pipeline.engine.Workflow
         Inputs ``t1w_preproc``, ``brain_mask``, ``forward``, ``lesion`` and one per contrast
-        (``flair``, ``t2w``: the raw image); outputs ``<contrast>_mni`` (lower case) and
-        ``summaries`` (one dict per contrast, for the QC report).
+        (``flair``, ``t2w``: the raw image); outputs ``<contrast>_mni`` and ``<contrast>_t1w``
+        (lower case) and ``summaries`` (one dict per contrast, for the QC report).
 
     Examples
     --------
@@ -53,7 +53,10 @@ def init_coregistration_wf(
         name="inputnode",
     )
     outputnode = pe.Node(
-        niu.IdentityInterface(fields=[f"{label}_mni" for label in labels] + ["summaries"]),
+        niu.IdentityInterface(
+            fields=[f"{label}_{space}" for label in labels for space in ("mni", "t1w")]
+            + ["summaries"]
+        ),
         name="outputnode",
     )
     merge = pe.Node(niu.Merge(len(labels)), name="merge_other", run_without_submitting=True)
@@ -77,7 +80,7 @@ def init_coregistration_wf(
                 ("forward", "forward"),
             ]),
             (other, merge, [("summary", f"in{index}")]),
-            (other, outputnode, [("out_mni", f"{label}_mni")]),
+            (other, outputnode, [("out_mni", f"{label}_mni"), ("out_t1w", f"{label}_t1w")]),
         ])  # fmt: skip
         if lesion:
             workflow.connect(inputnode, "lesion", other, "lesion")

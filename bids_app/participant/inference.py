@@ -2,11 +2,13 @@
 
 For every session with CNN-ready crops, each network of the bundle predicts with all its fold
 models; they are combined by majority vote (Coll 2023 §2.5) and by their mean probability. The
-attention map is the LRP relevance of the positive class (Coll 2023 §2.6), averaged over the fold
-models, written on the crop grid (template space) and resampled to the native T1w through the
-inverse registration, with a per-region table: mean relevance and voxels above the subject's
-95th percentile of positive relevance per atlas region (Coll 2023 §2.6.1). A session that fails
-is reported and the others go on.
+attention map is the LRP relevance of the majority vote's class (Coll 2023 §2.6, the "winning
+class"; ``--lrp-target positive``: of the positive class), averaged over the fold models, written
+on the crop grid (template space) and resampled to the native T1w through the inverse
+registration (its affine stage alone for ``--cnn-space affine`` crops), with a per-region table:
+mean relevance and voxels above the subject's 95th percentile of positive relevance per atlas
+region (Coll 2023 §2.6.1). A session that fails is reported and the others go on; a session whose
+crops are of another ``--cnn-space`` than the networks' is skipped.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from bids_app.deep.bundle import (
     read_card,
 )
 from bids_app.deep.devices import resolve_device
-from bids_app.deep.lrp import relevance
+from bids_app.deep.lrp import explained_classes, relevance
 from bids_app.deep.volumes import load_volumes
 from bids_app.derivatives.naming import bundle_path
-from bids_app.derivatives.writer import DerivativesWriter
+from bids_app.derivatives.writer import DerivativesWriter, read_sidecar
 from bids_app.features.atlases import load_atlas
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.preprocessing.cnn_input import to_crop_grid
@@ -95,17 +97,27 @@ def run_inference(
     """
     assert config.deep.models is not None
     contrasts = _contrasts(config.deep.models)
+    card, _ = read_card(bundle_path(config.deep.models, "deep_model_card"))
+    trained_space = card.get("cnn_space", "nonlinear")
     sessions = []
     outcomes = []
     for item in inventory:
         paths = [writer.path(f"{c.lower()}_cnn", item.entities) for c in contrasts]
         absent = [p.name for p in paths if not p.exists()]
+        space = read_sidecar(paths[0]).get("CnnSpace", "nonlinear") if not absent else None
         if absent:
             reason = f"no crop {absent[0]}: run the participant level without --models first"
-            outcomes.append(InferenceOutcome(item.key, "skipped", reason))
-            LOGGER.warning("%s: %s", item.key, reason)
+        elif space != trained_space:
+            reason = (
+                f"its crops are in the {space} space, the networks were trained on "
+                f"{trained_space} crops: re-run the participant level with --cnn-space "
+                f"{trained_space}"
+            )
         else:
             sessions.append((item, paths))
+            continue
+        outcomes.append(InferenceOutcome(item.key, "skipped", reason))
+        LOGGER.warning("%s: %s", item.key, reason)
     if not sessions:
         return outcomes
     grid = nib.load(sessions[0][1][0])
@@ -162,7 +174,7 @@ def predict_session(
     names : dict of int to str
         Atlas label names.
     config : Config
-        ``lrp_rule`` and ``atlas``.
+        ``lrp_rule``, ``lrp_target`` and ``atlas``.
     writer : DerivativesWriter
         The derivatives dataset.
     """
@@ -170,6 +182,7 @@ def predict_session(
     x = torch.as_tensor(volume, device=device)
     crop_affine = nib.load(paths[0]).affine
     age_tensor = None if np.isnan(age) else torch.tensor([age], device=device)
+    space = bundle.card.get("cnn_space", "nonlinear")  # the crops' (checked by run_inference)
     rows = []
     params = {"models": str(bundle.directory), "card_sha256": bundle.card_sha256}
     sources = list(item.t1w[:1])
@@ -177,20 +190,22 @@ def predict_session(
         if any(getattr(m, "uses_age", False) for m in models) and age_tensor is None:
             raise BundleError(f"network {name} takes age: participants.tsv has no age for it")
         probabilities = ensemble_predict(models, x, age_tensor)[:, 0]
+        vote = majority_vote(probabilities[:, None])
+        explained = int(explained_classes(vote, config.deep.lrp_target)[0])
         rows.append(
             {
                 "network": name,
                 **{f"fold-{k}_probability": p for k, p in enumerate(probabilities)},
                 "mean_probability": float(probabilities.mean()),
                 "votes": int((probabilities >= 0.5).sum()),
-                "majority_vote": int(majority_vote(probabilities[:, None])[0]),
+                "majority_vote": int(vote[0]),
+                "explained_class": explained,
                 "model_card_sha256": bundle.card_sha256,
             }
         )
+        target = torch.tensor([explained], device=device)
         maps = [
-            relevance(
-                m, x, age_tensor, target=1 if m.n_outputs == 2 else None, rule=config.deep.lrp_rule
-            )
+            relevance(m, x, age_tensor, target=target, rule=config.deep.lrp_rule)
             .sum(dim=1)[0]
             .detach()
             .float()
@@ -200,9 +215,13 @@ def predict_session(
         ]
         mean_map = np.mean(maps, axis=0).astype(np.float32)
         entities = {**item.entities, "desc": name}
+        which = "positive" if explained == 1 else "negative"
         meta = {
-            "Description": f"LRP relevance of the positive class ({config.deep.lrp_rule} rules), "
+            "Description": f"LRP relevance of the {which} class ({config.deep.lrp_rule} rules), "
             f"mean over {len(models)} fold models",
+            "LrpTarget": config.deep.lrp_target,
+            "ExplainedClass": explained,
+            "CnnSpace": space,
             "ModelCardSHA256": bundle.card_sha256,
         }
         writer.write_image(
@@ -214,10 +233,16 @@ def predict_session(
             metadata=meta,
         )
         reference = writer.path("t1w_preproc", item.entities)
-        inverse = writer.path("xfm_template_to_t1w", item.entities)
+        affine = space == "affine"
+        inverse = writer.path(
+            "xfm_t1w_to_template_affine" if affine else "xfm_template_to_t1w", item.entities
+        )
         if reference.exists() and inverse.exists():
             native = apply_transform(
-                nib.Nifti1Image(mean_map, crop_affine), nib.load(reference), [inverse]
+                nib.Nifti1Image(mean_map, crop_affine),
+                nib.load(reference),
+                [inverse],
+                invert=[True] if affine else None,
             )
             writer.write_image(
                 native, "relevance_t1w", entities, sources=sources, params=params, metadata=meta

@@ -69,6 +69,9 @@ class AnatomicalOptions:
         TemplateFlow folder, or None for nilearn's template.
     cnn_normalisation : str
         ``minmax`` or ``zscore``.
+    cnn_space : {"nonlinear", "affine"}
+        Transform of the CNN-ready crops: the whole registration, or its affine stage only
+        (Coll 2023 §2.2).
     features : tuple of str
         Feature families to compute.
     atlas : str
@@ -101,6 +104,7 @@ class AnatomicalOptions:
     seed: int = 42
     templateflow_home: Path | None = None
     cnn_normalisation: str = "minmax"
+    cnn_space: str = "nonlinear"
     features: tuple[str, ...] = FEATURE_FAMILIES
     atlas: str = "desikan-killiany"
     radiomics_rois: tuple[str, ...] = RADIOMICS_ROIS
@@ -404,6 +408,7 @@ def resolve_options(
         seed=config.seed,
         templateflow_home=config.participant.templateflow_home,
         cnn_normalisation=config.participant.cnn_normalisation,
+        cnn_space=config.participant.cnn_space,
         features=config.participant.features,
         atlas=config.participant.atlas,
         radiomics_rois=config.participant.radiomics_rois,

@@ -68,13 +68,23 @@ def write_session_outputs(
         image(f"probseg_{tissue.lower()}", path, t1w_source)
     copy("xfm_t1w_to_template", outputs["register"].forward, t1w_source, Format="ANTs field")
     copy("xfm_template_to_t1w", outputs["register"].inverse, t1w_source, Format="ANTs field")
+    copy(
+        "xfm_t1w_to_template_affine",
+        outputs["register"].affine,
+        t1w_source,
+        Format="ANTs affine",
+        Description="the affine stage of the registration alone",
+    )
     image("t1w_mni", to_template.t1w_mni, t1w_source, **mni)
     image("brain_mask_mni", to_template.mask_mni, t1w_source, Type="Brain", **mni)
     image("dseg_mni", to_template.dseg_mni, t1w_source, **mni)
     image("logjacobian_mni", to_template.logjacobian_mni, t1w_source, **mni)
     if isdefined(to_template.lesion_mni):
         image("lesion_mni", to_template.lesion_mni, [inputs.lesion_masks[0]], **mni)
-    image("t1w_cnn", outputs["cnn_t1w"].out_file, t1w_source, **mni)
+    # CnnSpace: the crops of the two --cnn-space choices must not be mixed (checked by the
+    # group level and by --models)
+    cnn = {**mni, "CnnSpace": options.cnn_space}
+    image("t1w_cnn", outputs["cnn_t1w"].out_file, t1w_source, **cnn)
     for contrast, files in (("FLAIR", inputs.flair), ("T2w", inputs.t2w)):
         name = contrast.lower()
         if not files or outputs[f"{name}_coregister"].summary["status"] != "ok":
@@ -83,7 +93,7 @@ def write_session_outputs(
         source = [files[0], inputs.t1w[0]]
         image(f"{name}_t1w", other.out_t1w, source, Coregistration=other.quality)
         image(f"{name}_mni", other.out_mni, source, **mni)
-        image(f"{name}_cnn", outputs[f"cnn_{name}"].out_file, source, **mni)
+        image(f"{name}_cnn", outputs[f"cnn_{name}"].out_file, source, **cnn)
         copy(f"xfm_{name}_to_t1w", other.transform, source, Format="ANTs affine")
     _write_features(outputs, inputs, options, writer, params)
     qc = outputs["qc"]

@@ -112,6 +112,11 @@ def provenance(options: AnatomicalOptions) -> dict[str, str]:
         "FLAIR/T2w": "rigid, Mattes mutual information, lesions excluded from the metric.",
         "CNN-ready images": (
             f"brain-masked, {options.cnn_normalisation} normalised, cropped to "
-            f"{' x '.join(map(str, CNN_BOX_MM))} mm (Coll 2023 §2.3)."
+            f"{' x '.join(map(str, CNN_BOX_MM))} mm (Coll 2023 §2.3), resampled through the "
+            + (
+                "affine stage of the registration only (Coll 2023 §2.2)."
+                if options.cnn_space == "affine"
+                else "whole registration (affine + SyN)."
+            )
         ),
     }

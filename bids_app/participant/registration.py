@@ -30,8 +30,9 @@ def init_registration_wf(options: AnatomicalOptions, name: str = "registration_w
     -------
     nipype.pipeline.engine.Workflow
         Inputs ``t1w`` (conformed), ``t1w_n4`` (bias-corrected head) and ``brain_mask``; outputs
-        ``forward`` (T1w-to-template field), ``inverse``, ``template_mask`` and
-        ``template_probability`` (the template brain mask on the T1w grid).
+        ``forward`` (T1w-to-template field), ``inverse``, ``affine`` (the affine stage alone),
+        ``template_mask`` and ``template_probability`` (the template brain mask on the T1w
+        grid).
 
     Examples
     --------
@@ -45,7 +46,7 @@ def init_registration_wf(options: AnatomicalOptions, name: str = "registration_w
     )
     outputnode = pe.Node(
         niu.IdentityInterface(
-            fields=["forward", "inverse", "template_mask", "template_probability"]
+            fields=["forward", "inverse", "affine", "template_mask", "template_probability"]
         ),
         name="outputnode",
     )
@@ -63,7 +64,11 @@ def init_registration_wf(options: AnatomicalOptions, name: str = "registration_w
         (inputnode, register, [("t1w_n4", "in_file")]),
         (inputnode, warp_mask, [("t1w", "reference")]),
         (register, warp_mask, [("inverse", "inverse")]),
-        (register, outputnode, [("forward", "forward"), ("inverse", "inverse")]),
+        (register, outputnode, [
+            ("forward", "forward"),
+            ("inverse", "inverse"),
+            ("affine", "affine"),
+        ]),
         (warp_mask, outputnode, [
             ("out_mask", "template_mask"),
             ("out_probability", "template_probability"),

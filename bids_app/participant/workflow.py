@@ -30,7 +30,8 @@ def init_participant_wf(
     mask (``registration_wf``); N4 inside the brain and Atropos with template priors, refining
     the template mask (``segmentation_wf``); template-space resampling with the log-Jacobian
     (``template_space_wf``); FLAIR/T2w co-registration (``coregistration_wf``); CNN-ready crops
-    (``cnn_input_wf``); the feature families (``features_wf``) and the QC report (``qc_wf``).
+    (``cnn_input_wf``, through the whole registration or its affine stage, ``cnn_space``); the
+    feature families (``features_wf``) and the QC report (``qc_wf``).
     Each node caches in ``work_dir``, so a re-run resumes after the last finished step.
 
     Parameters
@@ -68,11 +69,18 @@ def init_participant_wf(
         _link(registration_wf, segmentation_wf, "inverse"),
         _link(segmentation_wf, template_space_wf, "t1w_preproc", "brain_mask", "dseg"),
         _link(registration_wf, template_space_wf, "forward"),
-        _link(template_space_wf, cnn_input_wf, "t1w_mni", "mask_mni"),
         _link(segmentation_wf, qc_wf, "t1w_preproc", "brain_mask", "dseg"),
         _link(registration_wf, qc_wf, "template_probability"),
         _link(template_space_wf, qc_wf, "t1w_mni"),
     ]
+    affine = options.cnn_space == "affine"
+    if affine:  # the crops go through the affine stage only (Coll 2023 §2.2)
+        links += [
+            _link(registration_wf, cnn_input_wf, "affine"),
+            _link(segmentation_wf, cnn_input_wf, "t1w_preproc", "brain_mask"),
+        ]
+    else:
+        links.append(_link(template_space_wf, cnn_input_wf, "t1w_mni", "mask_mni"))
     if options.skull_strip == "template":  # the warped template mask is the brain extraction
         links.append(
             _link(
@@ -93,7 +101,11 @@ def init_participant_wf(
         links += [
             _link(segmentation_wf, coregistration_wf, "t1w_preproc", "brain_mask"),
             _link(registration_wf, coregistration_wf, "forward"),
-            _link(coregistration_wf, cnn_input_wf, *(f"{c.lower()}_mni" for c in others)),
+            _link(
+                coregistration_wf,
+                cnn_input_wf,
+                *(f"{c.lower()}_{'t1w' if affine else 'mni'}" for c in others),
+            ),
             _link(coregistration_wf, qc_wf, "summaries"),
         ]
         if lesion:

@@ -4,7 +4,9 @@ Coll 2023 §2.2 registers to MNI152 at 1 mm; we run affine then SyN (Avants et a
 estimate the deformation on a coarser template grid (2 mm by default): the warp is smooth at
 that scale and 8 times fewer voxels make SyN fast on two cores. Outputs are resampled at 1 mm.
 Both directions are saved as single displacement fields (ITK convention, usable with
-``ants.apply_transforms``), which also gives the Jacobian determinant directly.
+``ants.apply_transforms``), which also gives the Jacobian determinant directly. The affine stage
+is kept on its own as well: Coll 2023 §2.2 registered to MNI152 with an affine only (FLIRT,
+Jenkinson & Smith 2001), which leaves the subject's atrophy in the template-space image.
 """
 
 from __future__ import annotations
@@ -102,10 +104,14 @@ class RegistrationResult:
     inverse : Path
         Displacement field taking T1w points to template points (what resamples template
         images into T1w space), on a grid covering the T1w image.
+    affine : Path
+        The affine stage alone (ANTs ``.mat``, template points to T1w points, as ``forward``;
+        ``ants.apply_transforms(..., whichtoinvert=[True])`` inverts it).
     """
 
     forward: Path
     inverse: Path
+    affine: Path
 
 
 def crop_to_head(image: nib.Nifti1Image, height_mm: float = HEAD_HEIGHT_MM) -> nib.Nifti1Image:
@@ -268,7 +274,7 @@ def register_to_template(
     Returns
     -------
     RegistrationResult
-        The forward and inverse displacement fields.
+        The forward and inverse displacement fields and the affine stage.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if moving_is_head:
@@ -325,7 +331,9 @@ def register_to_template(
         whichtoinvert=[True, False],
         compose=str(out_dir / "inverse_"),
     )
-    return RegistrationResult(forward=Path(forward), inverse=Path(inverse))
+    return RegistrationResult(
+        forward=Path(forward), inverse=Path(inverse), affine=Path(affine_file)
+    )
 
 
 def _coarse_grid(image: ants.ANTsImage, spacing: float) -> ants.ANTsImage:
@@ -341,6 +349,7 @@ def apply_transform(
     reference: nib.Nifti1Image,
     transforms: list[Path],
     interpolation: str = "linear",
+    invert: list[bool] | None = None,
 ) -> nib.Nifti1Image:
     """Resample an image onto a reference grid through displacement fields or affines.
 
@@ -354,6 +363,9 @@ def apply_transform(
         ANTs transforms in ANTs order (the last is applied to the reference points first).
     interpolation : str
         ANTs interpolator: ``linear``, ``nearestNeighbor``, ``bSpline``, ``genericLabel``...
+    invert : list of bool or None
+        Per transform, whether to use its inverse (affines only, e.g. the ``affine`` of
+        :func:`register_to_template` to go from the template to the T1w).
 
     Returns
     -------
@@ -365,6 +377,7 @@ def apply_transform(
         to_ants(image),
         [str(t) for t in transforms],
         interpolator=interpolation,
+        whichtoinvert=invert,
     )
     return to_nibabel(warped)
 

@@ -40,7 +40,14 @@ def render_deep_learning(
         f"sessions with the classifiers' {run.cv_folds} participant-grouped folds "
         f"({run.preset} preset"
         + (", a validation fold held out of each training set" if run.validation else "")
-        + f"). Out-of-fold attention maps use LRP ({run.lrp_rule} rules).</p>"
+        + f"; crops of the {run.cnn_space} registration). Out-of-fold attention maps use LRP "
+        f"({run.lrp_rule} rules) started from "
+        + (
+            "each subject's predicted class"
+            if run.lrp_target == "predicted"
+            else "the positive class"
+        )
+        + ".</p>"
     )
     part = ReportPart(
         [

@@ -216,6 +216,7 @@ class _RegisterInputSpec(_TemplateInputSpec):
 class _RegisterOutputSpec(TraitedSpec):
     forward = File(exists=True, desc="T1w-to-template displacement field")
     inverse = File(exists=True, desc="template-to-T1w displacement field")
+    affine = File(exists=True, desc="the affine stage alone (ANTs .mat)")
 
 
 class RegisterToTemplate(SimpleInterface):
@@ -241,6 +242,7 @@ class RegisterToTemplate(SimpleInterface):
             )
         self._results["forward"] = str(result.forward)
         self._results["inverse"] = str(result.inverse)
+        self._results["affine"] = str(result.affine)
         return runtime
 
 
@@ -432,6 +434,36 @@ class OtherContrast(SimpleInterface):
 
 def _positive(img: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.clip(np.asarray(img.dataobj), 0, None), img.affine)
+
+
+class _AffineInputSpec(_TemplateInputSpec):
+    in_file = File(exists=True, desc="image in T1w space (none: nothing to do)")
+    affine = File(exists=True, mandatory=True, desc="the registration's affine stage")
+    mask = traits.Bool(False, usedefault=True, desc="a mask: linear, then thresholded at 0.5")
+
+
+class _AffineOutputSpec(TraitedSpec):
+    out_file = File(desc="on the template grid (undefined without an input)")
+
+
+class AffineToTemplate(SimpleInterface):
+    """Resample a T1w-space image to the template through the affine stage only."""
+
+    input_spec = _AffineInputSpec
+    output_spec = _AffineOutputSpec
+
+    def _run_interface(self, runtime):
+        if not isdefined(self.inputs.in_file):
+            return runtime
+        template = _template(self.inputs.resolution, self.inputs.templateflow_home)
+        affine = [Path(self.inputs.affine)]
+        image = _load(self.inputs.in_file)
+        if self.inputs.mask:
+            out = _binary(registration.apply_transform(image, template.t1w, affine))
+        else:
+            out = _positive(registration.apply_transform(image, template.t1w, affine, "bSpline"))
+        self._results["out_file"] = _save(out, runtime.cwd, "affine_mni.nii.gz")
+        return runtime
 
 
 class _CnnInputSpec(_TemplateInputSpec):
