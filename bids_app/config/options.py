@@ -78,6 +78,12 @@ CLUSTER_RECIPE = "milella2023"
 HARMONIZATIONS = ("combat", "none")
 #: ``--unseen-site`` choices (ComBat applied to a site it was not fitted on).
 UNSEEN_SITE_POLICIES = ("error", "reference")
+#: ``--lrp-start`` choices: start the LRP backward pass from the logit f(x) or, for GAMER, from
+#: the attention weights (Lu et al. 2023 §II.F (ii)).
+LRP_STARTS = ("logit", "attention")
+#: ``--lrp-gated-rule`` choices: relevance of GAMER's gated products by Lu et al. 2023 eq. (6)-(7)
+#: or all to the signal (LRP-all of Arras et al., the paper's baseline).
+LRP_GATED_RULES = ("proportional", "lrp-all")
 #: ``--dl-models`` choices (:data:`bids_app.deep.networks.NETWORKS`).
 DL_MODEL_NAMES = ("resnet3d", "cnn8", "gamer")
 #: Contrasts whose CNN-ready crops the networks may take.
@@ -676,6 +682,26 @@ class DeepOptions:
             metavar="FILE",
             help="a pretrained network checkpoint whose penultimate features become a feature "
             "family (format in the README)",
+        ),
+    )
+    lrp_start: str = field(
+        default="logit",
+        metadata=declare(
+            flags=("--lrp-start",),
+            choices=LRP_STARTS,
+            help="GAMER's per-contrast relevance maps and combined maps: LRP started from the "
+            "logit, or from each contrast's attention weight through that contrast's path "
+            "(Lu et al. 2023 §II.F (ii), GAMER-MRIL's proposal)",
+        ),
+    )
+    lrp_gated_rule: str = field(
+        default="proportional",
+        metadata=declare(
+            flags=("--lrp-gated-rule",),
+            choices=LRP_GATED_RULES,
+            help="relevance of GAMER's gated products: split by Lu et al. 2023 eq. (6)-(7), or "
+            "all to the signal (LRP-all, the paper's baseline); the voxel-inversion comparison "
+            "of the scenarios of the paper's Table I runs both",
         ),
     )
 

@@ -407,6 +407,25 @@ GROUP: dict[str, GroupOutput] = {
     ),
     "deep_inversion": _tsv("deep_{network}_inversion", "AUC after the voxel-inversion test"),
     "deep_spearman": _tsv("deep_{network}_spearman", "relevant-voxel intensity vs the score"),
+    # GAMER-MRIL (Lu 2023 §II.F-G, §III): attention weights, per-contrast LRP, combined maps
+    "deep_attention_weights": _tsv(
+        "deep_{network}_attention_weights", "out-of-fold attention weight of every contrast"
+    ),
+    "deep_attention_summary": _tsv(
+        "deep_{network}_attention_summary", "mean attention weights of the correctly classified"
+    ),
+    "deep_contrast_relevance": _nifti(
+        "deep_{network}_contrast_relevance_{contrast}", "one contrast's out-of-fold LRP maps (4D)"
+    ),
+    "deep_combined_map": _nifti(
+        "deep_{network}_combined_map", "combined maps of Lu 2023 eq. (8), relevance x image (4D)"
+    ),
+    "deep_lrp_scenarios": _tsv(
+        "deep_{network}_lrp_scenarios", "voxel-inversion AUC of the LRP scenarios of Lu 2023"
+    ),
+    "deep_contrast_spearman": _tsv(
+        "deep_{network}_contrast_spearman", "per-contrast mean in the relevant mask vs the score"
+    ),
     "figure_deep_relevance_regions": _png(
         "deep_{network}_relevance_regions", "the most relevant regions"
     ),

@@ -4,8 +4,10 @@ Coll 2023 §2.6: class-average relevance maps of the true/false positives/negati
 binarised at the 95th percentile, mean relevance per atlas region ranked, and a voxel-wise
 regression of the relevance on the lesion indicator and the (log-)Jacobian within each
 prediction group (R², partial R² and standardised beta maps). Lu 2023 §II.G: the voxel-inversion
-test and, for a numeric target, Spearman's ρ of the mean intensity inside each subject's most
-relevant voxels with the clinical score, with a permutation p-value.
+test over the quantile masks down to the top 40 % and, for a numeric target, Spearman's ρ of each
+contrast's mean intensity inside each subject's top-40 % mask with the clinical score, with a
+permutation p-value. Networks with attention weights (GAMER) also get the GAMER-MRIL analyses of
+:mod:`bids_app.group.gamer`.
 """
 
 from __future__ import annotations
@@ -20,21 +22,22 @@ import torch
 
 from bids_app.config import Config
 from bids_app.deep.crossval import fold_models
-from bids_app.deep.networks import positive_probability
+from bids_app.deep.networks import NETWORKS, positive_probability
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.features.atlases import load_atlas
 from bids_app.group.deep_learning import DeepOutcome
+from bids_app.group.gamer import GamerResult, run_gamer_analysis
 from bids_app.models.design import Target
 from bids_app.preprocessing.cnn_input import to_crop_grid
 from bids_app.preprocessing.templates import load_template
 from bids_app.statistics.attention import (
+    LU2023_QUANTILES,
     binarise_percentile,
     class_average_maps,
+    contrast_spearman,
     inversion_test,
     prediction_groups,
-    quantile_masks,
     region_relevance,
-    spearman_permutation,
     voxelwise_regression,
 )
 
@@ -42,10 +45,11 @@ LOGGER = logging.getLogger("bids_app.deep")
 
 #: Percentile of the class-average maps kept in their binarised copies (Coll 2023 §2.6.1).
 TOP_PERCENTILE = 95.0
-#: Quantiles of the voxel-inversion test (Lu 2023 §II.G used quantile masks from high to low).
-INVERSION_QUANTILES = (0.99, 0.95, 0.9)
-#: Quantile of the mask whose mean intensity is correlated with the clinical score.
-SPEARMAN_QUANTILE = 0.95
+#: Quantiles of the voxel-inversion test (Lu 2023 §II.G from high to low, §III.B to the top 40 %).
+INVERSION_QUANTILES = LU2023_QUANTILES
+#: Quantile of the mask whose mean intensity is correlated with the clinical score (Lu 2023
+#: §III.C: the top 40 %).
+SPEARMAN_QUANTILE = LU2023_QUANTILES[-1]
 #: Smallest prediction group given a voxel-wise regression.
 MIN_REGRESSION_SUBJECTS = 5
 
@@ -71,7 +75,7 @@ def _crop_maps(
     return np.stack(maps)
 
 
-def _predictor(outcome: DeepOutcome, name: str, device: torch.device):
+def out_of_fold_predictor(outcome: DeepOutcome, name: str, device: torch.device):
     """Score images with the fold model that did not train on each row (out of fold)."""
     result, spec = outcome.results[name]
     nets = fold_models(result, spec, outcome.volumes.shape[1], device)
@@ -128,6 +132,8 @@ class AttentionResult:
         Spearman's test against the clinical score (None without a numeric target).
     score : str
         The clinical score's column.
+    gamer : GamerResult or None
+        The GAMER-MRIL analyses (networks with attention weights only).
     """
 
     network: str
@@ -146,6 +152,7 @@ class AttentionResult:
     regression_lesions: bool
     spearman: pd.DataFrame | None
     score: str
+    gamer: GamerResult | None = None
 
 
 def run_attention_analyses(
@@ -216,8 +223,9 @@ def run_attention_analyses(
         regression = None
         if jacobian is not None:
             regression = _regression(name, maps, groups, jacobian, lesions, brain, outcome, writer)
+        predict = out_of_fold_predictor(outcome, name, device)
         inversion = inversion_test(
-            _predictor(outcome, name, device),
+            predict,
             outcome.volumes.astype(np.float32),
             predictions["y_true"].to_numpy(),
             maps,
@@ -230,6 +238,11 @@ def run_attention_analyses(
         spearman = None
         if target.threshold is not None:
             spearman = _spearman(name, maps, brain, outcome, target, config, writer)
+        gamer = None
+        if hasattr(NETWORKS[outcome.results[name][1].name], "forward_with_attention"):
+            gamer = run_gamer_analysis(
+                name, outcome, target, config, writer, device, brain, predict
+            )
         results.append(
             AttentionResult(
                 network=name,
@@ -248,6 +261,7 @@ def run_attention_analyses(
                 regression_lesions=lesions is not None,
                 spearman=spearman,
                 score=target.column,
+                gamer=gamer,
             )
         )
     return results
@@ -307,26 +321,19 @@ def _spearman(
     config: Config,
     writer: DerivativesWriter,
 ) -> pd.DataFrame:
-    """Spearman's ρ of the mean intensity in the top relevance mask with the score (Lu 2023)."""
-    masks = np.stack([quantile_masks(m, (SPEARMAN_QUANTILE,), brain)[0] for m in maps])
-    images = outcome.volumes[:, 0].astype(np.float32)
-    counts = masks.sum(axis=(1, 2, 3))
-    values = np.where(
-        counts > 0, (images * masks).sum(axis=(1, 2, 3)) / np.maximum(counts, 1), np.nan
-    )
+    """Spearman's ρ of each contrast's mean intensity in the top-40 % mask with the score.
+
+    Lu 2023 §II.G, §III.C; the mask is that of the relevance summed over the contrasts.
+    """
     scores = pd.to_numeric(outcome.rows[target.column], errors="coerce").to_numpy()
-    rho, p = spearman_permutation(values, scores, rng=config.seed)
-    table = pd.DataFrame(
-        [
-            {
-                "quantile": SPEARMAN_QUANTILE,
-                "score": target.column,
-                "rho": rho,
-                "p_permutation": p,
-                "n_permutations": 20000,
-                "n": int(np.isfinite(values).sum()),
-            }
-        ]
-    )
+    table = contrast_spearman(
+        outcome.volumes.astype(np.float32),
+        maps,
+        scores,
+        list(config.deep.dl_contrasts),
+        SPEARMAN_QUANTILE,
+        brain,
+        rng=config.seed,
+    ).assign(score=target.column)
     writer.write_group_table(table, "deep_spearman", network=name)
     return table

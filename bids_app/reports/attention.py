@@ -9,6 +9,7 @@ import pandas as pd
 from nilearn import plotting
 
 from bids_app.group.attention import AttentionResult
+from bids_app.group.gamer import GamerResult
 from bids_app.reports.html import ReportPart, table_html
 
 
@@ -152,5 +153,51 @@ def render_attention(result: AttentionResult) -> ReportPart:
             f"{result.score} (Lu 2023 §II.G, 20,000 permutations).</p>"
             + table_html(result.spearman)
         )
+    if result.gamer is not None:
+        html += gamer_html(result.gamer)
     part.sections.append((f"Attention maps: {name}", html))
     return part
+
+
+def gamer_html(result: GamerResult) -> str:
+    """Render the GAMER-MRIL analyses of Lu 2023 (Table II, Fig. 4, Tables III-IV).
+
+    Parameters
+    ----------
+    result : GamerResult
+        From :func:`bids_app.group.gamer.run_gamer_analysis`.
+
+    Returns
+    -------
+    str
+        HTML: the mean attention weights, the AUC of each scenario's voxel-inversion test and
+        the Spearman tests.
+    """
+    auc = result.scenarios.pivot_table(
+        index="quantile", columns="scenario", values="auc_relevance", sort=True
+    ).sort_index(ascending=False)
+    auc.columns = [f"scenario {c}" for c in auc.columns]
+    names = (
+        result.scenarios.drop_duplicates("scenario")
+        .set_index("scenario")[["start", "gated_rule", "map"]]
+        .reset_index()
+    )
+    html = (
+        "<p>GAMER-MRIL (Lu 2023): attention weight of each contrast averaged over the correctly "
+        "classified subjects (§III.A, Table II).</p>"
+        + table_html(result.mean_weights)
+        + f"<p>Voxel-inversion test of the LRP scenarios of Lu 2023 Table I (start: "
+        f"{result.start}; the maps written use the {result.gated_rule} gated rule): AUC after "
+        "inverting each subject's voxels in the masks of its relevance maps (individual) or of "
+        "its combined map (eq. (8)), by quantile of positive relevance (Fig. 4).</p>"
+        + table_html(names)
+        + table_html(auc.reset_index())
+    )
+    if result.spearman is not None:
+        html += (
+            f"<p>Spearman's ρ of each contrast's mean value in the top-40 % masks with "
+            f"{result.score}, 20,000 permutations (§III.C, Tables III-IV); largest_auc_drop "
+            "marks the scenario whose top-40 % masks lowered the AUC the most.</p>"
+            + table_html(result.spearman.drop(columns=["start", "gated_rule", "map"]))
+        )
+    return html
