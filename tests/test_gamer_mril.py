@@ -35,6 +35,7 @@ from bids_app.group.gamer import (
 )
 from bids_app.models.crossval import outer_splits
 from bids_app.models.design import Target
+from bids_app.reports.attention import gamer_html
 from bids_app.statistics.attention import contrast_spearman, mean_attention_weights
 from bids_app.synthetic.crops import make_crop_cohort
 
@@ -174,6 +175,8 @@ def test_options_reach_the_written_analyses(trained, tmp_path):
     assert spearman.groupby("scenario").largest_auc_drop.all().sum() == 1
     assert (spearman["quantile"] == 0.6).all()
     assert gamer.start == "attention" and gamer.gated_rule == "lrp-all"
+    html = gamer_html(gamer)
+    assert "Table II" in html and "scenario 4" in html and "largest_auc_drop" in html
 
 
 def _mask_cohort(correlated: bool, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
