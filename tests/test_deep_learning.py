@@ -141,6 +141,40 @@ def test_participant_inference_with_the_bundle(planted, tmp_path):
     assert {"region", "mean_relevance", "n_relevant"} <= set(regions.columns)
 
 
+@pytest.mark.slow
+def test_external_validation_of_the_networks(planted, tmp_path):
+    # Coll 2023 §3.2: the fold models' majority vote on an external cohort, scored at the group
+    # level against the labels of the target given there (another definition is a new target)
+    out = planted[3]
+    external = make_crop_cohort(12, atrophy=0.8, seed=12)
+    bids, ext = write_crop_dataset(external, tmp_path)
+    work = str(tmp_path / "work")
+    args = [str(bids), str(ext), "participant", "--skip-bids-validation", "-w", work]
+    models = out / "group" / "deep_models"
+    assert main([*args, "--models", str(models), "--omp-nthreads", "1"]) == ExitCode.OK
+    group = [str(bids), str(ext), "group", "--skip-bids-validation", "-w", work]
+    group += ["--harmonization", "none", "--smote-k", "0"]
+    clinical = external.participants.set_index("participant_id")
+    for target, truth in (
+        (["--positive-label", "ALS"], "diagnosis"),
+        (["--threshold", "60"], "age"),
+    ):
+        assert main([*group, "--target", truth, *target]) == ExitCode.OK
+        votes = pd.read_csv(ext / "group" / "deep_external_predictions.tsv", sep="\t")
+        column = clinical.loc[votes["participant_id"], truth]
+        expected = column == "ALS" if truth == "diagnosis" else column >= 60
+        assert (votes["y_true"].to_numpy() == expected.to_numpy(int)).all()
+        metrics = pd.read_csv(ext / "group" / "deep_external_metrics.tsv", sep="\t")
+        assert metrics.loc[0, "n"] == 12 and metrics.loc[0, "network"] == "resnet3d"
+        vote_accuracy = (votes["majority_vote"] == votes["y_true"]).mean()
+        assert metrics.loc[0, "accuracy"] == pytest.approx(vote_accuracy)
+    # the planted atrophy is what the networks learnt: the diagnosis, not the age, is found
+    assert main([*group, "--target", "diagnosis", "--positive-label", "ALS"]) == ExitCode.OK
+    metrics = pd.read_csv(ext / "group" / "deep_external_metrics.tsv", sep="\t")
+    assert metrics.loc[0, "auc"] >= 0.8
+    assert "External validation of the networks" in (ext / "group" / "report.html").read_text()
+
+
 def _summary(out):
     return sorted((out / "logs").glob("summary_*.txt"))[-1].read_text()
 

@@ -378,6 +378,12 @@ GROUP: dict[str, GroupOutput] = {
     "external_predictions": _tsv("external_predictions", "saved models' predictions"),
     "external_exclusions": _tsv("external_exclusions", "sessions the saved models could not use"),
     "external_metrics": _tsv("external_metrics", "saved models' metrics on this dataset"),
+    "deep_external_predictions": _tsv(
+        "deep_external_predictions", "the networks' votes (participant --models) with the labels"
+    ),
+    "deep_external_metrics": _tsv(
+        "deep_external_metrics", "the networks' majority-vote metrics on this dataset"
+    ),
     # deep learning (--dl-models)
     "deep_folds": _tsv("deep_folds", "metrics of every network on every outer fold"),
     "deep_summary": _tsv("deep_summary", "metrics of every network, mean and SD over folds"),

@@ -43,6 +43,11 @@ from bids_app.group.longitudinal import (
     wants_subject_rows,
     with_exclusions,
 )
+from bids_app.group.network_validation import (
+    NetworkValidation,
+    collect_votes,
+    validate_networks,
+)
 from bids_app.group.statistics import run_statistics
 from bids_app.inputs.cluster_table import read_cluster_table
 from bids_app.inputs.inventory import SessionInputs
@@ -50,7 +55,7 @@ from bids_app.inputs.participants import read_sessions
 from bids_app.models.design import DesignError, build_design, join_families
 from bids_app.reports.classification import render_classification, render_external
 from bids_app.reports.clustering import render_clustering
-from bids_app.reports.deep_learning import render_deep_learning
+from bids_app.reports.deep_learning import render_deep_learning, render_network_validation
 from bids_app.reports.group import render_extractor, render_group_report, render_recipe
 from bids_app.reports.html import ReportPart
 from bids_app.reports.statistics import render_statistics
@@ -376,6 +381,13 @@ def run_group_level(
         sections += _written(render_deep_learning(deep, attention), writer)
         tables.update(deep.features)
         extra_folds = deep.folds
+    if not config.deep.dl_models:
+        votes = collect_votes(done, writer)
+        if len(votes):
+            sections += _written(
+                render_network_validation(_network_validation(votes, participants, config, writer)),
+                writer,
+            )
     sections += _written(
         _classification(tables, participants, config, writer, saved, extra_folds), writer
     )
@@ -518,6 +530,28 @@ def _sessions_of(items: Sequence[SessionInputs]) -> pd.DataFrame:
         },
         index=[item.key for item in items],
     ).dropna(axis=1, how="all")
+
+
+def _network_validation(
+    votes: pd.DataFrame,
+    participants: pd.DataFrame,
+    config: Config,
+    writer: DerivativesWriter,
+) -> NetworkValidation:
+    """Score the votes of ``participant --models`` against this run's target; write them."""
+    target = target_of(config) if config.group.target else None
+    clinical = None
+    if target is not None and not target.multiclass:
+        subjects = sorted(votes["participant_id"].str.removeprefix("sub-").unique())
+        clinical = clinical_by_session(
+            votes, participants, read_sessions(config.input.bids_dir, subjects)
+        )
+    validation = validate_networks(votes, clinical, target)
+    params = {"target": validation.target}
+    writer.write_group_table(validation.predictions, "deep_external_predictions", params=params)
+    if len(validation.metrics):
+        writer.write_group_table(validation.metrics, "deep_external_metrics", params=params)
+    return validation
 
 
 def _written(part: ReportPart, writer: DerivativesWriter) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bids_app.group.attention import AttentionResult
 from bids_app.group.deep_learning import DeepOutcome
+from bids_app.group.network_validation import NetworkValidation
 from bids_app.models.crossval import summarise
 from bids_app.reports.attention import render_attention
 from bids_app.reports.classification import mean_sd_table
@@ -65,4 +66,33 @@ def render_deep_learning(
         part.sections.append(
             ("Deep learning: sessions without crops", table_html(outcome.missing_crops))
         )
+    return part
+
+
+def render_network_validation(result: NetworkValidation) -> ReportPart:
+    """Render the external validation of trained networks (``participant --models``).
+
+    Parameters
+    ----------
+    result : NetworkValidation
+        From :func:`bids_app.group.network_validation.validate_networks`.
+
+    Returns
+    -------
+    ReportPart
+        One section: the votes gathered and, with labels, the majority vote's metrics.
+    """
+    sessions = len(result.predictions)
+    networks = sorted(result.predictions["network"].unique())
+    text = (
+        f"<p>The votes of {', '.join(networks)} on {sessions} session(s) of this dataset "
+        "(<code>participant --models</code>), scored by the majority vote of the fold models as "
+        f"Coll et al. 2023 (§2.5). Target of this run: <code>{result.target}</code>.</p>"
+    )
+    if len(result.metrics):
+        text += table_html(result.metrics)
+    else:
+        text += "<p>No labels for this target: the votes are listed, not scored.</p>"
+    part = ReportPart()
+    part.sections.append(("External validation of the networks", text))
     return part
