@@ -77,6 +77,15 @@ def test_planted_atrophy_is_learnt_and_explained(planted):
     by_group = ranking.pivot_table(index="label", columns="group", values="mean_relevance")
     planted_rows = by_group.loc[list(cohort.planted)]
     assert (planted_rows["TP"] > planted_rows["TN"]).all(), planted_rows
+    # Coll 2023 Fig. 4c: each group's top-5 % voxels counted per region; the TP map's planted
+    # gyri hold more of its voxels than of the TN map's
+    counts = pd.read_csv(group / "deep_resnet3d_relevance_counts.tsv", sep="\t")
+    for name, part in counts.groupby("group"):
+        top = np.asarray(nib.load(group / f"deep_resnet3d_relevance_{name}_top5.nii.gz").dataobj)
+        assert part["n_relevant"].sum() <= top.sum()
+    planted_share = counts[counts.label.isin(cohort.planted)].groupby("group")["n_relevant"].sum()
+    assert planted_share["TP"] > planted_share.get("TN", 0), planted_share
+    assert (group / "figures" / "deep_resnet3d_relevance_groups.png").stat().st_size > 1000
     # the deep features entered the classifiers' comparison, and the networks its tables
     summary = pd.read_csv(group / "classification_summary.tsv", sep="\t")
     assert "deep_resnet3d" in set(summary.feature_set)

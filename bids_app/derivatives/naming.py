@@ -404,6 +404,14 @@ GROUP: dict[str, GroupOutput] = {
     "deep_relevance_top": _nifti(
         "deep_{network}_relevance_{group}_top5", "the class average's top 5 % of voxels"
     ),
+    "deep_relevance_counts": _tsv(
+        "deep_{network}_relevance_counts",
+        "voxels of each group's binarised class-average map per atlas region (Coll 2023 Fig. 4c)",
+    ),
+    "figure_deep_relevance_groups": _png(
+        "deep_{network}_relevance_groups",
+        "binarised class-average maps and voxels per region by prediction group",
+    ),
     "deep_relevance_regions": _tsv(
         "deep_{network}_relevance_regions", "atlas regions ranked by class-average relevance"
     ),

@@ -13,7 +13,7 @@ permutation p-value. Networks with attention weights (GAMER) also get the GAMER-
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nibabel as nib
 import numpy as np
@@ -35,6 +35,7 @@ from bids_app.statistics.attention import (
     binarise_percentile,
     class_average_maps,
     contrast_spearman,
+    individual_region_counts,
     inversion_test,
     prediction_groups,
     region_relevance,
@@ -134,6 +135,13 @@ class AttentionResult:
         The clinical score's column.
     gamer : GamerResult or None
         The GAMER-MRIL analyses (networks with attention weights only).
+    tops : dict of str to numpy.ndarray
+        Each prediction group's class-average map binarised at its 95th percentile in the
+        brain (Coll 2023 Fig. 4a).
+    region_counts : pandas.DataFrame
+        Voxels of each binarised class-average map per atlas region and group (Coll 2023
+        Fig. 4c): ``group`` and the columns of
+        :func:`~bids_app.statistics.attention.individual_region_counts`.
     """
 
     network: str
@@ -153,6 +161,8 @@ class AttentionResult:
     spearman: pd.DataFrame | None
     score: str
     gamer: GamerResult | None = None
+    tops: dict[str, np.ndarray] = field(default_factory=dict)
+    region_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_attention_analyses(
@@ -196,7 +206,7 @@ def run_attention_analyses(
         predictions = outcome.predictions[name]
         groups = prediction_groups(predictions["y_true"], predictions["y_pred"])
         averages = class_average_maps(maps, groups)
-        rankings = []
+        rankings, counted, tops = [], [], {}
         for group, average in averages.items():
             writer.write_group_image(
                 nib.Nifti1Image(average, outcome.affine),
@@ -205,6 +215,13 @@ def run_attention_analyses(
                 group=group,
             )
             top = binarise_percentile(average, TOP_PERCENTILE, brain).astype(np.uint8)
+            tops[group] = top
+            # Coll 2023 Fig. 4c: the binarised class average's voxels per anatomical area
+            counted.append(
+                individual_region_counts(
+                    average[None], labels, atlas.labels, TOP_PERCENTILE, brain, [group]
+                ).rename(columns={"subject": "group"})
+            )
             writer.write_group_image(
                 nib.Nifti1Image(top, outcome.affine),
                 "deep_relevance_top",
@@ -218,6 +235,8 @@ def run_attention_analyses(
             )
         ranking = pd.concat(rankings, ignore_index=True)
         writer.write_group_table(ranking, "deep_relevance_regions", network=name)
+        region_counts = pd.concat(counted, ignore_index=True)
+        writer.write_group_table(region_counts, "deep_relevance_counts", network=name)
         shown = "TP" if "TP" in averages else next(iter(averages))
         example = int(np.flatnonzero(groups == shown)[0])
         regression = None
@@ -262,6 +281,8 @@ def run_attention_analyses(
                 spearman=spearman,
                 score=target.column,
                 gamer=gamer,
+                tops=tops,
+                region_counts=region_counts,
             )
         )
     return results

@@ -40,6 +40,52 @@ def region_bar_figure(ranking: pd.DataFrame, title: str, top: int = 10) -> plt.F
     return figure
 
 
+def prediction_groups_figure(
+    tops: dict[str, np.ndarray], background: np.ndarray, counts: pd.DataFrame, top: int = 8
+) -> plt.Figure:
+    """Draw Coll 2023 Fig. 4a and 4c: each group's binarised class average and its regions.
+
+    Parameters
+    ----------
+    tops : dict of str to numpy.ndarray
+        Each prediction group's class-average map binarised at its 95th percentile.
+    background : numpy.ndarray
+        The mean crop, under the maps.
+    counts : pandas.DataFrame
+        Voxels per region and group (``group, region, n_relevant``).
+    top : int
+        Regions shown: those with the most voxels over all groups.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axial slice per group (the slice with the most voxels over all groups), then a bar
+        chart of the voxels per region and group.
+    """
+    groups = list(tops)
+    stacked = np.stack([tops[g] for g in groups]).astype(float)
+    z = int(np.argmax(stacked.sum(axis=(0, 1, 2))))
+    figure, axes = plt.subplots(
+        1, len(groups) + 1, figsize=(2.4 * len(groups) + 5, 3),
+        gridspec_kw={"width_ratios": [1] * len(groups) + [2.2]},
+    )  # fmt: skip
+    for axis, group in zip(axes[:-1], groups, strict=True):
+        axis.imshow(np.rot90(background[:, :, z]), cmap="gray")
+        axis.imshow(np.rot90(np.ma.masked_equal(tops[group][:, :, z], 0)), cmap="autumn")
+        axis.set_title(f"{group} (top 5 %)")
+        axis.axis("off")
+    totals = counts.groupby("region")["n_relevant"].sum().nlargest(top).index
+    wide = counts[counts["region"].isin(totals)].pivot_table(
+        index="region", columns="group", values="n_relevant", aggfunc="sum"
+    )
+    wide.reindex(totals).plot.barh(ax=axes[-1], width=0.8)
+    axes[-1].invert_yaxis()
+    axes[-1].set_xlabel("voxels in the top 5 %")
+    axes[-1].set_ylabel("")
+    figure.tight_layout()
+    return figure
+
+
 def relevance_map_figure(
     relevance: nib.Nifti1Image, background: nib.Nifti1Image, title: str
 ) -> plt.Figure:
@@ -129,12 +175,24 @@ def render_attention(result: AttentionResult) -> ReportPart:
         "figure_deep_relevance_example",
         network=name,
     )
+    groups = ""
+    if result.tops:
+        groups = part.figure(
+            prediction_groups_figure(result.tops, result.mean_crop, result.region_counts),
+            "binarised class-average maps and voxels per region by prediction group",
+            "figure_deep_relevance_groups",
+            network=name,
+        )
+        groups = (
+            "<p>Each prediction group's class-average map binarised at its 95th percentile, "
+            "and its voxels per region (Coll 2023 Fig. 4a and 4c):</p>" + groups
+        )
     html = (
         "<p>Out-of-fold relevance (each subject explained by the fold model that did not "
         "train on it), averaged per prediction group: "
         + ", ".join(f"{g} {n}" for g, n in result.counts.items())
         + f". Regions of the {result.atlas} atlas ranked by the {shown} class-average "
-        "(Coll 2023 §2.6.2).</p>" + bars + average + example
+        "(Coll 2023 §2.6.2).</p>" + bars + average + example + groups
     )
     if result.regression is not None:
         html += (
