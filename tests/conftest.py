@@ -196,3 +196,81 @@ def read_volumes(derivatives: Path) -> pd.DataFrame:
     tables = sorted(derivatives.rglob("*_desc-volumes_morph.tsv"))
     frames = [pd.read_csv(p, sep="\t", na_values="n/a", keep_default_na=False) for p in tables]
     return pd.concat(frames, ignore_index=True).set_index("participant_id")
+
+
+def write_feature_dataset(
+    root: Path, cohort, family: str = "volumes", sessions: pd.DataFrame | None = None
+) -> tuple[Path, Path]:
+    """Write a BIDS dataset and the participant-level outputs the group level reads.
+
+    Tiny placeholder T1w images, each session's feature table and its completion marker, so
+    that the group level runs on a synthetic feature cohort without any image processing.
+
+    Parameters
+    ----------
+    root : Path
+        Folder of ``bids`` and ``out``.
+    cohort : FeatureCohort
+        From :func:`~bids_app.synthetic.features.make_feature_cohort` (``participants`` and
+        ``features`` with ``participant_id`` and ``session_id``).
+    family : str
+        The feature family the rows are written as (an output of the derivatives writer).
+    sessions : pandas.DataFrame, optional
+        Rows of the ``sessions.tsv`` files (with ``participant_id``).
+
+    Returns
+    -------
+    tuple of Path
+        The BIDS dataset and the output folder.
+    """
+    from bids_app.derivatives.writer import DerivativesWriter
+
+    bids, out = root / "bids", root / "out"
+    bids.mkdir(parents=True)
+    (bids / "dataset_description.json").write_text(
+        json.dumps({"Name": "features", "BIDSVersion": "1.9.0"})
+    )
+    cohort.participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    writer = DerivativesWriter(output_dir=out, bids_dir=bids, settings_hash="x")
+    writer.initialise()
+    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    for row in cohort.features.itertuples(index=False):
+        sub, ses = row.participant_id, row.session_id
+        anat = bids / sub / ses / "anat"
+        anat.mkdir(parents=True, exist_ok=True)
+        t1w = anat / f"{sub}_{ses}_T1w.nii.gz"
+        nib.save(image, t1w)
+        entities = {"sub": sub.removeprefix("sub-"), "ses": ses.removeprefix("ses-")}
+        preproc = writer.path("t1w_preproc", entities)
+        preproc.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(image, preproc)
+        writer.write_table(pd.DataFrame([row._asdict()]), writer.path(family, entities))
+        writer.write_json({}, "qc_metrics", entities, sources=[t1w], params={})  # complete
+    if sessions is not None:
+        for sub, table in sessions.groupby("participant_id"):
+            path = bids / sub / f"{sub}_sessions.tsv"
+            table.drop(columns="participant_id").to_csv(path, sep="\t", index=False)
+    return bids, out
+
+
+def pooled(images: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Average crops over blocks of ``factor`` voxels: small inputs for cheap networks.
+
+    Parameters
+    ----------
+    images : numpy.ndarray of shape (N, C, X, Y, Z)
+        The crops.
+    factor : int
+        Block size; the edges that do not fill a block are dropped.
+
+    Returns
+    -------
+    numpy.ndarray of shape (N, C, X // factor, Y // factor, Z // factor)
+        The block means, float32.
+    """
+    n, c = images.shape[:2]
+    x, y, z = (size // factor for size in images.shape[2:])
+    blocks = images[..., : x * factor, : y * factor, : z * factor].reshape(
+        n, c, x, factor, y, factor, z, factor
+    )
+    return blocks.mean(axis=(3, 5, 7)).astype(np.float32)

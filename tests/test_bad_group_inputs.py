@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,8 +29,8 @@ from bids_app.cli.main import main
 from bids_app.cli.parser import build_parser
 from bids_app.deep.bundle import BundleError, read_card
 from bids_app.derivatives.naming import bundle_path
-from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.synthetic.features import make_feature_cohort
+from tests.conftest import write_feature_dataset
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: The cheapest classification: one classifier, no SMOTE.
@@ -39,51 +38,12 @@ CHEAP = ["--classifiers", "logistic_regression", "--smote-k", "0", "--seed", "3"
 TARGET = ["--target", "diagnosis", "--positive-label", "ALS"]
 
 
-def write_done_dataset(root: Path, cohort) -> tuple[Path, Path]:
-    """Write a BIDS dataset and the participant-level outputs the group level reads.
-
-    Parameters
-    ----------
-    root : Path
-        Folder of ``bids`` and ``out``.
-    cohort : FeatureCohort
-        From :func:`~bids_app.synthetic.features.make_feature_cohort`.
-
-    Returns
-    -------
-    tuple of Path
-        The BIDS dataset and the output folder.
-    """
-    bids, out = root / "bids", root / "out"
-    bids.mkdir(parents=True)
-    (bids / "dataset_description.json").write_text(
-        json.dumps({"Name": "features", "BIDSVersion": "1.9.0"})
-    )
-    cohort.participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
-    writer = DerivativesWriter(output_dir=out, bids_dir=bids, settings_hash="x")
-    writer.initialise()
-    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
-    for row in cohort.features.itertuples(index=False):
-        sub, ses = row.participant_id, row.session_id
-        anat = bids / sub / ses / "anat"
-        anat.mkdir(parents=True, exist_ok=True)
-        t1w = anat / f"{sub}_{ses}_T1w.nii.gz"
-        nib.save(image, t1w)
-        entities = {"sub": sub.removeprefix("sub-"), "ses": ses.removeprefix("ses-")}
-        preproc = writer.path("t1w_preproc", entities)
-        preproc.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(image, preproc)
-        writer.write_table(pd.DataFrame([row._asdict()]), writer.path("volumes", entities))
-        writer.write_json({}, "qc_metrics", entities, sources=[t1w], params={})
-    return bids, out
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """A dataset whose participant level is done, and a model bundle trained on it."""
     root = tmp_path_factory.mktemp("bad_group")
     cohort = make_feature_cohort(n_subjects=24, n_features=6, effect_size=2.0, n_sites=2, seed=5)
-    bids, out = write_done_dataset(root, cohort)
+    bids, out = write_feature_dataset(root, cohort)
     args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(root / "work")]
     assert main([*args, *CHEAP, *TARGET]) == 0
     shutil.move(out / "group" / "models", root / "models")

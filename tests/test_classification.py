@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +17,6 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main, parse_config
-from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.group.classification import check_target
 from bids_app.group.workflow import clinical_by_session
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
@@ -30,6 +28,7 @@ from bids_app.models.crossval import (
 )
 from bids_app.models.design import SITE, DesignError, Target, build_design, join_families
 from bids_app.synthetic.features import make_feature_cohort
+from tests.conftest import write_feature_dataset
 
 
 def _design(cohort, target=None, **kwargs):
@@ -259,37 +258,11 @@ def test_fewer_subjects_than_folds():
 # --- end to end, through the CLI ------------------------------------------------------------
 
 
-def _write_dataset(root, cohort):
-    """Write a BIDS dataset (tiny T1w images) and participant-level volume tables."""
-    bids, out = root / "bids", root / "out"
-    bids.mkdir(parents=True)
-    (bids / "dataset_description.json").write_text(
-        json.dumps({"Name": "features", "BIDSVersion": "1.9.0"})
-    )
-    cohort.participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
-    writer = DerivativesWriter(output_dir=out, bids_dir=bids, settings_hash="x")
-    writer.initialise()
-    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
-    for row in cohort.features.itertuples(index=False):
-        sub, ses = row.participant_id, row.session_id
-        anat = bids / sub / ses / "anat"
-        anat.mkdir(parents=True, exist_ok=True)
-        nib.save(image, anat / f"{sub}_{ses}_T1w.nii.gz")
-        entities = {"sub": sub.removeprefix("sub-"), "ses": ses.removeprefix("ses-")}
-        preproc = writer.path("t1w_preproc", entities)
-        preproc.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(image, preproc)
-        writer.write_json({}, "qc_metrics", entities, sources=[], params={})  # complete
-        table = pd.DataFrame([row._asdict()])
-        writer.write_table(table, writer.path("volumes", entities))
-    return bids, out
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("group")
     cohort = make_feature_cohort(n_subjects=45, n_features=8, effect_size=2.0, seed=7)
-    bids, out = _write_dataset(root, cohort)
+    bids, out = write_feature_dataset(root, cohort)
     base = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(root / "work")]
     base += ["--classifiers", "logistic_regression", "knn", "--seed", "3"]
     args = [*base, "--target", "diagnosis", "--positive-label", "ALS"]
@@ -321,7 +294,7 @@ def test_saved_models_apply_to_an_external_dataset(trained, tmp_path):
     _, _, out, _ = trained
     external = make_feature_cohort(n_subjects=30, n_features=8, effect_size=2.0, seed=8)
     # the same features (same seed of the informative choice) are needed: reuse the columns
-    bids, ext_out = _write_dataset(tmp_path, external)
+    bids, ext_out = write_feature_dataset(tmp_path, external)
     args = [str(bids), str(ext_out), "group", "--skip-bids-validation", "-w", str(tmp_path)]
     assert main([*args, "--apply-models", str(out / "group" / "models")]) == 0
     predictions = pd.read_csv(ext_out / "group" / "external_predictions.tsv", sep="\t")

@@ -43,26 +43,17 @@ from bids_app.participant.options import AnatomicalOptions
 from bids_app.participant.workflow import init_participant_wf
 from bids_app.synthetic.crops import make_crop_cohort
 from bids_app.synthetic.features import make_feature_cohort
+from tests.conftest import pooled
 from tests.test_participant_workflow import _edges, _executed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _pooled(images: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Crops averaged over blocks of ``factor`` voxels: cheap networks."""
-    n, c = images.shape[:2]
-    x, y, z = (size // factor for size in images.shape[2:])
-    blocks = images[..., : x * factor, : y * factor, : z * factor].reshape(
-        n, c, x, factor, y, factor, z, factor
-    )
-    return blocks.mean(axis=(3, 5, 7)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A narrow ResNet3D trained out of fold on a planted crop cohort (8 mm)."""
     cohort = make_crop_cohort(18, atrophy=0.8, seed=3)
-    volumes = _pooled(cohort.images, 4)
+    volumes = pooled(cohort.images, 4)
     y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
     groups = cohort.participants.participant_id.to_numpy()
     spec = NetworkSpec(

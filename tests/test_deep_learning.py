@@ -30,6 +30,7 @@ from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.group.deep_learning import network_options, out_of_fold_relevance
 from bids_app.models.crossval import outer_splits
 from bids_app.synthetic.crops import make_crop_cohort, write_crop_dataset
+from tests.conftest import pooled
 
 #: Small, quick training for CPU: a narrow ResNet3D (4-8-16-32 kernels), a few epochs.
 FAST = ["--dl-base-width", "4", "--dl-epochs", "4", "--dl-batch-size", "2", "--no-dl-validation"]
@@ -222,7 +223,7 @@ def test_null_cohort_stays_at_chance():
     # no planted effect: mean fold AUC within 0.5 +- 0.15. 120 subjects (test folds of 40 keep
     # the mean's SD near 0.05), crops pooled to 8 mm: the claim does not depend on resolution
     cohort = make_crop_cohort(120, atrophy=0.0, seed=4)
-    pooled = _pooled(cohort, 4)
+    volumes = pooled(cohort.images, 4)
     y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
     groups = cohort.participants.participant_id.to_numpy()
     spec = NetworkSpec(
@@ -232,7 +233,7 @@ def test_null_cohort_stays_at_chance():
         validation=False,
     )
     result = deep_cross_validate(
-        pooled, y, groups, outer_splits(y, groups, 3), spec, torch.device("cpu"), seed=2
+        volumes, y, groups, outer_splits(y, groups, 3), spec, torch.device("cpu"), seed=2
     )
     # the mean over folds, as in the tables (pooled out-of-fold scores of different fold models
     # are not on one scale)
@@ -254,18 +255,9 @@ def test_deep_learning_needs_a_target_and_crops(tmp_path, capsys):
     assert "no session has CNN-ready crops" in capsys.readouterr().err
 
 
-def _pooled(cohort, factor=2):
-    """The 2 mm crops averaged over blocks of ``factor`` voxels: cheap networks for API checks."""
-    n = len(cohort.images)
-    x, y, z = (size // factor for size in cohort.images.shape[2:])
-    images = cohort.images[..., : x * factor, : y * factor, : z * factor]
-    blocks = images.reshape(n, 1, x, factor, y, factor, z, factor)
-    return blocks.mean(axis=(3, 5, 7)).astype(np.float16)
-
-
 def test_gamer_with_age_and_its_attention_maps():
     cohort = make_crop_cohort(12, atrophy=0.8, seed=6)
-    volumes = np.concatenate([_pooled(cohort)] * 2, axis=1)  # two "contrasts"
+    volumes = np.concatenate([pooled(cohort.images)] * 2, axis=1)  # two "contrasts"
     y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
     groups = cohort.participants.participant_id.to_numpy()
     ages = cohort.participants.age.to_numpy(dtype=np.float32)

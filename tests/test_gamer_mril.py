@@ -38,6 +38,7 @@ from bids_app.models.design import Target
 from bids_app.reports.attention import gamer_html
 from bids_app.statistics.attention import contrast_spearman, mean_attention_weights
 from bids_app.synthetic.crops import make_crop_cohort
+from tests.conftest import pooled
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,22 +48,12 @@ LEFT_CORTEX = tuple(range(1001, 1036))
 CONTRASTS = ("T1w", "FLAIR")
 
 
-def _pooled(images: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Average over blocks of ``factor`` voxels (4 mm crops: cheap networks)."""
-    n, c = images.shape[:2]
-    x, y, z = (size // factor for size in images.shape[2:])
-    blocks = images[..., : x * factor, : y * factor, : z * factor].reshape(
-        n, c, x, factor, y, factor, z, factor
-    )
-    return blocks.mean(axis=(3, 5, 7)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def trained():
     planted = make_crop_cohort(24, atrophy=0.8, regions=LEFT_CORTEX, seed=6)
     null = make_crop_cohort(24, atrophy=0.0, seed=7)
-    volumes = np.concatenate([_pooled(null.images), _pooled(planted.images)], axis=1)
-    region = _pooled(np.isin(planted.atlas, planted.planted)[None, None].astype(np.float32))
+    volumes = np.concatenate([pooled(null.images), pooled(planted.images)], axis=1)
+    region = pooled(np.isin(planted.atlas, planted.planted)[None, None].astype(np.float32))
     participants = planted.participants
     y = (participants.diagnosis == "ALS").astype(int).to_numpy()
     groups = participants.participant_id.to_numpy()

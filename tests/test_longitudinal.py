@@ -8,16 +8,12 @@ with the real pipelines and nested cross-validation of :mod:`bids_app.models`.
 
 from __future__ import annotations
 
-import json
-
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
 from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
-from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.features.longitudinal import annualised_rates, session_years
 from bids_app.group.longitudinal import check_times, subject_rows, with_exclusions
 from bids_app.group.workflow import clinical_by_session
@@ -25,6 +21,7 @@ from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
 from bids_app.models.crossval import nested_cross_validate, outer_splits
 from bids_app.models.design import DesignError, Target, build_design, join_families
 from bids_app.synthetic.features import make_progression_cohort
+from tests.conftest import write_feature_dataset
 
 SEED = 3
 
@@ -191,39 +188,11 @@ def test_rates_need_morphometry_and_a_present_time_column():
 # --- end to end, through the CLI ------------------------------------------------------------
 
 
-def _write_dataset(root, cohort):
-    """Write a BIDS dataset (tiny T1w images, sessions.tsv) and participant-level volumes."""
-    bids, out = root / "bids", root / "out"
-    bids.mkdir(parents=True)
-    (bids / "dataset_description.json").write_text(
-        json.dumps({"Name": "longitudinal", "BIDSVersion": "1.9.0"})
-    )
-    cohort.participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
-    writer = DerivativesWriter(output_dir=out, bids_dir=bids, settings_hash="x")
-    writer.initialise()
-    image = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
-    for row in cohort.features.itertuples(index=False):
-        sub, ses = row.participant_id, row.session_id
-        anat = bids / sub / ses / "anat"
-        anat.mkdir(parents=True, exist_ok=True)
-        nib.save(image, anat / f"{sub}_{ses}_T1w.nii.gz")
-        entities = {"sub": sub.removeprefix("sub-"), "ses": ses.removeprefix("ses-")}
-        preproc = writer.path("t1w_preproc", entities)
-        preproc.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(image, preproc)
-        writer.write_json({}, "qc_metrics", entities, sources=[], params={})  # complete
-        writer.write_table(pd.DataFrame([row._asdict()]), writer.path("volumes", entities))
-    for sub, table in cohort.sessions.groupby("participant_id"):
-        path = bids / sub / f"{sub}_sessions.tsv"
-        table.drop(columns="participant_id").to_csv(path, sep="\t", index=False)
-    return bids, out
-
-
 def test_group_level_classifies_on_rates(tmp_path, capsys):
     cohort = make_progression_cohort(
         n_subjects=40, n_regions=6, single_session_fraction=0.05, seed=14
     )
-    bids, out = _write_dataset(tmp_path, cohort)
+    bids, out = write_feature_dataset(tmp_path, cohort, sessions=cohort.sessions)
     args = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(tmp_path / "w")]
     args += ["--target", "diagnosis", "--positive-label", "ALS", "--seed", str(SEED)]
     args += ["--classifiers", "logistic_regression", "--feature-sets", "volumes", "rates"]

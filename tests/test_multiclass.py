@@ -32,7 +32,7 @@ from bids_app.models.design import (
 from bids_app.models.dnn import DNNClassifier
 from bids_app.models.tables import confusion_table
 from bids_app.synthetic.features import FeatureCohort, make_feature_cohort
-from tests.test_classification import _write_dataset
+from tests.conftest import write_feature_dataset
 
 
 def _staged_cohort(counts: list[int], step: float, seed: int, **kwargs) -> FeatureCohort:
@@ -199,7 +199,7 @@ def _group_args(target: str) -> list[str]:
 
 def test_group_level_with_a_three_class_target(tmp_path, capsys):
     cohort = _staged_cohort([15] * 3, step=2.0, seed=7)
-    bids, out = _write_dataset(tmp_path, cohort)
+    bids, out = write_feature_dataset(tmp_path, cohort)
     base = [str(bids), str(out), "group", "--skip-bids-validation", "-w", str(tmp_path / "w")]
     base += ["--classifiers", "logistic_regression", "--seed", "3", "--smote-k", "3"]
     assert main([*base, "--target", "stage"]) == 0

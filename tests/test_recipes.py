@@ -25,7 +25,7 @@ from bids_app.models.classifiers import TURRISI_TABLE1
 from bids_app.synthetic.crops import make_crop_cohort, write_crop_dataset
 from bids_app.synthetic.features import make_feature_cohort
 from bids_app.synthetic.subtypes import make_subtype_cohort
-from tests.test_classification import _write_dataset as write_feature_dataset
+from tests.conftest import write_feature_dataset
 from tests.test_group_clustering import _write_dataset as write_subtype_dataset
 
 #: The recipes the papers call for (Turrisi et al. 2024, Coll et al. 2023, Milella et al. 2023,
