@@ -75,9 +75,10 @@ docs: $(DEV_STAMP)
 # The demonstration (bids_app/cli/demo.py): builds the synthetic cohort when $(DEMO_DIR)/bids is
 # missing, runs the participant then the group level with one progress bar and an ETA, and prints
 # where the reports are. `make demo`: 24 subjects (their first sessions), 2 sites, 3 mm, 30 %
-# planted atrophy, brain extraction by template registration, 3 CNN epochs (about 9 minutes on
-# 2 idle cores, estimated); `make demo-full` (the former demo): 40 subjects, all 50 sessions,
-# 3 sites, 2 mm, 15 % atrophy, HD-BET where installed, 6 CNN epochs (about 27 minutes), into
+# planted atrophy, brain extraction by template registration, 3 CNN epochs, three classifiers
+# (9 min 38 s measured on 2 idle cores); `make demo-full` (the former demo): 40 subjects, all 50 sessions,
+# 3 sites, 2 mm, 15 % atrophy, HD-BET where installed, 6 CNN epochs, the nine classifiers
+# (about 27 minutes), into
 # demo/full/.
 demo: $(STAMP)
 	$(BIN)/python -m bids_app.cli.demo $(DEMO_DIR) --subjects $(DEMO_SUBJECTS) --sites $(DEMO_SITES) \
