@@ -274,3 +274,48 @@ def pooled(images: np.ndarray, factor: int = 2) -> np.ndarray:
         n, c, x, factor, y, factor, z, factor
     )
     return blocks.mean(axis=(3, 5, 7)).astype(np.float32)
+
+
+def cross_validate_crops(n_subjects: int, atrophy: float, seed: int, epochs: int):
+    """Train a narrow ResNet3D out of fold on a synthetic crop cohort pooled to 8 mm.
+
+    Parameters
+    ----------
+    n_subjects : int
+        Subjects of :func:`~bids_app.synthetic.crops.make_crop_cohort`.
+    atrophy : float
+        Its planted atrophy (0: a null cohort).
+    seed : int
+        Its seed.
+    epochs : int
+        Training epochs (Coll et al. 2023's preset otherwise, batches of 4, no validation).
+
+    Returns
+    -------
+    tuple
+        The cohort, the pooled volumes, the labels, the network's spec and the
+        :class:`~bids_app.deep.crossval.DeepCVResult` of a 3-fold cross-validation (seed 2).
+    """
+    import dataclasses
+
+    import torch
+
+    from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
+    from bids_app.deep.training import PRESETS
+    from bids_app.group.deep_learning import network_options
+    from bids_app.models.crossval import outer_splits
+    from bids_app.synthetic.crops import make_crop_cohort
+
+    cohort = make_crop_cohort(n_subjects, atrophy=atrophy, seed=seed)
+    volumes = pooled(cohort.images, 4)
+    y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
+    groups = cohort.participants.participant_id.to_numpy()
+    spec = NetworkSpec(
+        "resnet3d",
+        network_options("resnet3d", 4),
+        dataclasses.replace(PRESETS["coll2023"], epochs=epochs, batch_size=4),
+        validation=False,
+    )
+    splits = outer_splits(y, groups, 3)
+    result = deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"), seed=2)
+    return cohort, volumes, y, spec, result

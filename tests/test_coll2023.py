@@ -23,9 +23,7 @@ from scipy import ndimage
 from sklearn.metrics import accuracy_score
 
 from bids_app.cli.main import parse_config
-from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
 from bids_app.deep.lrp import explained_classes
-from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.group.classification import (
     BASELINE_CLASSIFIER,
@@ -33,7 +31,7 @@ from bids_app.group.classification import (
     COLL2023_VOLUMES,
     run_classification,
 )
-from bids_app.group.deep_learning import crop_space, network_options, out_of_fold_relevance
+from bids_app.group.deep_learning import crop_space, out_of_fold_relevance
 from bids_app.group.workflow import clinical_by_session
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.models.classifiers import CLASSIFIERS, build_pipeline
@@ -41,9 +39,8 @@ from bids_app.models.crossval import nested_cross_validate, outer_splits
 from bids_app.models.design import DesignError, GroupDesign, Target, build_design, join_families
 from bids_app.participant.options import AnatomicalOptions
 from bids_app.participant.workflow import init_participant_wf
-from bids_app.synthetic.crops import make_crop_cohort
 from bids_app.synthetic.features import make_feature_cohort
-from tests.conftest import pooled
+from tests.conftest import cross_validate_crops
 from tests.test_participant_workflow import _edges, _executed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -52,19 +49,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def trained():
     """A narrow ResNet3D trained out of fold on a planted crop cohort (8 mm)."""
-    cohort = make_crop_cohort(18, atrophy=0.8, seed=3)
-    volumes = pooled(cohort.images, 4)
-    y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
-    groups = cohort.participants.participant_id.to_numpy()
-    spec = NetworkSpec(
-        "resnet3d",
-        network_options("resnet3d", 4),
-        dataclasses.replace(TRAININGS["coll2023"], epochs=20, batch_size=4),
-        validation=False,
-    )
-    result = deep_cross_validate(
-        volumes, y, groups, outer_splits(y, groups, 3), spec, torch.device("cpu"), seed=2
-    )
+    _, volumes, y, spec, result = cross_validate_crops(18, atrophy=0.8, seed=3, epochs=20)
     return volumes, y, spec, result
 
 

@@ -30,7 +30,7 @@ from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.group.deep_learning import network_options, out_of_fold_relevance
 from bids_app.models.crossval import outer_splits
 from bids_app.synthetic.crops import make_crop_cohort, write_crop_dataset
-from tests.conftest import pooled
+from tests.conftest import cross_validate_crops, pooled
 
 #: Small, quick training for CPU: a narrow ResNet3D (4-8-16-32 kernels), a few epochs.
 FAST = ["--dl-base-width", "4", "--dl-epochs", "4", "--dl-batch-size", "2", "--no-dl-validation"]
@@ -225,19 +225,7 @@ def test_inference_bad_input(planted, tmp_path, capsys):
 def test_null_cohort_stays_at_chance():
     # no planted effect: mean fold AUC within 0.5 +- 0.15. 120 subjects (test folds of 40 keep
     # the mean's SD near 0.05), crops pooled to 8 mm: the claim does not depend on resolution
-    cohort = make_crop_cohort(120, atrophy=0.0, seed=4)
-    volumes = pooled(cohort.images, 4)
-    y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
-    groups = cohort.participants.participant_id.to_numpy()
-    spec = NetworkSpec(
-        "resnet3d",
-        network_options("resnet3d", 4),
-        dataclasses.replace(TRAININGS["coll2023"], epochs=6, batch_size=4),
-        validation=False,
-    )
-    result = deep_cross_validate(
-        volumes, y, groups, outer_splits(y, groups, 3), spec, torch.device("cpu"), seed=2
-    )
+    _, _, _, _, result = cross_validate_crops(120, atrophy=0.0, seed=4, epochs=6)
     # the mean over folds, as in the tables (pooled out-of-fold scores of different fold models
     # are not on one scale)
     assert abs(result.folds["auc"].mean() - 0.5) <= 0.15, result.folds["auc"]
