@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -453,6 +453,24 @@ def run_deep_learning(
     return outcome
 
 
+def out_of_fold_batches(
+    result: DeepCVResult,
+    spec: NetworkSpec,
+    volumes: np.ndarray,
+    ages: np.ndarray | None,
+    device: torch.device,
+    batch_size: int,
+) -> Iterator[tuple[torch.nn.Module, np.ndarray, torch.Tensor, torch.Tensor | None]]:
+    """Yield each fold model with a batch of the rows it did not train on (out of fold)."""
+    for fold, net in enumerate(fold_models(result, spec, volumes.shape[1], device)):
+        members = np.flatnonzero(result.test_fold == fold)
+        for start in range(0, len(members), batch_size):
+            rows = members[start : start + batch_size]
+            x = torch.as_tensor(volumes[rows], dtype=torch.float32, device=device)
+            age = None if ages is None else torch.as_tensor(ages[rows], device=device)
+            yield net, rows, x, age
+
+
 def out_of_fold_relevance(
     result: DeepCVResult,
     spec: NetworkSpec,
@@ -491,18 +509,12 @@ def out_of_fold_relevance(
         float32 ``[n_rows, X, Y, Z]``: relevance of each row's class summed over contrasts.
     """
     maps = np.zeros((len(volumes), *volumes.shape[2:]), dtype=np.float32)
-    for fold, net in enumerate(fold_models(result, spec, volumes.shape[1], device)):
-        members = np.flatnonzero(result.test_fold == fold)
-        for chunk in np.array_split(members, max(1, int(np.ceil(len(members) / batch_size)))):
-            if not len(chunk):
-                continue
-            x = torch.as_tensor(volumes[chunk], dtype=torch.float32, device=device)
-            age = None if ages is None else torch.as_tensor(ages[chunk], device=device)
-            target = torch.ones(len(chunk), dtype=torch.long, device=device)
-            if classes is not None:
-                target = torch.as_tensor(classes[chunk], dtype=torch.long, device=device)
-            r = relevance(net, x, age, target=target, rule=rule)
-            maps[chunk] = r.sum(dim=1).detach().float().cpu().numpy()
+    for net, rows, x, age in out_of_fold_batches(result, spec, volumes, ages, device, batch_size):
+        target = torch.ones(len(rows), dtype=torch.long, device=device)
+        if classes is not None:
+            target = torch.as_tensor(classes[rows], dtype=torch.long, device=device)
+        r = relevance(net, x, age, target=target, rule=rule)
+        maps[rows] = r.sum(dim=1).detach().float().cpu().numpy()
     return maps
 
 

@@ -20,7 +20,7 @@ by the fold model that did not train on it (out of fold):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nibabel as nib
@@ -29,10 +29,10 @@ import pandas as pd
 import torch
 
 from bids_app.config import Config
-from bids_app.deep.crossval import DeepCVResult, NetworkSpec, fold_models
+from bids_app.deep.crossval import DeepCVResult, NetworkSpec
 from bids_app.deep.lrp import combined_map, relevance
 from bids_app.derivatives.writer import DerivativesWriter
-from bids_app.group.deep_learning import DeepOutcome
+from bids_app.group.deep_learning import DeepOutcome, out_of_fold_batches
 from bids_app.models.design import Target
 from bids_app.statistics.attention import (
     LU2023_QUANTILES,
@@ -90,24 +90,6 @@ class GamerResult:
     score: str
 
 
-def _by_fold(
-    result: DeepCVResult,
-    spec: NetworkSpec,
-    volumes: np.ndarray,
-    ages: np.ndarray | None,
-    device: torch.device,
-    batch_size: int,
-) -> Iterator[tuple[torch.nn.Module, np.ndarray, torch.Tensor, torch.Tensor | None]]:
-    """Yield each fold model with a batch of the rows it did not train on (out of fold)."""
-    for fold, net in enumerate(fold_models(result, spec, volumes.shape[1], device)):
-        members = np.flatnonzero(result.test_fold == fold)
-        for start in range(0, len(members), batch_size):
-            rows = members[start : start + batch_size]
-            x = torch.as_tensor(volumes[rows], dtype=torch.float32, device=device)
-            age = None if ages is None else torch.as_tensor(ages[rows], device=device)
-            yield net, rows, x, age
-
-
 def out_of_fold_attention(
     result: DeepCVResult,
     spec: NetworkSpec,
@@ -140,7 +122,9 @@ def out_of_fold_attention(
     """
     weights = np.zeros(volumes.shape[:2], dtype=np.float32)
     with torch.no_grad():
-        for net, rows, x, age in _by_fold(result, spec, volumes, ages, device, batch_size):
+        for net, rows, x, age in out_of_fold_batches(
+            result, spec, volumes, ages, device, batch_size
+        ):
             weights[rows] = net.forward_with_attention(x, age)[1].float().cpu().numpy()
     return weights
 
@@ -178,7 +162,7 @@ def out_of_fold_contrast_relevance(
         float32 ``[n_rows, C, X, Y, Z]``.
     """
     maps = np.zeros(volumes.shape, dtype=np.float32)
-    for net, rows, x, age in _by_fold(result, spec, volumes, ages, device, batch_size):
+    for net, rows, x, age in out_of_fold_batches(result, spec, volumes, ages, device, batch_size):
         r = relevance(net, x, age, rule=rule, start=start, gated_rule=GATED_RULES[gated_rule])
         maps[rows] = r.float().cpu().numpy()
     return maps
