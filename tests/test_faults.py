@@ -74,6 +74,29 @@ def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: st
         time.sleep(0.001)
 
 
+def _freeze_during_a_write(process: subprocess.Popen, writing: Callable[[], bool]) -> None:
+    """Stop the run's process group while ``writing()`` holds.
+
+    A tiny file's write can end between a poll and the signal, so the group is stopped
+    (SIGSTOP), the condition checked again on the frozen run, and the run continued and
+    watched again when the write had already ended.
+    """
+    while True:
+        _wait_for(writing, process, "a write of the first subject's outputs")
+        os.killpg(process.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while not _all_stopped(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if writing():
+            return
+        os.killpg(process.pid, signal.SIGCONT)
+
+
+def _all_stopped(group: int) -> bool:
+    """Whether every living process of a process group is stopped (state ``T``)."""
+    return all(state == "T" for state in _member_states(group).values())
+
+
 def _parts(out: Path) -> list[Path]:
     return [path for path in out.rglob("*") if ".part-" in path.name]
 
@@ -95,17 +118,22 @@ def _assert_same_volumes(out: Path, reference: Path, labels: tuple[str, ...]) ->
         np.testing.assert_allclose(ours[numeric], theirs[numeric], rtol=1e-6, atol=1e-6)
 
 
-def _living_members(group: int) -> list[int]:
-    """Processes of a process group that still run (zombies left out), from ``/proc``."""
-    living = []
+def _member_states(group: int) -> dict[int, str]:
+    """The state letter of each living process of a process group (zombies left out)."""
+    states = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue
         if int(fields[2]) == group and fields[0] != "Z":
-            living.append(int(stat.parent.name))
-    return living
+            states[int(stat.parent.name)] = fields[0]
+    return states
+
+
+def _living_members(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies left out), from ``/proc``."""
+    return list(_member_states(group))
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +163,7 @@ def test_session_lock_is_exclusive_and_names_its_holder(tmp_path):
 def test_kill_during_a_write_then_rerun_resumes_and_matches(dataset, reference, tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     process = _start(dataset, out, work, "--participant-label", "01", "02")
-    # any of the first subject's files while it is written (on an idle machine one file's
-    # write can be shorter than the poll: several files give the kill its chance)
-    _wait_for(lambda: any(out.glob("sub-01/**/.*.part-*")), process, "the first subject's outputs")
+    _freeze_during_a_write(process, lambda: any(out.glob("sub-01/**/.*.part-*")))
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert _parts(out), "the kill did not land during a write"
