@@ -37,7 +37,13 @@ $(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt requi
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m "not long"
+
+# The longest runs (the demo, planted-effect cohorts, network training, determinism, FreeSurfer
+# accuracy: several minutes each); .ci/run runs them after `make test`.
+.PHONY: test-long
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m long
 
 # The development lane: the tests not marked slow (the long ones stay in `make test`).
 .PHONY: test-fast

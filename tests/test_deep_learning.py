@@ -56,6 +56,7 @@ def planted(tmp_path_factory):
     return root, cohort, bids, out
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_planted_atrophy_is_learnt_and_explained(planted):
     _, cohort, _, out = planted
@@ -98,6 +99,7 @@ def test_planted_atrophy_is_learnt_and_explained(planted):
     assert "Attention maps: resnet3d" in report
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_bundle_and_model_card(planted, tmp_path):
     _, cohort, _, out = planted
@@ -125,6 +127,7 @@ def test_bundle_and_model_card(planted, tmp_path):
     assert maps.shape == cohort.images.shape[2:]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_participant_inference_with_the_bundle(planted, tmp_path):
     out = planted[3]
@@ -151,6 +154,7 @@ def test_participant_inference_with_the_bundle(planted, tmp_path):
     assert {"region", "mean_relevance", "n_relevant"} <= set(regions.columns)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_external_validation_of_the_networks(planted, tmp_path):
     # Coll 2023 §3.2: the fold models' majority vote on an external cohort, scored at the group
@@ -192,6 +196,7 @@ def _summary(out):
     return sorted((out / "logs").glob("summary_*.txt"))[-1].read_text()
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_inference_bad_input(planted, tmp_path, capsys):
     out = planted[3]
@@ -269,6 +274,7 @@ def test_gamer_with_age_and_its_attention_maps():
         deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"))
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_pretrained_feature_extractor(planted, tmp_path):
     root, cohort, bids, out = planted

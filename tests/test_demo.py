@@ -150,6 +150,7 @@ def _reports(completed: subprocess.CompletedProcess) -> dict[str, Path]:
     }
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_demo_shows_one_progress_bar_and_the_reports(demo):
     """The progress spans both levels with an ETA; the last lines name the reports."""
@@ -171,6 +172,7 @@ def test_demo_shows_one_progress_bar_and_the_reports(demo):
     assert "(No clustering: it needs 12 patients" in completed.stdout
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @requires_chromium
 def test_demo_reports_render_in_chromium(demo, tmp_path):
@@ -189,6 +191,7 @@ def test_demo_reports_render_in_chromium(demo, tmp_path):
         assert heading.lower() in group.lower(), heading
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @requires_chromium
 def test_report_check_finds_a_broken_image_and_an_empty_section(demo, tmp_path):

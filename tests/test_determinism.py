@@ -101,6 +101,7 @@ def _outputs(folder: Path) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_runs_with_one_seed_are_byte_identical(runs):
     first, second = _outputs(runs["a"]), _outputs(runs["b"])
@@ -119,6 +120,7 @@ def _volumes(folder: Path) -> pd.Series:
     return pd.read_csv(table, sep="\t").iloc[0]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_another_seed_gives_valid_outputs(runs):
     reference, other = _outputs(runs["a"]), _outputs(runs["c"])

@@ -54,6 +54,7 @@ def cropped_to_brain(image: nib.spatialimages.SpatialImage, margin: int) -> nib.
     return nib.Nifti1Image(data[box], affine)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.skipif(not FREESURFER.exists(), reason="needs ../shared/data/freesurfer")
 def test_volumes_agree_with_freesurfer(tmp_path: Path) -> None:

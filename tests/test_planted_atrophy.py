@@ -17,7 +17,7 @@ import pytest
 from bids_app.synthetic import CohortSpec, make_cohort
 from tests.conftest import read_volumes
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 #: The issue's target: a planted 15 % medulla shrinkage reads as a ratio of 0.85 ± 0.05, and
 #: within 0.05 of the ratio realised on the subject's true labels. Measured at 2 mm with

@@ -203,6 +203,7 @@ CPU_DEEP = ["--dl-base-width", "4", "--dl-epochs", "4", "--dl-batch-size", "2"]
 CPU_DEEP += ["--no-dl-validation", "--cv-folds", "3", "--smote-k", "3", "--dl-contrasts", "T1w"]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize(
