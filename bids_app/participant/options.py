@@ -341,9 +341,8 @@ def check_images(inputs: SessionInputs, t1w: nib.Nifti1Image) -> None:
     source = str(inputs.t1w[0])
     conform(t1w, source)
     _raise(coverage_error(t1w, source))
-    for files in inputs.others.values():
-        if files:
-            _raise(image_error(load_image(files[0]), str(files[0])))
+    for path in inputs.others.values():
+        _raise(image_error(load_image(path), str(path)))
     if inputs.lesion_masks:
         path = inputs.lesion_masks[0]
         mask = load_image(path)
