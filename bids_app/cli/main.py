@@ -148,7 +148,12 @@ def run(config: Config, run_id: str) -> int:
         The exit code.
     """
     from bids_app.derivatives.writer import DerivativesWriter
-    from bids_app.inputs.inventory import build_inventory, choice_notes, inventory_table
+    from bids_app.inputs.inventory import (
+        build_inventory,
+        choice_notes,
+        contrast_warnings,
+        inventory_table,
+    )
     from bids_app.inputs.layout import check_dataset_root, load_layout, validate_dataset
     from bids_app.inputs.participants import (
         participants_warnings,
@@ -178,7 +183,12 @@ def run(config: Config, run_id: str) -> int:
     if not config.input.skip_bids_validation:
         validate_dataset(config.input.bids_dir)
     layout = load_layout(config.input.bids_dir)
-    inventory = build_inventory(layout, config.input.participant_label, config.input.session_label)
+    inventory = build_inventory(
+        layout,
+        config.input.participant_label,
+        config.input.session_label,
+        config.deep.dl_contrasts,
+    )
     participants = read_participants(config.input.bids_dir)
     if config.analysis_level == "group":
         columns = [config.group.group_column, *filter(None, [config.group.target])]
@@ -204,6 +214,10 @@ def run(config: Config, run_id: str) -> int:
     logger.info("inventory (%d subject/session):\n%s", len(table), table.to_string(index=False))
     for note in choice_notes(inventory):
         logger.info("%s", note)
+    for warning in contrast_warnings(
+        inventory, config.deep.dl_contrasts, config.participant.map_ranges
+    ):
+        logger.warning("%s", warning)
     subjects = sorted(layout.get_subjects())
     for warning in participants_warnings(config.input.bids_dir, participants, subjects):
         logger.warning("%s", warning)

@@ -19,6 +19,8 @@ import yaml
 from bids_app.config.options import SECTIONS, Config, Declaration, declarations, iter_values
 from bids_app.config.recipes import Recipe, deviations, load_recipe
 from bids_app.errors import UsageError
+from bids_app.preprocessing.qmaps import PARAMETRIC_SUFFIXES, is_suffix, parse_map_range
+from bids_app.preprocessing.qmaps import map_range as map_range_of
 
 #: A BIDS label: letters and digits only (so that no label can name a path).
 LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -309,8 +311,7 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         final = {name: values.get(name, known[name].default) for name in recipe_values}
         values["recipe_deviations"] = deviations(recipe_values, final)
     values.setdefault("omp_nthreads", values.get("nprocs", 1))
-    if values.get("dl_contrasts", ("T1w",))[:1] != ("T1w",):
-        raise UsageError("--dl-contrasts must start with T1w (the crops are placed by the T1w)")
+    _check_contrasts(values.get("dl_contrasts", ("T1w",)), values.get("map_range", ()))
     if values.get("positive_label") is not None and values.get("threshold") is not None:
         raise UsageError("give --positive-label (categorical target) or --threshold, not both")
     if values.get("target_classes") and (
@@ -325,6 +326,42 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
         sections[known[name].section][name] = value
     run = sections.pop("run")
     return Config(**run, **{name: SECTIONS[name](**kw) for name, kw in sections.items()})
+
+
+def _check_contrasts(contrasts: tuple[str, ...], map_range: tuple[str, ...]) -> None:
+    """Check ``--dl-contrasts`` (T1w first, BIDS suffixes) and ``--map-range``.
+
+    Examples
+    --------
+    >>> _check_contrasts(("T1w", "T2map"), ())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    bids_app.errors.UsageError: --dl-contrasts T2map: a quantitative map needs its range; ...
+    """
+    if contrasts[:1] != ("T1w",):
+        raise UsageError("--dl-contrasts must start with T1w (the crops are placed by the T1w)")
+    bad = [name for name in contrasts if not is_suffix(name)]
+    if bad:
+        raise UsageError(
+            f"--dl-contrasts {bad}: a contrast is a BIDS suffix of letters and digits "
+            "(e.g. FLAIR, T1map), as in sub-01_T1map.nii.gz"
+        )
+    repeated = sorted({name for name in contrasts if contrasts.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--dl-contrasts {repeated}: give each contrast once")
+    ranges = {}
+    for text in map_range:
+        try:
+            suffix, low, high = parse_map_range(text)
+        except ValueError as exc:
+            raise UsageError(f"--map-range {exc}") from None
+        ranges[suffix] = (low, high)
+    for name in contrasts:
+        if name in PARAMETRIC_SUFFIXES and map_range_of(name, ranges) is None:
+            raise UsageError(
+                f"--dl-contrasts {name}: a quantitative map needs its range; give --map-range "
+                f"{name}=LOW:HIGH (in the file's units)"
+            )
 
 
 def _recipe_values(name: Any, known: dict[str, Declaration]) -> dict[str, Any]:

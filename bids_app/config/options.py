@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_app.config.recipes import recipe_names
+from bids_app.preprocessing.qmaps import parse_map_range
 
 ANALYSIS_LEVELS = ("participant", "group")
 DEVICES = ("auto", "cpu", "cuda")
@@ -86,8 +87,6 @@ LRP_STARTS = ("logit", "attention")
 LRP_GATED_RULES = ("proportional", "lrp-all")
 #: ``--dl-models`` choices (:data:`bids_app.deep.networks.NETWORKS`).
 DL_MODEL_NAMES = ("resnet3d", "cnn8", "gamer")
-#: Contrasts whose CNN-ready crops the networks may take.
-DL_CONTRASTS = ("T1w", "FLAIR", "T2w")
 #: ``--dl-preset`` choices: training and augmentation of Coll et al. 2023 (ResNet3D) or of
 #: Lu et al. 2023 (GAMER-MRIL).
 DL_PRESETS = ("coll2023", "lu2023")
@@ -295,6 +294,18 @@ class ParticipantOptions:
             "the crop); the networks of a group run must all see crops of one space",
         ),
     )
+    map_range: tuple[str, ...] = field(
+        default=(),
+        metadata=declare(
+            flags=("--map-range",),
+            metavar="SUFFIX=LOW:HIGH",
+            help="range of a quantitative map in --dl-contrasts, in the file's units: its "
+            "CNN-ready crop is clipped to it and scaled to [0, 1] (no N4, no intensity "
+            "normalisation); overrides the built-in ranges of Lu et al. 2023 §II.A (T1map=0:2.5 "
+            "s, MWFmap=0:30 %, NDImap=0:1) and makes any other suffix a quantitative map",
+            default_text="the built-in ranges",
+        ),
+    )
     features: tuple[str, ...] = field(
         default=FEATURE_FAMILIES,
         metadata=declare(
@@ -346,6 +357,20 @@ class ParticipantOptions:
             help="TemplateFlow's folder (from TEMPLATEFLOW_HOME); none uses nilearn's template",
         ),
     )
+
+    @property
+    def map_ranges(self) -> dict[str, tuple[float, float]]:
+        """The ``--map-range`` ranges by suffix (checked when the Config is built).
+
+        Examples
+        --------
+        >>> ParticipantOptions(map_range=("T2map=0:0.2",)).map_ranges
+        {'T2map': (0.0, 0.2)}
+        """
+        return {
+            suffix: (low, high)
+            for suffix, low, high in (parse_map_range(text) for text in self.map_range)
+        }
 
 
 @dataclass(frozen=True)
@@ -597,9 +622,10 @@ class DeepOptions:
         default=("T1w",),
         metadata=declare(
             flags=("--dl-contrasts",),
-            choices=DL_CONTRASTS,
-            metavar="CONTRAST",
-            help="input channels of the networks, T1w first",
+            metavar="SUFFIX",
+            help="input channels of the networks: T1w first, then any BIDS anatomical suffix "
+            "of the dataset (FLAIR, T2w, or a quantitative map such as T1map, MWFmap; see "
+            "--map-range); the participant level co-registers and crops each",
         ),
     )
     dl_preset: str = field(
@@ -946,6 +972,8 @@ class Config:
         }
         if self.participant.cnn_space != "nonlinear":  # the default keeps the former digest
             relevant["cnn_space"] = self.participant.cnn_space
+        if self.participant.map_range:  # none keeps the former digest
+            relevant["map_range"] = sorted(self.participant.map_range)
         digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

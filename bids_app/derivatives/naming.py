@@ -8,6 +8,7 @@ that BIDS does not define yet are listed in :data:`CUSTOM_SUFFIXES` and go into 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,70 @@ CUSTOM_SUFFIXES = (
 #: Template space of the standard-space outputs (nilearn's or TemplateFlow's copy).
 TEMPLATE_SPACE = "MNI152NLin2009aSym"
 
-#: Contrasts co-registered to the T1w.
+#: Contrasts co-registered to the T1w whenever a session has them; their outputs are keys of
+#: :data:`OUTPUTS` (``flair_cnn``). Any other contrast (a quantitative map of ``--dl-contrasts``
+#: such as ``T1map``) has the same outputs under :func:`contrast_output` names (``T1map_cnn``).
 OTHER_CONTRASTS = ("FLAIR", "T2w")
 
+#: Outputs of a co-registered contrast, by kind.
+CONTRAST_KINDS = ("t1w", "mni", "cnn", "xfm")
+
 _MNI = {"space": TEMPLATE_SPACE}
+_CONTRAST_OUTPUT = re.compile(r"^(?P<contrast>[A-Za-z0-9]+)_(?P<kind>t1w|mni|cnn)$")
+_CONTRAST_XFM = re.compile(r"^xfm_(?P<contrast>[A-Za-z0-9]+)_to_t1w$")
+
+
+def contrast_spec(contrast: str, kind: str) -> tuple[dict[str, str], str, str]:
+    """Return the extra entities, suffix and extension of a co-registered contrast's output.
+
+    Parameters
+    ----------
+    contrast : str
+        Its BIDS suffix (``FLAIR``, ``T1map``...), also the suffix of its images.
+    kind : {"t1w", "mni", "cnn", "xfm"}
+        In T1w space, in template space, the CNN-ready crop, or the rigid transform.
+
+    Returns
+    -------
+    tuple
+        As the values of :data:`OUTPUTS`.
+    """
+    if kind == "xfm":
+        return {"from": contrast, "to": "T1w", "mode": "image"}, "xfm", ".mat"
+    extra = {
+        "t1w": {"space": "T1w", "desc": "preproc"},
+        "mni": {**_MNI, "desc": "preproc"},
+        "cnn": {**_MNI, "desc": "cnn"},
+    }[kind]
+    return extra, contrast, ".nii.gz"
+
+
+def contrast_output(contrast: str, kind: str) -> str:
+    """Return the output name of a co-registered contrast (for the writer's methods).
+
+    Parameters
+    ----------
+    contrast : str
+        Its BIDS suffix; ``T1w`` names the T1w's own crop.
+    kind : {"t1w", "mni", "cnn", "xfm"}
+        See :func:`contrast_spec`.
+
+    Returns
+    -------
+    str
+        The key of :data:`OUTPUTS` for the T1w, FLAIR and T2w (``flair_cnn``), else
+        ``<contrast>_<kind>`` or ``xfm_<contrast>_to_t1w`` with the suffix's case kept.
+
+    Examples
+    --------
+    >>> contrast_output("FLAIR", "cnn"), contrast_output("T1map", "cnn")
+    ('flair_cnn', 'T1map_cnn')
+    >>> output_path(contrast_output("T1map", "cnn"), {"sub": "01"}).name
+    'sub-01_space-MNI152NLin2009aSym_desc-cnn_T1map.nii.gz'
+    """
+    label = contrast.lower() if contrast in ("T1w", *OTHER_CONTRASTS) else contrast
+    return f"xfm_{label}_to_t1w" if kind == "xfm" else f"{label}_{kind}"
+
 
 #: Every per-subject output of NeuroStrat by name: extra entities, suffix and extension.
 #: Standard names follow sMRIPrep (native T1w space carries no ``space`` entity).
@@ -102,18 +163,9 @@ OUTPUTS: dict[str, tuple[dict[str, str], str, str]] = {
     "relevance_t1w": ({}, "relevance", ".nii.gz"),
     "relevance_regions": (_MNI, "relevanceregions", ".tsv"),
     **{
-        name: spec
+        contrast_output(contrast, kind): contrast_spec(contrast, kind)
         for contrast in OTHER_CONTRASTS
-        for name, spec in {
-            f"{contrast.lower()}_t1w": ({"space": "T1w", "desc": "preproc"}, contrast, ".nii.gz"),
-            f"{contrast.lower()}_mni": ({**_MNI, "desc": "preproc"}, contrast, ".nii.gz"),
-            f"{contrast.lower()}_cnn": ({**_MNI, "desc": "cnn"}, contrast, ".nii.gz"),
-            f"xfm_{contrast.lower()}_to_t1w": (
-                {"from": contrast, "to": "T1w", "mode": "image"},
-                "xfm",
-                ".mat",
-            ),
-        }.items()
+        for kind in CONTRAST_KINDS
     },
 }
 
@@ -218,7 +270,7 @@ def output_path(name: str, entities: Mapping[str, str | int]) -> Path:
     Parameters
     ----------
     name : str
-        A key of :data:`OUTPUTS`.
+        A key of :data:`OUTPUTS`, or a :func:`contrast_output` name of another contrast.
     entities : mapping
         The subject/session entities.
 
@@ -227,6 +279,11 @@ def output_path(name: str, entities: Mapping[str, str | int]) -> Path:
     Path
         Path relative to the dataset root.
 
+    Raises
+    ------
+    KeyError
+        If the name is neither.
+
     Examples
     --------
     >>> output_path("t1w_preproc", {"sub": "01", "ses": "1"}).as_posix()
@@ -234,8 +291,22 @@ def output_path(name: str, entities: Mapping[str, str | int]) -> Path:
     >>> output_path("flair_mni", {"sub": "01"}).name
     'sub-01_space-MNI152NLin2009aSym_desc-preproc_FLAIR.nii.gz'
     """
-    extra, suffix, extension = OUTPUTS[name]
+    extra, suffix, extension = OUTPUTS[name] if name in OUTPUTS else _contrast_output_spec(name)
     return build_path({**entities, **extra}, suffix, extension)
+
+
+def _contrast_output_spec(name: str) -> tuple[dict[str, str], str, str]:
+    """Return the spec of a :func:`contrast_output` name outside :data:`OUTPUTS`."""
+    xfm, match = _CONTRAST_XFM.match(name), _CONTRAST_OUTPUT.match(name)
+    if xfm:
+        contrast, kind = xfm["contrast"], "xfm"
+    elif match:
+        contrast, kind = match["contrast"], match["kind"]
+    else:
+        raise KeyError(f"{name!r} is not an output of NeuroStrat")
+    if contrast_output(contrast, kind) != name:
+        raise KeyError(f"{name!r} is not an output of NeuroStrat")
+    return contrast_spec(contrast, kind)
 
 
 def report_path(entities: Mapping[str, str | int]) -> Path:

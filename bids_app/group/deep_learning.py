@@ -35,6 +35,7 @@ from bids_app.deep.lrp import explained_classes, relevance
 from bids_app.deep.training import PRESETS as TRAININGS
 from bids_app.deep.training import edss_closeness_weights
 from bids_app.deep.volumes import load_volumes, resample_volumes
+from bids_app.derivatives.naming import contrast_output
 from bids_app.derivatives.writer import DerivativesWriter, read_sidecar, software_versions
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.models.crossval import outer_splits, summarise
@@ -67,6 +68,10 @@ class DeepRun:
         Class the attention maps explain: ``predicted`` or ``positive`` (``--lrp-target``).
     cnn_space : str
         Template space of the crops (``--cnn-space`` of the participant level).
+    channels : tuple of (str, str)
+        Each input contrast with the normalisation of its crops (their sidecars'
+        ``Normalisation``: a weighted image's ``--cnn-normalisation``, or a quantitative map's
+        range, Lu 2023 §II.A).
     """
 
     networks: tuple[str, ...]
@@ -77,6 +82,7 @@ class DeepRun:
     lrp_rule: str
     lrp_target: str = "predicted"
     cnn_space: str = "nonlinear"
+    channels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -240,7 +246,7 @@ def collect_crops(
     """
     rows, missing = [], []
     for item in inventory:
-        paths = {c: writer.path(f"{c.lower()}_cnn", item.entities) for c in contrasts}
+        paths = {c: writer.path(contrast_output(c, "cnn"), item.entities) for c in contrasts}
         ids = {"participant_id": f"sub-{item.subject}"}
         if item.session:
             ids["session_id"] = f"ses-{item.session}"
@@ -250,7 +256,8 @@ def collect_crops(
                 {
                     **ids,
                     "reason": f"no CNN-ready {'/'.join(absent)} crop "
-                    "(run the participant level; FLAIR/T2w need those images)",
+                    "(run the participant level; a contrast besides the T1w needs its image "
+                    "in the session)",
                 }
             )
             continue
@@ -381,6 +388,10 @@ def run_deep_learning(
         lrp_rule=config.deep.lrp_rule,
         lrp_target=config.deep.lrp_target,
         cnn_space=crop_space(rows),
+        channels=tuple(
+            (c, str(read_sidecar(Path(rows[c].iloc[0])).get("Normalisation", "not recorded")))
+            for c in contrasts
+        ),
     )
     outcome = DeepOutcome(
         run=run, left_out=left_out, rows=rows, affine=affine, volumes=volumes, ages=ages

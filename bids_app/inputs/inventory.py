@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +14,13 @@ import pandas as pd
 from bids import BIDSLayout
 
 from bids_app.errors import NoMatchError
+from bids_app.preprocessing.qmaps import PARAMETRIC_SUFFIXES, WEIGHTED_SUFFIXES, map_range
 
 _IMAGE_EXTENSIONS = [".nii", ".nii.gz"]
 #: Lesion masks as fMRIPrep names them (``label-lesion_roi``), plus the ``_mask`` variant.
 _LESION_PATTERNS = ("*_label-lesion_roi.nii*", "*_label-lesion_mask.nii*")
+#: Contrasts the inventory always looks for, besides the T1w (co-registered when present).
+OPTIONAL_CONTRASTS = ("FLAIR", "T2w")
 #: How the T1w of a session with several is chosen (the inventory log repeats it).
 T1W_RULE = "the finest voxels (smallest voxel volume), then the lowest run number, then the name"
 _RUN = re.compile(r"_run-(\d+)_")
@@ -35,6 +38,9 @@ class SessionInputs:
         Label without ``ses-``; None for datasets without sessions.
     t1w, flair, t2w, lesion_masks : tuple of Path
         Files found, the one used first (:data:`T1W_RULE`).
+    extra : mapping of str to tuple of Path
+        Files of the other contrasts asked for (``--dl-contrasts``, e.g. ``T1map``) by suffix,
+        the one used first; a suffix without files maps to an empty tuple.
     anatomical : bool
         Whether the session has an ``anat`` folder with files; a session without one
         (functional-only, MEG) is not applicable, not a failure.
@@ -49,6 +55,7 @@ class SessionInputs:
     flair: tuple[Path, ...] = ()
     t2w: tuple[Path, ...] = ()
     lesion_masks: tuple[Path, ...] = field(default=())
+    extra: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
     anatomical: bool = True
     problem: str | None = None
 
@@ -63,12 +70,22 @@ class SessionInputs:
         return "_".join(f"{k}-{v}" for k, v in self.entities.items())
 
     @property
+    def contrasts(self) -> dict[str, tuple[Path, ...]]:
+        """Files of every contrast besides the T1w, by suffix: FLAIR, T2w, then the extra."""
+        return {"FLAIR": self.flair, "T2w": self.t2w, **self.extra}
+
+    @property
+    def others(self) -> dict[str, Path]:
+        """The file used of each contrast present besides the T1w (co-registered to it)."""
+        return {suffix: files[0] for suffix, files in self.contrasts.items() if files}
+
+    @property
     def missing(self) -> list[str]:
         """What is missing: the required T1w, or the optional contrasts."""
         absent = []
         if not self.t1w:
             absent.append("T1w (required)")
-        absent += [name for name, files in (("FLAIR", self.flair), ("T2w", self.t2w)) if not files]
+        absent += [name for name, files in self.contrasts.items() if not files]
         if not self.lesion_masks:
             absent.append("lesion mask")
         return absent
@@ -152,6 +169,7 @@ def build_inventory(
     layout: BIDSLayout,
     participant_label: Sequence[str] = (),
     session_label: Sequence[str] = (),
+    contrasts: Sequence[str] = (),
 ) -> list[SessionInputs]:
     """List the inputs of every selected subject and session.
 
@@ -163,6 +181,9 @@ def build_inventory(
         Subjects to keep (without ``sub-``); empty keeps all.
     session_label : sequence of str
         Sessions to keep (without ``ses-``); empty keeps all.
+    contrasts : sequence of str
+        Suffixes to look for besides the T1w and :data:`OPTIONAL_CONTRASTS` (the
+        ``--dl-contrasts``, e.g. ``T1map``); the others are ignored.
 
     Returns
     -------
@@ -197,6 +218,11 @@ def build_inventory(
             t1w = _files(layout, subject, session, "T1w")
             flair = _files(layout, subject, session, "FLAIR")
             t2w = _files(layout, subject, session, "T2w")
+            extra = {
+                suffix: _files(layout, subject, session, suffix)
+                for suffix in contrasts
+                if suffix not in ("T1w", *OPTIONAL_CONTRASTS)
+            }
             anatomical = _has_anatomy(bids_dir, subject, session)
             inventory.append(
                 SessionInputs(
@@ -205,9 +231,12 @@ def build_inventory(
                     t1w=t1w,
                     flair=flair,
                     t2w=t2w,
+                    extra=extra,
                     lesion_masks=_lesion_masks(bids_dir, subject, session),
                     anatomical=anatomical,
-                    problem=_sidecar_problem([files[0] for files in (t1w, flair, t2w) if files])
+                    problem=_sidecar_problem(
+                        [files[0] for files in (t1w, flair, t2w, *extra.values()) if files]
+                    )
                     if t1w or not anatomical
                     else _no_t1w(bids_dir, subject, session),
                 )
@@ -255,6 +284,49 @@ def choice_notes(inventory: Sequence[SessionInputs]) -> list[str]:
     ]
 
 
+def contrast_warnings(
+    inventory: Sequence[SessionInputs],
+    contrasts: Sequence[str],
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> list[str]:
+    """Warn about the ``--dl-contrasts`` that are not BIDS suffixes or no session has.
+
+    A suffix that BIDS does not define (e.g. a user's ``NDImap``) is accepted: it is a
+    quantitative map when it has a range, else a weighted image.
+
+    Parameters
+    ----------
+    inventory : sequence of SessionInputs
+        From :func:`build_inventory` (with ``contrasts``).
+    contrasts : sequence of str
+        The ``--dl-contrasts``.
+    ranges : mapping, optional
+        The ``--map-range`` ranges by suffix.
+
+    Returns
+    -------
+    list of str
+        One line per such contrast.
+    """
+    notes = []
+    for suffix in contrasts:
+        if suffix not in (*WEIGHTED_SUFFIXES, *PARAMETRIC_SUFFIXES):
+            value_range = map_range(suffix, ranges)
+            kind = (
+                "a weighted image (give --map-range to take it as a quantitative map)"
+                if value_range is None
+                else f"a quantitative map of range {value_range[0]:g}-{value_range[1]:g}"
+            )
+            notes.append(f"--dl-contrasts {suffix}: not a BIDS anatomical suffix; taken as {kind}")
+        with_files = sum(bool(item.contrasts.get(suffix, item.t1w)) for item in inventory)
+        if not with_files:
+            notes.append(
+                f"--dl-contrasts {suffix}: no selected session has a *_{suffix} image in anat; "
+                "the networks need it in every session they train on"
+            )
+    return notes
+
+
 def inventory_table(inventory: Sequence[SessionInputs]) -> pd.DataFrame:
     """Tabulate the inventory: one row per subject and session.
 
@@ -266,17 +338,17 @@ def inventory_table(inventory: Sequence[SessionInputs]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject, session, T1w, FLAIR, T2w, lesion_mask, usable, missing, status,
-        T1w_used, problem`` (counts of files per contrast, :attr:`SessionInputs.status`, the
-        T1w used and why the session cannot be processed).
+        Columns ``subject, session, T1w, FLAIR, T2w``, one per extra contrast, then
+        ``lesion_mask, usable, missing, status, T1w_used, problem`` (counts of files per
+        contrast, :attr:`SessionInputs.status`, the T1w used and why the session cannot be
+        processed).
     """
     rows = [
         {
             "subject": item.subject,
             "session": item.session,
             "T1w": len(item.t1w),
-            "FLAIR": len(item.flair),
-            "T2w": len(item.t2w),
+            **{suffix: len(files) for suffix, files in item.contrasts.items()},
             "lesion_mask": len(item.lesion_masks),
             "usable": item.usable,
             "missing": ", ".join(item.missing) if item.anatomical else "",

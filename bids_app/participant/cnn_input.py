@@ -21,13 +21,17 @@ def init_cnn_input_wf(
     brain mask are first resampled through the registration's affine stage only, as the FLIRT
     registration of Coll et al. (2023, §2.2): the subject's atrophy stays in the crop. The other
     contrasts then go through their T1w-space images (rigid co-registration, then the affine).
+    A quantitative map (a contrast with a range, :meth:`AnatomicalOptions.value_range`) is
+    resampled linearly, then clipped to its range and scaled to [0, 1] instead of
+    ``cnn_normalisation`` (Lu 2023 §II.A).
 
     Parameters
     ----------
     options : AnatomicalOptions
         Resolved settings (``cnn_normalisation``, ``cnn_space``).
     contrasts : sequence of str
-        Other contrasts (``FLAIR``, ``T2w``) to crop besides the T1w.
+        Other contrasts (``FLAIR``, ``T2w``, quantitative maps such as ``T1map``) to crop
+        besides the T1w.
     name : str
         Name of the workflow.
 
@@ -51,7 +55,8 @@ def init_cnn_input_wf(
     ['affine_mask', 'affine_t1w', 'affine_t2w', 'cnn_t1w', 'cnn_t2w', 'inputnode',
      'outputnode']
     """
-    images = ["t1w"] + [contrast.lower() for contrast in contrasts]
+    ranges = {"t1w": None} | {c.lower(): options.value_range(c) for c in contrasts}
+    images = list(ranges)
     affine = options.cnn_space == "affine"
     if affine:
         fields = ["affine", "brain_mask", "t1w_preproc"] + [f"{i}_t1w" for i in images[1:]]
@@ -70,15 +75,18 @@ def init_cnn_input_wf(
             (inputnode, mask, [("brain_mask", "in_file"), ("affine", "affine")]),
         ])  # fmt: skip
     for image in images:
+        value_range = {} if ranges[image] is None else {"value_range": ranges[image]}
         cnn = pe.Node(
-            CnnReady(normalisation=options.cnn_normalisation, **options.template),
+            CnnReady(normalisation=options.cnn_normalisation, **value_range, **options.template),
             name=f"cnn_{image}",
             mem_gb=0.5,
         )
         if affine:
             source = "t1w_preproc" if image == "t1w" else f"{image}_t1w"
             to_template = pe.Node(
-                AffineToTemplate(**options.template), name=f"affine_{image}", mem_gb=0.5
+                AffineToTemplate(quantitative=ranges[image] is not None, **options.template),
+                name=f"affine_{image}",
+                mem_gb=0.5,
             )
             workflow.connect([
                 (inputnode, to_template, [(source, "in_file"), ("affine", "affine")]),

@@ -1,4 +1,4 @@
-"""Sub-workflow of the other contrasts (FLAIR, T2w): co-registration to the T1w."""
+"""Sub-workflow of the other contrasts (FLAIR, T2w, quantitative maps): co-registration."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ def init_coregistration_wf(
     """Co-register each other contrast rigidly to the T1w and resample it into the template.
 
     Each contrast gets N4 and a rigid Mattes registration with the lesions excluded from the
-    metric; a failed co-registration is reported in its summary, not raised.
+    metric; a failed co-registration is reported in its summary, not raised. A quantitative map
+    (a contrast with a range, :meth:`AnatomicalOptions.value_range`) skips N4 and is resampled
+    linearly (Lu 2023 §II.A).
 
     Parameters
     ----------
     options : AnatomicalOptions
         Resolved settings.
     contrasts : sequence of str
-        ``FLAIR`` and/or ``T2w``, in this order.
+        ``FLAIR``, ``T2w`` and any other BIDS suffix (e.g. ``T1map``), in this order.
     lesion : bool
         Exclude a lesion mask from the registration metric.
     name : str
@@ -65,6 +67,7 @@ def init_coregistration_wf(
         other = pe.Node(
             OtherContrast(
                 contrast=contrast,
+                quantitative=options.value_range(contrast) is not None,
                 preset=options.n4_preset,
                 seed=options.seed,
                 **options.template,

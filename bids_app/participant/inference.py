@@ -35,7 +35,7 @@ from bids_app.deep.bundle import (
 from bids_app.deep.devices import resolve_device
 from bids_app.deep.lrp import explained_classes, relevance
 from bids_app.deep.volumes import load_volumes
-from bids_app.derivatives.naming import bundle_path
+from bids_app.derivatives.naming import bundle_path, contrast_output
 from bids_app.derivatives.writer import DerivativesWriter, read_sidecar
 from bids_app.features.atlases import load_atlas
 from bids_app.inputs.inventory import SessionInputs
@@ -102,7 +102,7 @@ def run_inference(
     sessions = []
     outcomes = []
     for item in inventory:
-        paths = [writer.path(f"{c.lower()}_cnn", item.entities) for c in contrasts]
+        paths = [writer.path(contrast_output(c, "cnn"), item.entities) for c in contrasts]
         absent = [p.name for p in paths if not p.exists()]
         space = read_sidecar(paths[0]).get("CnnSpace", "nonlinear") if not absent else None
         if absent:

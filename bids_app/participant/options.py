@@ -23,6 +23,7 @@ from bids_app.preprocessing.conform import (
     image_error,
     load_image,
 )
+from bids_app.preprocessing.qmaps import map_range
 from bids_app.preprocessing.registration import REGISTRATION_PRESETS
 from bids_app.pretrained.hdbet import check_hdbet_v1_weights, find_hdbet_weights
 from bids_app.pretrained.weights import check_model, resolve_models_dir
@@ -89,6 +90,9 @@ class AnatomicalOptions:
         (the ``meshnet`` family and ``desc-meshnet_dseg``).
     models_dir : Path or None
         Folder of brainchop's MeshNet models (``mindgrab`` or ``meshnet`` only).
+    map_ranges : tuple of (str, float, float)
+        The session's quantitative maps: suffix and the range clipped and scaled to [0, 1]
+        (Lu 2023 §II.A; :data:`~bids_app.preprocessing.qmaps.MAP_RANGES` or ``--map-range``).
     """
 
     skull_strip: str
@@ -113,6 +117,19 @@ class AnatomicalOptions:
     nprocs: int = 1
     segmentation: tuple[str, ...] = ("atlas",)
     models_dir: Path | None = None
+    map_ranges: tuple[tuple[str, float, float], ...] = ()
+
+    def value_range(self, contrast: str) -> tuple[float, float] | None:
+        """Return a quantitative map's range, or None for a weighted image.
+
+        Examples
+        --------
+        >>> options = AnatomicalOptions("none", "", map_ranges=(("T1map", 0.0, 2.5),))
+        >>> options.value_range("T1map"), options.value_range("FLAIR")
+        ((0.0, 2.5), None)
+        """
+        ranges = {suffix: (low, high) for suffix, low, high in self.map_ranges}
+        return ranges.get(contrast)
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -304,10 +321,10 @@ def _resolve_precision(precision: str, device: str) -> str:
 def check_images(inputs: SessionInputs, t1w: nib.Nifti1Image) -> None:
     """Refuse a session whose images cannot be processed, before any step runs.
 
-    The T1w must pass :func:`~bids_app.preprocessing.conform.conform` and cover a head; a
-    FLAIR/T2w must be readable with a usable header; a lesion mask must be too, on the T1w's
-    grid, and may be empty (a session without lesions). A lesion mask on the grid but in the
-    wrong place is flagged by the QC, not refused.
+    The T1w must pass :func:`~bids_app.preprocessing.conform.conform` and cover a head; another
+    contrast (FLAIR, T2w, a quantitative map) must be readable with a usable header; a lesion
+    mask must be too, on the T1w's grid, and may be empty (a session without lesions). A lesion
+    mask on the grid but in the wrong place is flagged by the QC, not refused.
 
     Parameters
     ----------
@@ -324,9 +341,8 @@ def check_images(inputs: SessionInputs, t1w: nib.Nifti1Image) -> None:
     source = str(inputs.t1w[0])
     conform(t1w, source)
     _raise(coverage_error(t1w, source))
-    for files in (inputs.flair, inputs.t2w):
-        if files:
-            _raise(image_error(load_image(files[0]), str(files[0])))
+    for path in inputs.others.values():
+        _raise(image_error(load_image(path), str(path)))
     if inputs.lesion_masks:
         path = inputs.lesion_masks[0]
         mask = load_image(path)
@@ -417,4 +433,9 @@ def resolve_options(
         nprocs=config.resources.nprocs,
         segmentation=config.participant.segmentation,
         models_dir=models_dir,
+        map_ranges=tuple(
+            (contrast, *value_range)
+            for contrast in inputs.others
+            if (value_range := map_range(contrast, config.participant.map_ranges)) is not None
+        ),
     )

@@ -8,10 +8,11 @@ import nibabel as nib
 import pandas as pd
 from nipype.interfaces.base import isdefined
 
-from bids_app.derivatives.naming import TEMPLATE_SPACE
+from bids_app.derivatives.naming import TEMPLATE_SPACE, contrast_output
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.participant.options import AnatomicalOptions
+from bids_app.preprocessing.qmaps import describe_normalisation
 from bids_app.preprocessing.templates import TISSUES
 
 
@@ -83,18 +84,27 @@ def write_session_outputs(
         image("lesion_mni", to_template.lesion_mni, [inputs.lesion_masks[0]], **mni)
     # CnnSpace: the crops of the two --cnn-space choices must not be mixed (checked by the
     # group level and by --models)
-    cnn = {**mni, "CnnSpace": options.cnn_space}
+    cnn = {**mni, "CnnSpace": options.cnn_space, "Normalisation": options.cnn_normalisation}
     image("t1w_cnn", outputs["cnn_t1w"].out_file, t1w_source, **cnn)
-    for contrast, files in (("FLAIR", inputs.flair), ("T2w", inputs.t2w)):
+    for contrast, path in inputs.others.items():
         name = contrast.lower()
-        if not files or outputs[f"{name}_coregister"].summary["status"] != "ok":
-            continue
         other = outputs[f"{name}_coregister"]
-        source = [files[0], inputs.t1w[0]]
-        image(f"{name}_t1w", other.out_t1w, source, Coregistration=other.quality)
-        image(f"{name}_mni", other.out_mni, source, **mni)
-        image(f"{name}_cnn", outputs[f"cnn_{name}"].out_file, source, **cnn)
-        copy(f"xfm_{name}_to_t1w", other.transform, source, Format="ANTs affine")
+        if other.summary["status"] != "ok":
+            continue
+        source = [path, inputs.t1w[0]]
+        value_range = options.value_range(contrast)
+        crop = {**cnn, "Normalisation": describe_normalisation(value_range, cnn["Normalisation"])}
+        if value_range is not None:  # a quantitative map: its range, in the file's units
+            crop["ValueRange"] = list(value_range)
+        image(contrast_output(contrast, "t1w"), other.out_t1w, source, Coregistration=other.quality)
+        image(contrast_output(contrast, "mni"), other.out_mni, source, **mni)
+        image(
+            contrast_output(contrast, "cnn"),
+            outputs[f"cnn_{name}"].out_file,
+            source,
+            **crop,
+        )
+        copy(contrast_output(contrast, "xfm"), other.transform, source, Format="ANTs affine")
     _write_features(outputs, inputs, options, writer, params)
     qc = outputs["qc"]
     writer.write_text(writer.report(entities), Path(qc.report).read_text(encoding="utf-8"))

@@ -77,9 +77,8 @@ def _plugin(config: Config, key: str) -> tuple[str, dict]:
 
 
 def _sources(inputs: SessionInputs) -> list[Path]:
-    """Return the input files a session uses: the first T1w, FLAIR, T2w and lesion mask."""
-    others = (inputs.flair, inputs.t2w, inputs.lesion_masks)
-    return [inputs.t1w[0]] + [files[0] for files in others if files]
+    """Return the input files a session uses: the first T1w, other contrasts and lesion mask."""
+    return [inputs.t1w[0], *inputs.others.values(), *inputs.lesion_masks[:1]]
 
 
 def process_session(

@@ -29,7 +29,8 @@ def init_participant_wf(
     (``anat_preproc_wf``); registration to the template (affine + SyN) and the warped template
     mask (``registration_wf``); N4 inside the brain and Atropos with template priors, refining
     the template mask (``segmentation_wf``); template-space resampling with the log-Jacobian
-    (``template_space_wf``); FLAIR/T2w co-registration (``coregistration_wf``); CNN-ready crops
+    (``template_space_wf``); co-registration of the FLAIR, T2w and quantitative maps
+    (``coregistration_wf``); CNN-ready crops
     (``cnn_input_wf``, through the whole registration or its affine stage, ``cnn_space``); the
     feature families (``features_wf``) and the QC report (``qc_wf``).
     Each node caches in ``work_dir``, so a re-run resumes after the last finished step.
@@ -51,7 +52,7 @@ def init_participant_wf(
     """
     workflow = pe.Workflow(name=f"{inputs.key.replace('-', '_')}_wf", base_dir=str(work_dir))
     lesion = bool(inputs.lesion_masks)
-    others = {c: files[0] for c, files in (("FLAIR", inputs.flair), ("T2w", inputs.t2w)) if files}
+    others = inputs.others
     anat_preproc_wf = init_anat_preproc_wf(options, lesion=lesion)
     anat_preproc_wf.inputs.inputnode.t1w = str(inputs.t1w[0])
     if lesion:

@@ -11,6 +11,8 @@ import nibabel as nib
 import numpy as np
 from nilearn.image import resample_to_img
 
+from bids_app.preprocessing.qmaps import range_normalise
+
 #: Size (mm) of the input patch of Coll 2023 §2.3.
 CNN_BOX_MM = (144, 184, 152)
 
@@ -117,6 +119,7 @@ def cnn_ready(
     template_mask: nib.Nifti1Image,
     method: str = "minmax",
     box_mm: tuple[float, float, float] = CNN_BOX_MM,
+    value_range: tuple[float, float] | None = None,
 ) -> nib.Nifti1Image:
     """Brain-mask, normalise and crop an image in template space.
 
@@ -132,6 +135,9 @@ def cnn_ready(
         Intensity normalisation.
     box_mm : tuple of float
         Crop size in mm.
+    value_range : tuple of float or None
+        A quantitative map's range (:data:`~bids_app.preprocessing.qmaps.MAP_RANGES`): clipped
+        and scaled to [0, 1] instead of ``method`` (Lu 2023 §II.A).
 
     Returns
     -------
@@ -139,7 +145,11 @@ def cnn_ready(
         float32 crop of ``box_mm`` / voxel size voxels.
     """
     mask = np.asarray(brain_mask_mni.dataobj) > 0
-    data = normalise(np.asarray(image_mni.dataobj, dtype=np.float32), mask, method)
+    data = np.asarray(image_mni.dataobj, dtype=np.float32)
+    if value_range is None:
+        data = normalise(data, mask, method)
+    else:
+        data = range_normalise(data, mask, *value_range)
     return crop(nib.Nifti1Image(data, image_mni.affine), crop_slices(template_mask, box_mm))
 
 

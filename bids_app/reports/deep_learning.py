@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 from bids_app.group.attention import AttentionResult
@@ -41,7 +42,9 @@ def render_deep_learning(
         f"sessions with the classifiers' {run.cv_folds} participant-grouped folds "
         f"({run.preset} preset"
         + (", a validation fold held out of each training set" if run.validation else "")
-        + f"; crops of the {run.cnn_space} registration). Out-of-fold attention maps use LRP "
+        + f"; crops of the {run.cnn_space} registration). Input channels: "
+        + "; ".join(f"{contrast} ({html.escape(norm)})" for contrast, norm in run.channels)
+        + ". Out-of-fold attention maps use LRP "
         f"({run.lrp_rule} rules) started from "
         + (
             "each subject's predicted class"

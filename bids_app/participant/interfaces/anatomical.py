@@ -374,14 +374,17 @@ def _binary(img: nib.Nifti1Image) -> nib.Nifti1Image:
 
 
 class _OtherContrastInputSpec(_TemplateInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="raw FLAIR or T2w")
+    in_file = File(exists=True, mandatory=True, desc="raw FLAIR, T2w or quantitative map")
     t1w = File(exists=True, mandatory=True, desc="bias-corrected T1w")
     brain_mask = File(exists=True, mandatory=True, desc="T1w brain mask")
     lesion = File(exists=True, desc="lesion mask on the T1w grid (excluded from the metric)")
     forward = File(exists=True, mandatory=True, desc="T1w-to-template field")
     preset = traits.Enum(*bias.N4_PRESETS, usedefault=True, desc="N4 settings")
-    contrast = Str(mandatory=True, desc="FLAIR or T2w")
+    contrast = Str(mandatory=True, desc="its BIDS suffix (FLAIR, T2w, T1map...)")
     seed = traits.Int(42, usedefault=True, desc="ANTs random seed")
+    quantitative = traits.Bool(
+        False, usedefault=True, desc="a quantitative map: no N4, linear interpolation, no clipping"
+    )
 
 
 class _OtherContrastOutputSpec(TraitedSpec):
@@ -393,7 +396,12 @@ class _OtherContrastOutputSpec(TraitedSpec):
 
 
 class OtherContrast(SimpleInterface):
-    """Conform, bias-correct and co-register a FLAIR/T2w; a failure is reported, not raised."""
+    """Conform, bias-correct and co-register a FLAIR/T2w; a failure is reported, not raised.
+
+    A quantitative map (``quantitative``) keeps its values: no N4 (it has no bias field) and
+    linear interpolation, which neither overshoots its physical range (as B-splines do at
+    edges) nor is clipped at 0 (a susceptibility map is signed); Lu 2023 §II.A.
+    """
 
     input_spec = _OtherContrastInputSpec
     output_spec = _OtherContrastOutputSpec
@@ -401,7 +409,9 @@ class OtherContrast(SimpleInterface):
     def _run_interface(self, runtime):
         source = Path(self.inputs.in_file)
         image, _ = conform(load_image(source), source=str(source))
-        image, _ = bias.n4_correct(image, None, bias.N4_PRESETS[self.inputs.preset])
+        quantitative = self.inputs.quantitative
+        if not quantitative:
+            image, _ = bias.n4_correct(image, None, bias.N4_PRESETS[self.inputs.preset])
         t1w = _load(self.inputs.t1w)
         lesion = _load(self.inputs.lesion) if isdefined(self.inputs.lesion) else None
         try:
@@ -416,12 +426,14 @@ class OtherContrast(SimpleInterface):
             return runtime
         template = _template(self.inputs.resolution, self.inputs.templateflow_home)
         rigid = Path(result.transform)
-        in_t1w = registration.apply_transform(image, t1w, [rigid], "bSpline")
+        interpolation = "linear" if quantitative else "bSpline"
+        keep = _float if quantitative else _positive
+        in_t1w = registration.apply_transform(image, t1w, [rigid], interpolation)
         in_mni = registration.apply_transform(
-            image, template.t1w, [Path(self.inputs.forward), rigid], "bSpline"
+            image, template.t1w, [Path(self.inputs.forward), rigid], interpolation
         )
-        self._results["out_t1w"] = _save(_positive(in_t1w), runtime.cwd, "in_t1w.nii.gz")
-        self._results["out_mni"] = _save(_positive(in_mni), runtime.cwd, "in_mni.nii.gz")
+        self._results["out_t1w"] = _save(keep(in_t1w), runtime.cwd, "in_t1w.nii.gz")
+        self._results["out_mni"] = _save(keep(in_mni), runtime.cwd, "in_mni.nii.gz")
         self._results["transform"] = str(rigid)
         self._results["summary"] = {
             "contrast": self.inputs.contrast,
@@ -436,10 +448,17 @@ def _positive(img: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.clip(np.asarray(img.dataobj), 0, None), img.affine)
 
 
+def _float(img: nib.Nifti1Image) -> nib.Nifti1Image:
+    return nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
+
+
 class _AffineInputSpec(_TemplateInputSpec):
     in_file = File(exists=True, desc="image in T1w space (none: nothing to do)")
     affine = File(exists=True, mandatory=True, desc="the registration's affine stage")
     mask = traits.Bool(False, usedefault=True, desc="a mask: linear, then thresholded at 0.5")
+    quantitative = traits.Bool(
+        False, usedefault=True, desc="a quantitative map: linear interpolation, no clipping"
+    )
 
 
 class _AffineOutputSpec(TraitedSpec):
@@ -460,6 +479,8 @@ class AffineToTemplate(SimpleInterface):
         image = _load(self.inputs.in_file)
         if self.inputs.mask:
             out = _binary(registration.apply_transform(image, template.t1w, affine))
+        elif self.inputs.quantitative:
+            out = _float(registration.apply_transform(image, template.t1w, affine, "linear"))
         else:
             out = _positive(registration.apply_transform(image, template.t1w, affine, "bSpline"))
         self._results["out_file"] = _save(out, runtime.cwd, "affine_mni.nii.gz")
@@ -470,6 +491,9 @@ class _CnnInputSpec(_TemplateInputSpec):
     in_file = File(exists=True, desc="image in template space (none: nothing to do)")
     mask_mni = File(exists=True, mandatory=True, desc="brain mask in template space")
     normalisation = traits.Enum(*cnn_input.NORMALISATIONS, usedefault=True)
+    value_range = traits.Tuple(
+        traits.Float, traits.Float, desc="a quantitative map's range, scaled to [0, 1]"
+    )
 
 
 class _CnnOutputSpec(TraitedSpec):
@@ -491,6 +515,7 @@ class CnnReady(SimpleInterface):
             _load(self.inputs.mask_mni),
             template.brain_mask,
             self.inputs.normalisation,
+            value_range=self.inputs.value_range if isdefined(self.inputs.value_range) else None,
         )
         self._results["out_file"] = _save(crop, runtime.cwd, "cnn.nii.gz")
         return runtime
