@@ -390,6 +390,9 @@ GROUP: dict[str, GroupOutput] = {
     "deep_history": _tsv("deep_history", "training curves of every fold"),
     "deep_exclusions": _tsv("deep_exclusions", "sessions left out of the deep learning"),
     "deep_predictions": _tsv("deep_{network}_predictions", "out-of-fold predictions"),
+    "deep_confusion": _tsv(
+        "deep_{network}_confusion", "out-of-fold confusion matrix of a multi-class target"
+    ),
     "deep_relevance": _nifti("deep_{network}_relevance", "out-of-fold relevance maps (4D)"),
     "deep_checkpoint": GroupOutput(
         "deep_models/{network}/{fold}.pt", "pt", "a fold checkpoint of a network"
