@@ -415,6 +415,10 @@ GROUP: dict[str, GroupOutput] = {
         "deep_{network}_relevance_groups",
         "binarised class-average maps and voxels per region by prediction group",
     ),
+    "figure_deep_group_maps": _png(
+        "deep_{network}_group_maps",
+        "mean T1w, lesion, Jacobian, relevance and R² maps per prediction group (Coll 2023 Fig. 5)",
+    ),
     "deep_relevance_regions": _tsv(
         "deep_{network}_relevance_regions", "atlas regions ranked by class-average relevance"
     ),
