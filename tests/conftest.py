@@ -319,3 +319,45 @@ def cross_validate_crops(n_subjects: int, atrophy: float, seed: int, epochs: int
     splits = outer_splits(y, groups, 3)
     result = deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"), seed=2)
     return cohort, volumes, y, spec, result
+
+
+#: Desikan-Killiany labels atrophied in the third class of :func:`three_class_crops`
+#: (left and right superior frontal gyri; the second class has the precentral gyri).
+SUPERIOR_FRONTAL = (1028, 2028)
+
+
+def three_class_crops(n_per_class: int, atrophy: float, seed: int):
+    """A crop cohort of three classes with class-specific atrophy, pooled to 8 mm.
+
+    Class 0 has none, class 1 loses ``atrophy`` of the intensity of the precentral gyri and
+    class 2 of the superior frontal gyri (atlas labels on the crop grid).
+
+    Parameters
+    ----------
+    n_per_class : int
+        Subjects per class.
+    atrophy : float
+        Planted loss of intensity.
+    seed : int
+        Seed of the cohort and of the class order.
+
+    Returns
+    -------
+    volumes : numpy.ndarray
+        Pooled crops ``[n, 1, X, Y, Z]``.
+    y : numpy.ndarray
+        Class codes 0, 1, 2.
+    groups : numpy.ndarray
+        Participant of every row.
+    """
+    from bids_app.synthetic.crops import PRECENTRAL, make_crop_cohort
+
+    n = 3 * n_per_class
+    cohort = make_crop_cohort(n, atrophy=0.0, seed=seed)
+    y = np.random.default_rng(seed).permutation(np.repeat([0, 1, 2], n_per_class))
+    images = cohort.images.copy()
+    brain = cohort.brain_mask > 0
+    for code, regions in ((1, PRECENTRAL), (2, SUPERIOR_FRONTAL)):
+        loss = 1.0 - atrophy * (np.isin(cohort.atlas, regions) & brain)
+        images[y == code] *= loss.astype(np.float32)
+    return pooled(images, 4), y, cohort.participants.participant_id.to_numpy()

@@ -321,6 +321,9 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
             "--target-classes is for a multi-class target: leave out --positive-label and "
             "--threshold (they make the target binary)"
         )
+    if values.get("ordinal") and not values.get("target_classes"):
+        raise UsageError("--ordinal needs --target-classes, listing the classes in their order")
+    _check_lrp_target(values)
     sections: dict[str, dict[str, Any]] = {section: {} for section in (*SECTIONS, "run")}
     for name, value in values.items():
         sections[known[name].section][name] = value
@@ -362,6 +365,31 @@ def _check_contrasts(contrasts: tuple[str, ...], map_range: tuple[str, ...]) -> 
                 f"--dl-contrasts {name}: a quantitative map needs its range; give --map-range "
                 f"{name}=LOW:HIGH (in the file's units)"
             )
+
+
+def _check_lrp_target(values: dict[str, Any]) -> None:
+    """Refuse an LRP target that the target cannot have (``--lrp-target``, ``--lrp-class``)."""
+    binary = values.get("positive_label") is not None or values.get("threshold") is not None
+    multiclass = values.get("target") is not None and not binary
+    named = values.get("lrp_class")
+    if values.get("lrp_target") == "positive" and values.get("dl_models") and multiclass:
+        raise UsageError(
+            "--lrp-target positive needs a binary target (--positive-label or --threshold): a "
+            "multi-class target has no positive class; explain each subject's predicted class "
+            "(--lrp-target predicted) or one class with --lrp-class"
+        )
+    if named is None:
+        return
+    if binary:
+        raise UsageError(
+            "--lrp-class names a class of a multi-class target; with --positive-label or "
+            "--threshold use --lrp-target predicted or positive"
+        )
+    if values.get("lrp_target") == "positive":
+        raise UsageError("give --lrp-class or --lrp-target positive, not both")
+    classes = values.get("target_classes") or ()
+    if classes and named not in classes:
+        raise UsageError(f"--lrp-class {named!r} is not one of --target-classes {list(classes)}")
 
 
 def _recipe_values(name: Any, known: dict[str, Declaration]) -> dict[str, Any]:

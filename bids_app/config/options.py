@@ -420,6 +420,15 @@ class GroupOptions:
             default_text="every value, numbers in numeric order",
         ),
     )
+    ordinal: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--ordinal",),
+            action="store_true",
+            help="the classes of --target-classes are ordered as listed (e.g. King's stages 1 2 3 "
+            "4): add the mean absolute error in classes and the quadratic-weighted Cohen's kappa",
+        ),
+    )
     covariates: tuple[str, ...] = field(
         default=(),
         metadata=declare(
@@ -689,7 +698,18 @@ class DeepOptions:
             flags=("--lrp-target",),
             choices=LRP_TARGETS,
             help="class whose output the attention maps explain: the predicted class of each "
-            "subject, the 'winning class' of Coll et al. 2023 §2.6, or always the positive class",
+            "subject, the 'winning class' of Coll et al. 2023 §2.6, or always the positive class "
+            "(binary targets only; see --lrp-class for a multi-class one)",
+        ),
+    )
+    lrp_class: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--lrp-class",),
+            metavar="VALUE",
+            help="multi-class target: the attention maps of every subject explain this class of "
+            "--target-classes (with --lrp-target predicted)",
+            default_text="each subject's predicted class",
         ),
     )
     models: Path | None = field(

@@ -7,6 +7,10 @@ validation, as Coll 2023 §2.3.2 did (7 folds: five train, one validates, one te
 early stopping and the learning-rate decay and never sees the test fold. Each test participant is
 predicted and embedded by the one fold model that did not train on it, so the out-of-fold
 embeddings can enter the classical pipeline as a feature set without leakage.
+
+A multi-class target (``classes``) trains one logit per class (the network's ``n_classes`` option,
+set by the caller); the predicted class is the most probable one, and the fold metrics are the
+classifiers' :func:`~bids_app.models.metrics.multiclass_metrics`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,16 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from bids_app.deep.augment import Augmentation, flip_expansion
 from bids_app.deep.networks import build_network
-from bids_app.deep.training import TrainingConfig, embed, predict, train_with_oom_fallback
+from bids_app.deep.training import (
+    TrainingConfig,
+    embed,
+    predict,
+    predict_proba,
+    train_with_oom_fallback,
+)
 from bids_app.deep.volumes import VolumeDataset
 from bids_app.models.crossval import Split
-from bids_app.models.metrics import binary_metrics
+from bids_app.models.metrics import binary_metrics, class_metrics
 
 LOGGER = logging.getLogger("bids_app.deep")
 
@@ -71,9 +81,12 @@ class DeepCVResult:
         The network's name.
     folds : pandas.DataFrame
         One row per repeat and fold: sizes, the metrics of
-        :func:`~bids_app.models.metrics.binary_metrics`, best epoch and epochs run.
+        :func:`~bids_app.models.metrics.binary_metrics` (or of
+        :func:`~bids_app.models.metrics.class_metrics` for a multi-class target), best epoch and
+        epochs run.
     predictions : pandas.DataFrame
-        One row per repeat and test row: ``row, repeat, fold, y_true, score, y_pred``.
+        One row per repeat and test row: ``row, repeat, fold, y_true``, ``score`` (the positive
+        class's probability) or ``score_<class>`` (every class's probability), and ``y_pred``.
     histories : pandas.DataFrame
         The training history of every fold (``repeat, fold`` and the per-epoch columns).
     states : list of dict
@@ -157,6 +170,8 @@ def deep_cross_validate(
     ages: np.ndarray | None = None,
     sample_values: np.ndarray | None = None,
     seed: int = 42,
+    classes: tuple[str, ...] = (),
+    ordinal: bool = False,
 ) -> DeepCVResult:
     """Train and test one network on every outer split.
 
@@ -165,7 +180,7 @@ def deep_cross_validate(
     volumes : numpy.ndarray
         Crops ``[n_rows, n_contrasts, X, Y, Z]`` (float16 is fine).
     y : numpy.ndarray
-        Labels, 1 positive.
+        Labels, 1 positive (binary), or class codes ``0 .. len(classes) - 1``.
     groups : numpy.ndarray
         Participant of every row.
     splits : list of Split
@@ -180,6 +195,11 @@ def deep_cross_validate(
         Per-row values of the ``edss-closeness`` loss (Lu 2023 §II.D).
     seed : int
         Seed of the weights, the batches and the validation split.
+    classes : tuple of str
+        The class names of a multi-class target (empty: binary); ``spec.options`` must then
+        give the network ``n_classes=len(classes)``.
+    ordinal : bool
+        The classes are ordered: the fold metrics add the ordinal ones.
 
     Returns
     -------
@@ -219,8 +239,16 @@ def deep_cross_validate(
         config = dataclasses.replace(spec.training, seed=fold_seed)
         result = train_with_oom_fallback(net, training, held_out, config, device)
         test = _dataset(volumes, y, split.test, ages, None)
-        score = predict(result.model, test, device, config.batch_size)
-        y_pred = (score >= 0.5).astype(int)
+        if classes:
+            probabilities = predict_proba(result.model, test, device, config.batch_size)
+            y_pred = probabilities.argmax(axis=1)
+            metrics = class_metrics(y[split.test], y_pred, probabilities, classes, ordinal)
+            scores = {f"score_{c}": probabilities[:, k] for k, c in enumerate(classes)}
+        else:
+            score = predict(result.model, test, device, config.batch_size)
+            y_pred = (score >= 0.5).astype(int)
+            metrics = binary_metrics(y[split.test], y_pred, score)
+            scores = {"score": score}
         LOGGER.info(
             "%s, repeat %d fold %d: best epoch %d of %d",
             spec.name,
@@ -236,7 +264,7 @@ def deep_cross_validate(
                 "n_train": len(np.unique(fit)),
                 "n_validation": len(validation),
                 "n_test": len(split.test),
-                **binary_metrics(y[split.test], y_pred, score),
+                **metrics,
                 "best_epoch": result.best_epoch,
                 "epochs": len(result.history),
             }
@@ -248,7 +276,7 @@ def deep_cross_validate(
                     "repeat": split.repeat,
                     "fold": split.fold,
                     "y_true": y[split.test],
-                    "score": score,
+                    **scores,
                     "y_pred": y_pred,
                 }
             )

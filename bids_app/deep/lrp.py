@@ -453,22 +453,40 @@ def relevance(
     return grad.detach().to(x.device)
 
 
-def explained_classes(predicted: np.ndarray, target: str = "predicted") -> np.ndarray:
+def explained_classes(
+    predicted: np.ndarray,
+    target: str = "predicted",
+    n_classes: int = 2,
+    named: int | None = None,
+) -> np.ndarray:
     """Return the class each sample's relevance map explains (``relevance``'s ``target``).
 
     Parameters
     ----------
     predicted : numpy.ndarray
-        The predicted class of each sample, 0 or 1 (for an ensemble, its decision, e.g. the
-        majority vote of Coll 2023 §2.5, so that every fold model explains the same class).
+        The predicted class of each sample, ``0 .. n_classes - 1`` (for an ensemble, its
+        decision, e.g. the majority vote of Coll 2023 §2.5, so that every fold model explains
+        the same class).
     target : {"predicted", "positive"}
         ``predicted``: the winning class of each sample, as Coll 2023 §2.6 (true and false
-        negatives are explained by the negative class); ``positive``: the positive class for all.
+        negatives are explained by the negative class); ``positive``: the positive class for all
+        (binary targets only: a multi-class target has none).
+    n_classes : int
+        Classes of the target.
+    named : int, optional
+        A multi-class target's class that every map explains (``--lrp-class``), with
+        ``target="predicted"``.
 
     Returns
     -------
     numpy.ndarray
         int64 class indices, one per sample.
+
+    Raises
+    ------
+    ValueError
+        For an unknown target, ``positive`` with more than two classes, or a named class with a
+        binary target, with ``positive`` or out of range.
 
     Examples
     --------
@@ -476,10 +494,24 @@ def explained_classes(predicted: np.ndarray, target: str = "predicted") -> np.nd
     array([0, 1, 1])
     >>> explained_classes(np.array([0, 1, 1]), "positive")
     array([1, 1, 1])
+    >>> explained_classes(np.array([0, 2, 1]), n_classes=3, named=2)
+    array([2, 2, 2])
     """
     if target not in TARGETS:
         raise ValueError(f"unknown LRP target {target!r}; choose one of {TARGETS}")
+    if target == "positive" and n_classes > 2:
+        raise ValueError(
+            f"LRP target 'positive' needs a binary target; this one has {n_classes} classes: "
+            "explain the predicted class or a named class"
+        )
     predicted = np.asarray(predicted, dtype=np.int64)
+    if named is not None:
+        if n_classes <= 2 or target != "predicted" or not 0 <= named < n_classes:
+            raise ValueError(
+                f"a named LRP class needs a multi-class target with the predicted target and a "
+                f"class in 0 .. {n_classes - 1}; got class {named} of {n_classes}, {target!r}"
+            )
+        return np.full_like(predicted, named)
     return predicted if target == "predicted" else np.ones_like(predicted)
 
 

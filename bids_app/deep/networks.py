@@ -83,6 +83,40 @@ def positive_probability(logits: Tensor) -> Tensor:
     return torch.sigmoid(logits[:, 0])
 
 
+def class_probabilities(logits: Tensor) -> Tensor:
+    """Probability of every class from a network's logits.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (B, K)
+        Output of a network of this module: ``K >= 2`` logits under a softmax, or one under a
+        sigmoid (two classes).
+
+    Returns
+    -------
+    Tensor of shape (B, max(K, 2))
+        ``softmax(logits)``, or ``[1 - p, p]`` with ``p = sigmoid(logits[:, 0])`` for one logit.
+
+    Examples
+    --------
+    >>> class_probabilities(torch.zeros(1, 3)).tolist()
+    [[0.3333333432674408, 0.3333333432674408, 0.3333333432674408]]
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape [B, K], got {tuple(logits.shape)}")
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+def _outputs_of(n_classes: int, binary_outputs: int) -> int:
+    """Logits of a network for ``n_classes``: its binary head, or one logit per class."""
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    return binary_outputs if n_classes == 2 else n_classes
+
+
 def _prepare_input(x: Tensor, network: nn.Module, n_channels: int, min_size: int) -> Tensor:
     """Check ``x``'s shape and cast it to the network's floating-point type."""
     if x.ndim != 5 or x.shape[1] != n_channels:
@@ -148,13 +182,15 @@ class ResNet3D(nn.Module):
         128, 64); the first reads ``widths[-1]`` channels.
     negative_slope : float
         LeakyReLU slope (Coll 2023 names no value; torch's default).
+    n_classes : int
+        Classes of the target: two logits under a softmax for a binary target (Coll 2023
+        §2.3.1), one per class for a multi-class one.
 
     Notes
     -----
     Each block halves the image, so the input needs ``2 ** len(widths)`` voxels per axis.
     """
 
-    n_outputs = 2
     uses_age = False
 
     def __init__(
@@ -163,8 +199,10 @@ class ResNet3D(nn.Module):
         widths: tuple[int, ...] = (16, 32, 64, 128),
         head: tuple[int, int] = (128, 64),
         negative_slope: float = 0.01,
+        n_classes: int = 2,
     ) -> None:
         super().__init__()
+        self.n_outputs = _outputs_of(n_classes, 2)
         self.in_channels = in_channels
         self.features = nn.Sequential(
             *(
@@ -187,7 +225,7 @@ class ResNet3D(nn.Module):
         return self.head(self.pool(self.features(x)))
 
     def forward(self, x: Tensor, age: Tensor | None = None) -> Tensor:
-        """Return the two logits, shape ``[B, 2]``; ``age`` is not used."""
+        """Return the logits, shape ``[B, n_outputs]``; ``age`` is not used."""
         return self.classifier(self._embedding_map(x)).flatten(1)
 
     def embed(self, x: Tensor, age: Tensor | None = None) -> Tensor:
@@ -205,21 +243,24 @@ class CNN8(nn.Module):
     widths : sequence of 8 int
         Kernels of the eight convolutions; the last two give the 256 features of DL7 and DL8
         (Turrisi 2024 §2.2.2).
+    n_classes : int
+        Classes of the target: two logits for a binary target, one per class otherwise.
 
     Notes
     -----
     Three max poolings halve the image, so the input needs 8 voxels per axis.
     """
 
-    n_outputs = 2
     uses_age = False
 
     def __init__(
         self,
         in_channels: int = 1,
         widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128, 256, 256),
+        n_classes: int = 2,
     ) -> None:
         super().__init__()
+        self.n_outputs = _outputs_of(n_classes, 2)
         if len(widths) != 8:
             raise ValueError(f"CNN8 needs 8 widths, got {len(widths)}")
         self.in_channels = in_channels
@@ -259,7 +300,7 @@ class CNN8(nn.Module):
         return {"dl7": self.average(h7).flatten(1), "dl8": self.average(h8).flatten(1)}
 
     def forward(self, x: Tensor, age: Tensor | None = None) -> Tensor:
-        """Return the two logits, shape ``[B, 2]``; ``age`` is not used."""
+        """Return the logits, shape ``[B, n_outputs]``; ``age`` is not used."""
         return self.classifier(self.average(self._last_maps(x)[1]).flatten(1))
 
     def embed(self, x: Tensor, age: Tensor | None = None) -> Tensor:
@@ -349,6 +390,9 @@ class GAMER(nn.Module):
         Encoder settings, see ``DenseNetEncoder`` (Lu 2023: 4, 16, 32).
     attention : int
         Neurons K of the signal and gate layers (Lu 2023 §II.C: 16).
+    n_classes : int
+        Classes of the target: Lu 2023's one logit for a binary target, one per class (under a
+        softmax) for a multi-class one.
 
     Notes
     -----
@@ -357,7 +401,6 @@ class GAMER(nn.Module):
     classifier reads ``n`` and the age divided by 100 (Lu 2023 §II.C).
     """
 
-    n_outputs = 1
     uses_age = True
 
     def __init__(
@@ -367,8 +410,10 @@ class GAMER(nn.Module):
         init_features: int = 16,
         hidden: int = 32,
         attention: int = 16,
+        n_classes: int = 2,
     ) -> None:
         super().__init__()
+        self.n_outputs = _outputs_of(n_classes, 1)
         self.n_contrasts = n_contrasts
         self.encoders = nn.ModuleList(
             DenseNetEncoder(growth_rate, init_features, hidden) for _ in range(n_contrasts)
@@ -419,7 +464,7 @@ class GAMER(nn.Module):
         return self.classifier(torch.cat([n, scaled_age.unsqueeze(1)], dim=1)), weights
 
     def forward(self, x: Tensor, age: Tensor | None = None) -> Tensor:
-        """Return the logit ``f(x)``, shape ``[B, 1]``; ``age`` is required."""
+        """Return the logit ``f(x)``, ``[B, 1]`` (``[B, n_classes]`` multi-class); needs age."""
         return self.forward_with_attention(x, age)[0]
 
     def embed(self, x: Tensor, age: Tensor | None = None) -> Tensor:

@@ -3,7 +3,9 @@
 A network here is a ``torch.nn.Module`` called as ``net(x, age=None)`` on ``[B, C, D, H, W]``
 volumes (``age`` in years, used where ``net.uses_age``), returning logits of shape
 ``[B, net.n_outputs]``: two classes under a softmax (Coll 2023 §2.3.1) or one logit under a
-sigmoid (Lu 2023 §II.C); ``net.embed(x, age=None)`` gives its penultimate features.
+sigmoid (Lu 2023 §II.C); ``net.embed(x, age=None)`` gives its penultimate features. A network of
+a multi-class target (labels ``0 .. K-1``) returns ``K`` logits under a softmax and trains with
+the same (class-weighted) cross-entropy.
 
 Coll 2023 trains with Adam on a class-weighted cross-entropy, batches of two, for at most 200
 epochs with early stopping on the validation loss and a learning rate lowered when the
@@ -30,13 +32,10 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from bids_app.deep.devices import with_oom_fallback
-from bids_app.deep.networks import positive_probability
+from bids_app.deep.networks import class_probabilities, positive_probability
 from bids_app.deep.volumes import VolumeDataset
 
 LOGGER = logging.getLogger(__name__)
-
-#: Classes of the binary stratification (Coll 2023: EDSS < 3 / >= 3; Lu 2023: EDSS < 5 / >= 5).
-CLASSES = np.array([0, 1])
 
 
 @dataclass(frozen=True)
@@ -158,43 +157,57 @@ class TrainingResult:
     stopped_early: bool
 
 
-def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Class weights inverse to the class frequencies, ``n / (2 * n_c)`` (Coll 2023 §2.3.2).
+def class_weights(labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """Class weights inverse to the class frequencies, ``n / (K * n_c)`` (Coll 2023 §2.3.2).
 
     Parameters
     ----------
     labels : numpy.ndarray of int
-        Labels (0 or 1) of the training items; both classes must occur.
+        Labels (``0 .. n_classes - 1``) of the training items; every class must occur.
+    n_classes : int, default=2
+        Classes K: two for the binary stratification (Coll 2023: EDSS < 3 / >= 3), more for a
+        multi-class target.
 
     Returns
     -------
     numpy.ndarray
-        Weights of classes 0 and 1.
+        Weights of classes ``0 .. K-1``.
 
     Examples
     --------
     >>> np.round(class_weights(np.array([0, 0, 0, 1])), 3).tolist()
     [0.667, 2.0]
+    >>> np.round(class_weights(np.array([0, 0, 1, 2]), 3), 3).tolist()
+    [0.667, 1.333, 1.333]
     """
-    return compute_class_weight("balanced", classes=CLASSES, y=labels)
+    return compute_class_weight("balanced", classes=np.arange(n_classes), y=labels)
 
 
-def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
-    """Sampler drawing both classes equally often, with replacement (Lu 2023 §II.D).
+def n_classes_of(net: nn.Module) -> int:
+    """Classes of a network: its logits, or two for one logit under a sigmoid."""
+    return max(int(net.n_outputs), 2)
+
+
+def balanced_sampler(
+    labels: np.ndarray, generator: torch.Generator, n_classes: int = 2
+) -> WeightedRandomSampler:
+    """Sampler drawing every class equally often, with replacement (Lu 2023 §II.D).
 
     Parameters
     ----------
     labels : numpy.ndarray of int
-        Labels (0 or 1) of the items.
+        Labels (``0 .. n_classes - 1``) of the items.
     generator : torch.Generator
         Source of the draws.
+    n_classes : int, default=2
+        Classes of the target.
 
     Returns
     -------
     torch.utils.data.WeightedRandomSampler
         Draws ``len(labels)`` items per epoch, each with probability inverse to its class size.
     """
-    weights = class_weights(labels)[labels]
+    weights = class_weights(labels, n_classes)[labels]
     return WeightedRandomSampler(
         weights.tolist(), num_samples=len(labels), replacement=True, generator=generator
     )
@@ -327,6 +340,37 @@ def predict(
     return positive_probability(logits).numpy()
 
 
+def predict_proba(
+    net: nn.Module,
+    dataset: VolumeDataset,
+    device: torch.device,
+    batch_size: int,
+    bf16: bool = True,
+) -> np.ndarray:
+    """Probability of every class for each item, in eval mode (multi-class targets).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Trained network (moved to ``device``).
+    dataset : VolumeDataset
+        Items (normally without augmentation).
+    device : torch.device
+        Where to run.
+    batch_size : int
+        Items per forward pass.
+    bf16 : bool, default=True
+        bfloat16 autocast, on CUDA only.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities, shape ``(len(dataset), K)``; each row sums to 1.
+    """
+    logits, _, _ = _outputs(net, net, dataset, device, batch_size, bf16)
+    return class_probabilities(logits).numpy()
+
+
 def embed(
     net: nn.Module,
     dataset: VolumeDataset,
@@ -362,15 +406,20 @@ def _check_inputs(
     net: nn.Module, train: VolumeDataset, validation: VolumeDataset | None, config: TrainingConfig
 ) -> None:
     """Refuse inputs the training cannot use, with the fix."""
-    if net.n_outputs not in (1, 2):
-        raise ValueError(f"net.n_outputs must be 1 (sigmoid) or 2 (softmax), got {net.n_outputs}")
+    if net.n_outputs < 1:
+        raise ValueError(
+            f"net.n_outputs must be 1 (sigmoid) or K >= 2 (softmax), got {net.n_outputs}"
+        )
+    n_classes = n_classes_of(net)
     datasets = (
         {"training": train} if validation is None else {"training": train, "validation": validation}
     )
     for name, dataset in datasets.items():
         labels = dataset.item_labels
-        if len(labels) == 0 or not np.isin(labels, CLASSES).all():
-            raise ValueError(f"the {name} set must be non-empty with labels 0 and 1 only")
+        if len(labels) == 0 or not np.isin(labels, np.arange(n_classes)).all():
+            raise ValueError(
+                f"the {name} set must be non-empty with labels 0 .. {n_classes - 1} only"
+            )
         if net.uses_age and dataset.ages is None:
             raise ValueError(f"the network uses age but the {name} set has no ages")
         if config.loss == "edss-closeness" and dataset.weights is None:
@@ -378,14 +427,14 @@ def _check_inputs(
                 f"loss 'edss-closeness' needs per-sample weights in the {name} set "
                 "(VolumeDataset(weights=edss_closeness_weights(edss)))"
             )
-    if np.unique(train.item_labels).size < 2:
-        raise ValueError("the training set needs samples of both classes")
+    if np.unique(train.item_labels).size < n_classes:
+        raise ValueError(f"the training set needs samples of every class (of {n_classes})")
     if (
         validation is not None
         and config.monitor == "auc"
-        and np.unique(validation.item_labels).size < 2
+        and np.unique(validation.item_labels).size < n_classes
     ):
-        raise ValueError("monitor 'auc' needs both classes in the validation set; use 'loss'")
+        raise ValueError("monitor 'auc' needs every class in the validation set; use 'loss'")
 
 
 def _train(
@@ -397,11 +446,14 @@ def _train(
 ) -> TrainingResult:
     """Run the training loop of :func:`train_network` inside its seeded random state."""
     generator = torch.Generator().manual_seed(config.seed)
+    n_classes = n_classes_of(net)
     loader = DataLoader(
         train,
         batch_size=config.batch_size,
         shuffle=not config.weighted_sampler,
-        sampler=balanced_sampler(train.item_labels, generator) if config.weighted_sampler else None,
+        sampler=balanced_sampler(train.item_labels, generator, n_classes)
+        if config.weighted_sampler
+        else None,
         generator=None if config.weighted_sampler else generator,
         num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
@@ -421,7 +473,7 @@ def _train(
             patience=config.lr_patience,
         )
     )
-    weigh = _weighting(config.loss, train.item_labels, device)
+    weigh = _weighting(config.loss, train.item_labels, n_classes, device)
     rows, best_score, best_epoch, best_state = [], None, 0, None
     for epoch in range(1, config.epochs + 1):
         learning_rate = optimiser.param_groups[0]["lr"]
@@ -469,10 +521,12 @@ def _train(
 Weighting = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _weighting(loss: str, labels: np.ndarray, device: torch.device) -> Weighting:
+def _weighting(loss: str, labels: np.ndarray, n_classes: int, device: torch.device) -> Weighting:
     """``weigh(y, sample_weight)``: per-sample loss weights of the chosen loss."""
     if loss == "weighted-ce":
-        per_class = torch.as_tensor(class_weights(labels), dtype=torch.float32, device=device)
+        per_class = torch.as_tensor(
+            class_weights(labels, n_classes), dtype=torch.float32, device=device
+        )
         return lambda y, sample_weight: per_class[y]
     if loss == "edss-closeness":
         return lambda y, sample_weight: sample_weight
@@ -542,17 +596,18 @@ def _evaluate(
     batch_size: int,
     bf16: bool,
 ) -> tuple[float, float]:
-    """Weighted mean loss and AUC of a validation set."""
+    """Weighted mean loss and AUC (macro one-vs-rest for K classes) of a validation set."""
     logits, y, sample_weight = _outputs(net, net, dataset, device, batch_size, bf16)
     weights = weigh(y.to(device), sample_weight.to(device)).cpu()
     loss = float((weights * _per_sample_loss(logits, y, net.n_outputs)).sum() / weights.sum())
     labels = y.numpy()
-    auc = (
-        roc_auc_score(labels, positive_probability(logits).numpy())
-        if np.unique(labels).size == 2
-        else np.nan
-    )
-    return loss, float(auc)
+    probabilities = class_probabilities(logits).numpy()
+    n_classes = probabilities.shape[1]
+    if np.unique(labels).size < n_classes:
+        return loss, np.nan
+    if n_classes == 2:
+        return loss, float(roc_auc_score(labels, probabilities[:, 1]))
+    return loss, float(roc_auc_score(labels, probabilities, multi_class="ovr"))
 
 
 def _outputs(

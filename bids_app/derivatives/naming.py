@@ -461,6 +461,9 @@ GROUP: dict[str, GroupOutput] = {
     "deep_history": _tsv("deep_history", "training curves of every fold"),
     "deep_exclusions": _tsv("deep_exclusions", "sessions left out of the deep learning"),
     "deep_predictions": _tsv("deep_{network}_predictions", "out-of-fold predictions"),
+    "deep_confusion": _tsv(
+        "deep_{network}_confusion", "out-of-fold confusion matrix of a multi-class target"
+    ),
     "deep_relevance": _nifti("deep_{network}_relevance", "out-of-fold relevance maps (4D)"),
     "deep_checkpoint": GroupOutput(
         "deep_models/{network}/{fold}.pt", "pt", "a fold checkpoint of a network"
@@ -482,6 +485,10 @@ GROUP: dict[str, GroupOutput] = {
     "figure_deep_relevance_groups": _png(
         "deep_{network}_relevance_groups",
         "binarised class-average maps and voxels per region by prediction group",
+    ),
+    "figure_deep_group_maps": _png(
+        "deep_{network}_group_maps",
+        "mean T1w, lesion, Jacobian, relevance and R² maps per prediction group (Coll 2023 Fig. 5)",
     ),
     "deep_relevance_regions": _tsv(
         "deep_{network}_relevance_regions", "atlas regions ranked by class-average relevance"

@@ -142,6 +142,12 @@ class AttentionResult:
         Voxels of each binarised class-average map per atlas region and group (Coll 2023
         Fig. 4c): ``group`` and the columns of
         :func:`~bids_app.statistics.attention.individual_region_counts`.
+    group_maps : dict of str to dict of str to numpy.ndarray
+        Each prediction group's mean maps, the rows of Coll 2023 Fig. 5: ``T1w`` (the first
+        contrast's crops), ``lesion`` (share of subjects with a lesion in each voxel) and
+        ``jacobian`` (the Jacobian determinant, ``exp`` of the log-Jacobian) when those maps
+        exist, ``relevance`` (the class average), and, for groups large enough for the
+        voxel-wise regression, ``r2`` and ``partialr2_<regressor>``.
     """
 
     network: str
@@ -163,6 +169,7 @@ class AttentionResult:
     gamer: GamerResult | None = None
     tops: dict[str, np.ndarray] = field(default_factory=dict)
     region_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    group_maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def run_attention_analyses(
@@ -239,9 +246,19 @@ def run_attention_analyses(
         writer.write_group_table(region_counts, "deep_relevance_counts", network=name)
         shown = "TP" if "TP" in averages else next(iter(averages))
         example = int(np.flatnonzero(groups == shown)[0])
-        regression = None
+        regression, fits = None, {}
         if jacobian is not None:
-            regression = _regression(name, maps, groups, jacobian, lesions, brain, outcome, writer)
+            regression, fits = _regression(
+                name, maps, groups, jacobian, lesions, brain, outcome, writer
+            )
+        group_maps = {
+            group: {
+                **_mean_inputs(outcome, groups == group, jacobian, lesions),
+                "relevance": average,
+                **fits.get(group, {}),
+            }
+            for group, average in averages.items()
+        }
         predict = out_of_fold_predictor(outcome, name, device)
         inversion = inversion_test(
             predict,
@@ -283,9 +300,25 @@ def run_attention_analyses(
                 gamer=gamer,
                 tops=tops,
                 region_counts=region_counts,
+                group_maps=group_maps,
             )
         )
     return results
+
+
+def _mean_inputs(
+    outcome: DeepOutcome,
+    members: np.ndarray,
+    jacobian: np.ndarray | None,
+    lesions: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Average a prediction group's T1w crops, lesions and Jacobians (Coll 2023 Fig. 5)."""
+    means = {"T1w": outcome.volumes[members, 0].astype(np.float32).mean(axis=0)}
+    if lesions is not None:
+        means["lesion"] = (lesions[members] > 0).astype(np.float32).mean(axis=0)
+    if jacobian is not None:
+        means["jacobian"] = np.exp(jacobian[members]).astype(np.float32).mean(axis=0)
+    return means
 
 
 def _regression(
@@ -297,9 +330,12 @@ def _regression(
     brain: np.ndarray,
     outcome: DeepOutcome,
     writer: DerivativesWriter,
-) -> pd.DataFrame:
-    """Voxel-wise regression of the relevance per prediction group (Coll 2023 §2.6.3)."""
-    rows = []
+) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """Voxel-wise regression of the relevance per prediction group (Coll 2023 §2.6.3).
+
+    Returns the summary table and, per group regressed, its R² and partial R² maps.
+    """
+    rows, fits = [], {}
     for group in np.unique(groups):
         members = groups == group
         if members.sum() < MIN_REGRESSION_SUBJECTS:
@@ -312,6 +348,7 @@ def _regression(
         for regressor in regressors:
             outputs[f"partialr2_{regressor}"] = fit.partial_r2[regressor]
             outputs[f"stdbeta_{regressor}"] = fit.std_beta[regressor]
+        fits[str(group)] = {k: v for k, v in outputs.items() if not k.startswith("stdbeta")}
         for stat, values in outputs.items():
             writer.write_group_image(
                 nib.Nifti1Image(values.astype(np.float32), outcome.affine),
@@ -330,7 +367,7 @@ def _regression(
         )
     table = pd.DataFrame(rows)
     writer.write_group_table(table, "deep_regression", network=name)
-    return table
+    return table, fits
 
 
 def _spearman(

@@ -102,6 +102,10 @@ _MULTICLASS_METRIC_COLUMNS = {
     "auprc": {"Description": "unweighted mean of the classes' one-vs-rest average precision"},
     "balanced_accuracy": {"Description": "unweighted mean of the classes' recall"},
 }
+_ORDINAL_METRIC_COLUMNS = {
+    "mae": {"Description": "mean absolute error in classes, mean |true - predicted| (ordinal)"},
+    "qwk": {"Description": "Cohen's kappa with quadratic weights (ordinal; 1 perfect, 0 chance)"},
+}
 
 
 def _confusion_columns(classes: Sequence[str]) -> dict[str, dict]:
@@ -115,12 +119,26 @@ def _confusion_columns(classes: Sequence[str]) -> dict[str, dict]:
     }
 
 
-def _metric_columns(classes: Sequence[str]) -> dict[str, dict]:
-    """Describe the metric columns of a binary (no classes) or multi-class target."""
+def metric_columns(classes: Sequence[str], ordinal: bool = False) -> dict[str, dict]:
+    """Describe the metric columns of a binary (no classes) or multi-class target.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        The classes of a multi-class target; empty for a binary one.
+    ordinal : bool
+        The classes are ordered (the ordinal metrics are described too).
+
+    Returns
+    -------
+    dict of str to dict
+        Column to its BIDS description.
+    """
     if not classes:
         return _METRIC_COLUMNS
     return {
         **_MULTICLASS_METRIC_COLUMNS,
+        **(_ORDINAL_METRIC_COLUMNS if ordinal else {}),
         **{
             f"auc_{name}": {"Description": f"one-vs-rest ROC AUC of the class {name}"}
             for name in classes
@@ -358,7 +376,7 @@ def run_classification(
     harmonize = config.group.harmonization == "combat" and design.has_sites
     y, groups = design.y, design.groups
     classes = design.target.classes
-    metrics = metric_names(classes)
+    metrics = metric_names(classes, design.target.ordinal)
     splits = outer_splits(y, groups, config.group.cv_folds, config.group.cv_repeats, config.seed)
     if config.group.smote_k:
         check_smote(y, groups, splits, config.group.smote_k, config.group.cv_folds, config.seed)
@@ -409,6 +427,7 @@ def run_classification(
                 seed=config.seed,
                 n_jobs=config.resources.nprocs,
                 classes=classes,
+                ordinal=design.target.ordinal,
             )
         except ValueError as exc:
             # e.g. ComBat on an inner training fold that holds one row of a site
@@ -445,7 +464,7 @@ def run_classification(
             ["tn", "fp", "fn", "tp"]
         ]
         best = best.join(totals.sum(), on=["feature_set", "classifier"])
-    columns = _metric_columns(classes)
+    columns = metric_columns(classes, design.target.ordinal)
     tables = {
         "classification_folds": (folds, columns),
         "classification_summary": (summary, None),
@@ -524,7 +543,7 @@ def save_models(
     Path
         The manifest.
     """
-    metrics = metric_names(design.target.classes)
+    metrics = metric_names(design.target.classes, design.target.ordinal)
     with writer.model_bundle("models") as bundle:
         entries = []
         for row in best.itertuples():
@@ -566,6 +585,7 @@ def save_models(
         }
         if design.target.multiclass:
             target["classes"] = list(design.target.classes)
+            target["ordinal"] = design.target.ordinal
         info = {
             "neurostrat_version": __version__,
             "software": software_versions(),
@@ -812,6 +832,7 @@ def target_of(config: Config) -> Target:
         config.group.positive_label,
         config.group.threshold,
         config.group.target_classes,
+        config.group.ordinal,
     )
 
 

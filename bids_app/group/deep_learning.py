@@ -6,6 +6,12 @@ outer folds as the classical classifiers (a validation fold held out of each tra
 card (``group/deep_models``), out-of-fold predictions, out-of-fold penultimate features (a
 feature family for the classical pipeline) and out-of-fold attention maps (LRP), each subject
 explained by the fold model that did not train on it.
+
+A multi-class target (``--target-classes``, e.g. King's stages) trains one logit per class with the
+class-weighted cross-entropy; the fold metrics are the classifiers' multi-class ones (with the
+ordinal ones under ``--ordinal``), the predictions hold every class's probability and the
+confusion matrix is written beside them. The attention maps explain each subject's predicted
+class, or the class of ``--lrp-class``.
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from bids_app.deep.training import edss_closeness_weights
 from bids_app.deep.volumes import load_volumes, resample_volumes
 from bids_app.derivatives.naming import contrast_output
 from bids_app.derivatives.writer import DerivativesWriter, read_sidecar, software_versions
+from bids_app.group.classification import metric_columns
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.models.crossval import outer_splits, summarise
-from bids_app.models.design import DesignError, Target, binary_target
-from bids_app.models.metrics import METRICS
+from bids_app.models.design import DesignError, Target, binary_target, multiclass_target
+from bids_app.models.metrics import metric_names
+from bids_app.models.tables import confusion_table
 from bids_app.utils.digests import file_digest
 
 LOGGER = logging.getLogger("bids_app.deep")
@@ -72,6 +80,12 @@ class DeepRun:
         Each input contrast with the normalisation of its crops (their sidecars'
         ``Normalisation``: a weighted image's ``--cnn-normalisation``, or a quantitative map's
         range, Lu 2023 §II.A).
+    classes : tuple of str
+        The classes of a multi-class target; empty for a binary one.
+    ordinal : bool
+        The classes are ordered (``--ordinal``).
+    lrp_class : str or None
+        The class every attention map explains (``--lrp-class``); None: the predicted class.
     """
 
     networks: tuple[str, ...]
@@ -83,6 +97,14 @@ class DeepRun:
     lrp_target: str = "predicted"
     cnn_space: str = "nonlinear"
     channels: tuple[tuple[str, str], ...] = ()
+    classes: tuple[str, ...] = ()
+    ordinal: bool = False
+    lrp_class: str | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metric columns of the fold tables."""
+        return metric_names(self.classes, self.ordinal)
 
 
 @dataclass
@@ -119,6 +141,9 @@ class DeepOutcome:
         The crops ``[n_rows, C, X, Y, Z]``.
     ages : numpy.ndarray or None
         Ages of the rows in years.
+    confusion : dict of str to pandas.DataFrame
+        Multi-class target: network to its out-of-fold confusion matrix (first repeat, from
+        :func:`~bids_app.models.tables.confusion_table`); empty for a binary target.
     """
 
     run: DeepRun | None = None
@@ -133,6 +158,7 @@ class DeepOutcome:
     results: dict[str, tuple[DeepCVResult, NetworkSpec]] = field(default_factory=dict)
     volumes: np.ndarray = field(default_factory=lambda: np.empty((0, 1, 1, 1, 1)))
     ages: np.ndarray | None = None
+    confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def network_options(name: str, base_width: int) -> dict[str, Any]:
@@ -167,7 +193,7 @@ def network_options(name: str, base_width: int) -> dict[str, Any]:
     raise ValueError(f"unknown network {name!r}")
 
 
-def network_spec(name: str, config: Config) -> NetworkSpec:
+def network_spec(name: str, config: Config, n_classes: int = 2) -> NetworkSpec:
     """Build a network's training from ``--dl-preset`` and the overrides.
 
     Parameters
@@ -176,6 +202,8 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
         The network.
     config : Config
         The run configuration.
+    n_classes : int
+        Classes of the target; a multi-class one gives the network ``n_classes`` logits.
 
     Returns
     -------
@@ -188,12 +216,18 @@ def network_spec(name: str, config: Config) -> NetworkSpec:
         overrides["epochs"] = config.deep.dl_epochs
     if config.deep.dl_batch_size is not None:
         overrides["batch_size"] = config.deep.dl_batch_size
+    options = network_options(name, config.deep.dl_base_width)
+    if n_classes > 2:
+        options["n_classes"] = n_classes
+    # Coll 2023 §2.3.2's flip rates are per binary class (all positives, 75 % of negatives); a
+    # multi-class target gets no flipped copies and relies on the class weights alone
+    coll = config.deep.dl_preset == "coll2023" and n_classes == 2
     return NetworkSpec(
         name=name,
-        options=network_options(name, config.deep.dl_base_width),
+        options=options,
         training=dataclasses.replace(training, **overrides),
         augmentation=AUGMENTATIONS[config.deep.dl_preset],
-        flip_rates=COLL2023_FLIP_RATES if config.deep.dl_preset == "coll2023" else None,
+        flip_rates=COLL2023_FLIP_RATES if coll else None,
         validation=config.deep.dl_validation,
     )
 
@@ -302,11 +336,18 @@ def crop_space(crops: pd.DataFrame) -> str:
 
 def _labels(
     crops: pd.DataFrame, clinical: pd.DataFrame, target: Target, needs_age: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sessions with a label (and an age when a network needs it), and those left out."""
+) -> tuple[pd.DataFrame, pd.DataFrame, Target]:
+    """Sessions with a label (and an age when a network needs it), those left out, the target.
+
+    A multi-class target comes back with its classes (those of the column when not given).
+    """
     if target.column not in clinical:
         raise DesignError(f"no column {target.column!r} for the networks' target")
-    y = binary_target(clinical[target.column], target)
+    if target.multiclass:
+        y, classes = multiclass_target(clinical[target.column], target)
+        target = dataclasses.replace(target, classes=classes)
+    else:
+        y = binary_target(clinical[target.column], target)
     reasons = pd.Series("", index=crops.index)
     reasons[y.isna()] = f"no {target.column}"
     if needs_age:
@@ -318,7 +359,19 @@ def _labels(
     if needs_age or "age" in clinical:
         kept["age"] = pd.to_numeric(clinical.loc[kept.index].get("age"), errors="coerce")
     left = crops[reasons != ""][["participant_id"]].assign(reason=reasons[reasons != ""])
-    return kept, left
+    return kept, left, target
+
+
+def _named_class(target: Target, name: str | None) -> int | None:
+    """Code of the class of ``--lrp-class`` (None when not given)."""
+    if name is None:
+        return None
+    if name not in target.classes:
+        raise DesignError(
+            f"--lrp-class {name!r} is not a class of {target.column!r} "
+            f"(classes: {list(target.classes)})"
+        )
+    return target.classes.index(name)
 
 
 def _fold_rows(result: DeepCVResult, feature_set: str, spec: NetworkSpec) -> pd.DataFrame:
@@ -363,7 +416,7 @@ def run_deep_learning(
     DesignError
         When no session has crops and a label.
     """
-    rows, left_out = _labels(crops, clinical, target, "gamer" in config.deep.dl_models)
+    rows, left_out, target = _labels(crops, clinical, target, "gamer" in config.deep.dl_models)
     if rows.empty:
         raise DesignError(
             "no session has CNN-ready crops and a target value: run the participant level "
@@ -392,14 +445,19 @@ def run_deep_learning(
             (c, str(read_sidecar(Path(rows[c].iloc[0])).get("Normalisation", "not recorded")))
             for c in contrasts
         ),
+        classes=target.classes if target.multiclass else (),
+        ordinal=target.ordinal,
+        lrp_class=config.deep.lrp_class,
     )
+    named = _named_class(target, config.deep.lrp_class) if target.multiclass else None
+    n_classes = max(len(run.classes), 2)
     outcome = DeepOutcome(
         run=run, left_out=left_out, rows=rows, affine=affine, volumes=volumes, ages=ages
     )
     results = outcome.results
     weights = None
     for name in config.deep.dl_models:
-        spec = network_spec(name, config)
+        spec = network_spec(name, config, n_classes)
         if spec.training.loss == "edss-closeness":
             weights, spec = _closeness_weights(rows, target, spec)
         start = time.perf_counter()
@@ -413,6 +471,8 @@ def run_deep_learning(
             ages=ages,
             sample_values=weights,
             seed=config.seed,
+            classes=run.classes,
+            ordinal=run.ordinal,
         )
         LOGGER.info(
             "%s on %s: AUC %.3f, F1 %.3f (%.0f s on %s)",
@@ -425,18 +485,25 @@ def run_deep_learning(
         )
         results[name] = (result, spec)
         prediction = result.predictions.query("repeat == 0").set_index("row").sort_index()
-        classes = explained_classes(prediction["y_pred"].to_numpy(), config.deep.lrp_target)
+        classes = explained_classes(
+            prediction["y_pred"].to_numpy(), config.deep.lrp_target, n_classes, named
+        )
         outcome.relevance[name] = out_of_fold_relevance(
             result, spec, volumes, ages, config.deep.lrp_rule, device, classes
         )
+        scores = [c for c in prediction if c == "score" or c.startswith("score_")]
         outcome.predictions[name] = rows[["participant_id"]].assign(
             **{c: rows[c] for c in ("session_id",) if c in rows},
             y_true=y,
-            score=prediction["score"].to_numpy(),
+            **{c: prediction[c].to_numpy() for c in scores},
             y_pred=prediction["y_pred"].to_numpy(),
             fold=result.test_fold,
             explained_class=classes,
         )
+        if run.classes:
+            outcome.confusion[name] = confusion_table(
+                result.predictions.assign(feature_set=feature_set, classifier=name), run.classes
+            )
         ids = rows[[c for c in ("participant_id", "session_id") if c in rows]]
         embedding = pd.DataFrame(
             result.embeddings,
@@ -569,6 +636,7 @@ def save_bundle(
         The model card.
     """
     networks = {}
+    metrics = metric_names(target.classes if target.multiclass else (), target.ordinal)
     with writer.model_bundle("deep_models") as bundle:
         for name, (result, spec) in results.items():
             files = {}
@@ -602,8 +670,8 @@ def save_bundle(
                 "flip_rates": {str(k): v for k, v in (spec.flip_rates or {}).items()},
                 "validation_fold": spec.validation,
                 "folds": first.to_dict(orient="records"),
-                "metrics_mean": {m: float(result.folds[m].mean()) for m in METRICS},
-                "metrics_sd": {m: float(result.folds[m].std(ddof=1)) for m in METRICS},
+                "metrics_mean": {m: float(result.folds[m].mean()) for m in metrics},
+                "metrics_sd": {m: float(result.folds[m].std(ddof=1)) for m in metrics},
             }
         card = {
             "card_version": CARD_VERSION,
@@ -613,6 +681,8 @@ def save_bundle(
             "target_column": target.column,
             "positive_label": target.positive_label,
             "threshold": target.threshold,
+            "classes": list(target.classes) if target.multiclass else [],
+            "ordinal": target.ordinal,
             "cv_folds": config.group.cv_folds,
             "cv_repeats": config.group.cv_repeats,
             "seed": config.seed,
@@ -642,33 +712,66 @@ def _write_tables(
         "lrp_rule": config.deep.lrp_rule,
         "lrp_target": config.deep.lrp_target,
         "cnn_space": outcome.run.cnn_space if outcome.run else "nonlinear",
+        "classes": list(outcome.run.classes) if outcome.run else [],
+        "ordinal": bool(outcome.run and outcome.run.ordinal),
+        "lrp_class": config.deep.lrp_class,
     }
     histories = pd.concat(
         [r.histories.assign(network=name) for name, (r, _) in results.items()], ignore_index=True
     )
+    run = outcome.run
+    metrics = run.metrics if run else metric_names()
     tables = {
         "deep_folds": outcome.folds,
-        "deep_summary": summarise(outcome.folds),
+        "deep_summary": summarise(outcome.folds, metrics),
         "deep_history": histories,
         "deep_exclusions": left_out,
     }
+    columns = metric_columns(run.classes if run else (), bool(run and run.ordinal))
     for name, table in tables.items():
-        writer.write_group_table(table, name, params=params)
-    explained = {
-        "explained_class": {
-            "Description": "class whose output the row's attention map explains (LRP)",
-            "Levels": {"0": "negative", "1": "positive"},
-        }
-    }
+        writer.write_group_table(
+            table, name, params=params, columns=columns if name == "deep_folds" else None
+        )
     for name, table in outcome.predictions.items():
         writer.write_group_table(
-            table, "deep_predictions", params=params, columns=explained, network=name
+            table,
+            "deep_predictions",
+            params=params,
+            columns=_prediction_columns(run.classes if run else ()),
+            network=name,
         )
+    for name, table in outcome.confusion.items():
+        writer.write_group_table(table, "deep_confusion", params=params, network=name)
     for family, table in outcome.features.items():
         writer.write_group_table(table, "features", params=params, family=family)
     for name, maps in outcome.relevance.items():
         image = nib.Nifti1Image(np.moveaxis(maps, 0, -1), outcome.affine)
         writer.write_group_image(image, "deep_relevance", network=name)
+
+
+def _prediction_columns(classes: Sequence[str]) -> dict[str, dict]:
+    """Describe the columns of the out-of-fold predictions of a binary or multi-class target."""
+    levels = (
+        {str(k): name for k, name in enumerate(classes)}
+        if classes
+        else {"0": "negative", "1": "positive"}
+    )
+    described = {
+        "y_true": {"Description": "true class", "Levels": levels},
+        "y_pred": {"Description": "predicted class (most probable)", "Levels": levels},
+        "explained_class": {
+            "Description": "class whose output the row's attention map explains (LRP)",
+            "Levels": levels,
+        },
+    }
+    if classes:
+        described |= {
+            f"score_{name}": {"Description": f"out-of-fold probability of the class {name}"}
+            for name in classes
+        }
+    else:
+        described["score"] = {"Description": "out-of-fold probability of the positive class"}
+    return described
 
 
 def pretrained_features(

@@ -489,11 +489,8 @@ def _check_before_writing(
         With ``--apply-models``, what :func:`load_saved_models` returns; None otherwise.
     """
     if config.deep.dl_models and not config.group.target:
-        raise DesignError("--dl-models needs a --target (with --positive-label or --threshold)")
-    if config.deep.dl_models and target_of(config).multiclass:
         raise DesignError(
-            "--dl-models trains binary networks: give --positive-label or --threshold with "
-            f"--target {config.group.target}; a multi-class target runs with --classifiers only"
+            "--dl-models needs a --target (with --positive-label or --threshold, or multi-class)"
         )
     if config.deep.dl_models or config.deep.feature_extractor:
         crops, _ = collect_crops(processed, writer, config.deep.dl_contrasts)
@@ -581,6 +578,11 @@ def _deep_learning(
     target = target_of(config)
     outcome = run_deep_learning(crops, clinical, target, config, writer)
     outcome.missing_crops = missing
+    if outcome.run is not None and outcome.run.classes:
+        # the analyses of Coll 2023 §2.6 and Lu 2023 §II.G group the maps by TP/FP/TN/FN and
+        # score the positive class: a multi-class target keeps the out-of-fold maps only
+        LOGGER.info("multi-class target: relevance maps written, no TP/FP/TN/FN analyses")
+        return outcome, []
     attention = run_attention_analyses(
         outcome, target, config, writer, resolve_device(config.resources.device)
     )

@@ -29,8 +29,8 @@ from bids_app.models.classifiers import ClassifierSpec, param_grid
 from bids_app.models.metrics import (
     METRICS,
     binary_metrics,
+    class_metrics,
     class_scores,
-    multiclass_metrics,
     positive_scores,
 )
 
@@ -259,6 +259,7 @@ def nested_cross_validate(
     seed: int = 42,
     n_jobs: int = 1,
     classes: tuple[str, ...] = (),
+    ordinal: bool = False,
 ) -> CVResult:
     """Evaluate one classifier on one feature set by nested cross-validation.
 
@@ -289,6 +290,9 @@ def nested_cross_validate(
         macro-F1, the metrics are :func:`~bids_app.models.metrics.multiclass_metrics`, the
         predictions hold ``score_<class>`` per class and ``y_pred`` is the trials' majority
         vote (ties to the smaller code).
+    ordinal : bool
+        The classes are ordered (``--ordinal``): the metrics add
+        :func:`~bids_app.models.metrics.ordinal_metrics`.
 
     Returns
     -------
@@ -319,7 +323,7 @@ def nested_cross_validate(
             )
             if classes:
                 score = class_scores(model, X_test)
-                metrics = multiclass_metrics(y_test, model.predict(X_test), score, classes)
+                metrics = class_metrics(y_test, model.predict(X_test), score, classes, ordinal)
             else:
                 score = positive_scores(model, X_test)
                 metrics = binary_metrics(y_test, model.predict(X_test), score)

@@ -50,12 +50,16 @@ class Target:
     classes : tuple of str
         The classes of a multi-class target, in order (class ``k`` is coded ``k``); empty: every
         value of the column, numbers in numeric order and text in alphabetical order.
+    ordinal : bool
+        The classes are ordered as listed (``--ordinal``: King's stages 1 < 2 < 3 < 4), which
+        adds the ordinal metrics.
     """
 
     column: str
     positive_label: str | None = None
     threshold: float | None = None
     classes: tuple[str, ...] = ()
+    ordinal: bool = False
 
     @property
     def multiclass(self) -> bool:

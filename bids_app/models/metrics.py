@@ -7,6 +7,9 @@ A multi-class target (the disease stage of the brainstem/ALS PhD proposal, objec
 names with their macro-averaged meaning, the unweighted mean over the classes: macro-F1, precision
 and recall, the mean of the one-vs-rest AUCs and average precisions, and balanced accuracy (the
 mean recall of the classes); each class's one-vs-rest AUC is kept as ``auc_<class>``.
+Ordered classes (``--ordinal``: King's stages 1-4 of the brainstem paper, Bede et al. 2021) add
+two ordinal metrics: the mean absolute error in classes and Cohen's kappa with quadratic weights
+(Cohen 1968), which count a prediction two stages off as worse than one stage off.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
     balanced_accuracy_score,
+    cohen_kappa_score,
     confusion_matrix,
     f1_score,
     precision_score,
@@ -43,28 +47,97 @@ METRICS = (
 #: The metrics of :func:`multiclass_metrics` shared by every target (then ``auc_<class>``).
 MULTICLASS_METRICS = ("f1", "precision", "recall", "auc", "auprc", "balanced_accuracy")
 
+#: The metrics of :func:`ordinal_metrics`, added for ordered classes (``--ordinal``).
+ORDINAL_METRICS = ("mae", "qwk")
 
-def metric_names(classes: Sequence[str] = ()) -> tuple[str, ...]:
+
+def metric_names(classes: Sequence[str] = (), ordinal: bool = False) -> tuple[str, ...]:
     """Name the metric columns of a binary target (no classes) or of a multi-class one.
 
     Parameters
     ----------
     classes : sequence of str
         The classes of a multi-class target; empty for a binary one.
+    ordinal : bool
+        The classes are ordered: :data:`ORDINAL_METRICS` follow the multi-class ones.
 
     Returns
     -------
     tuple of str
-        :data:`METRICS`, or :data:`MULTICLASS_METRICS` and ``auc_<class>`` for every class.
+        :data:`METRICS`, or :data:`MULTICLASS_METRICS`, :data:`ORDINAL_METRICS` when ordered,
+        and ``auc_<class>`` for every class.
 
     Examples
     --------
     >>> metric_names(["1", "2", "3"])[-3:]
     ('auc_1', 'auc_2', 'auc_3')
+    >>> metric_names(["1", "2", "3"], ordinal=True)[6:8]
+    ('mae', 'qwk')
     """
     if not classes:
         return METRICS
-    return MULTICLASS_METRICS + tuple(f"auc_{name}" for name in classes)
+    ordered = ORDINAL_METRICS if ordinal else ()
+    return MULTICLASS_METRICS + ordered + tuple(f"auc_{name}" for name in classes)
+
+
+def ordinal_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Compute the ordinal metrics of ordered classes (codes in their order).
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        True and predicted class codes ``0 .. n_classes - 1``, in the order of the classes.
+    n_classes : int
+        Classes of the target (the kappa's weights span all of them).
+
+    Returns
+    -------
+    dict of str to float
+        ``mae``: mean absolute error in classes, ``mean |y_true - y_pred|``; ``qwk``: Cohen's
+        kappa with quadratic weights, 1 for perfect agreement, 0 for chance (NaN when both
+        sides hold one and the same class).
+
+    Examples
+    --------
+    >>> ordinal_metrics(np.array([0, 1, 2, 3]), np.array([0, 1, 3, 1]), 4)
+    {'mae': 0.75, 'qwk': 0.5}
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    labels = list(range(n_classes))
+    agreement = (
+        np.nan
+        if len(np.unique(np.concatenate([y_true, y_pred]))) < 2
+        else cohen_kappa_score(y_true, y_pred, labels=labels, weights="quadratic")
+    )
+    return {"mae": float(np.abs(y_true - y_pred).mean()), "qwk": float(agreement)}
+
+
+def class_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    scores: np.ndarray,
+    classes: Sequence[str],
+    ordinal: bool = False,
+) -> dict[str, float]:
+    """Compute :func:`multiclass_metrics`, with :func:`ordinal_metrics` for ordered classes.
+
+    Parameters
+    ----------
+    y_true, y_pred, scores, classes
+        As :func:`multiclass_metrics`.
+    ordinal : bool
+        The classes are ordered (``--ordinal``).
+
+    Returns
+    -------
+    dict of str to float
+        :func:`metric_names` of ``classes`` and ``ordinal``.
+    """
+    metrics = multiclass_metrics(y_true, y_pred, scores, classes)
+    if ordinal:
+        metrics.update(ordinal_metrics(y_true, y_pred, len(classes)))
+    return {name: metrics[name] for name in metric_names(classes, ordinal)}
 
 
 def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray) -> dict[str, float]:

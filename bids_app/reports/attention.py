@@ -86,6 +86,84 @@ def prediction_groups_figure(
     return figure
 
 
+#: Rows of Coll 2023 Fig. 5, in its order; other groups follow.
+FIG5_GROUPS = ("TP", "FP", "TN", "FN")
+#: Columns of Coll 2023 Fig. 5 (title, colour map); partial R² columns follow R².
+FIG5_COLUMNS = {
+    "T1w": ("mean T1w", "gray"),
+    "lesion": ("lesion share", "hot"),
+    "jacobian": ("Jacobian − 1", "cold_hot"),
+    "relevance": ("mean LRP", "cold_hot"),
+    "r2": ("R²", "hot"),
+}
+
+
+def group_maps_figure(
+    group_maps: dict[str, dict[str, np.ndarray]], background: np.ndarray, affine: np.ndarray
+) -> plt.Figure:
+    """Draw Coll 2023 Fig. 5: each prediction group's mean maps, one row per group.
+
+    Parameters
+    ----------
+    group_maps : dict of str to dict of str to numpy.ndarray
+        :attr:`~bids_app.group.attention.AttentionResult.group_maps`.
+    background : numpy.ndarray
+        The mean crop on the template grid, under the overlays.
+    affine : numpy.ndarray
+        Affine of the crop grid.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rows TP, FP, TN, FN (those present); columns the mean T1w, lesion share, Jacobian
+        determinant (as expansion > 0 > compression), class-average relevance, R² and the
+        partial R² of each regressor, on one axial slice (that of the largest positive
+        relevance over the groups). Each column shares its colour scale; a group without a
+        regression (too few subjects) leaves those cells empty.
+    """
+    rows = [g for g in FIG5_GROUPS if g in group_maps]
+    rows += [g for g in group_maps if g not in rows]
+    partials = sorted({k for m in group_maps.values() for k in m if k.startswith("partialr2_")})
+    columns = [c for c in FIG5_COLUMNS if any(c in m for m in group_maps.values())] + partials
+    relevance = np.stack([np.clip(group_maps[g]["relevance"], 0, None) for g in rows])
+    z = int(np.argmax(relevance.sum(axis=(0, 1, 2))))
+    cut = [float(nib.affines.apply_affine(affine, (0, 0, z))[2])]
+    bg = nib.Nifti1Image(background.astype(np.float32), affine)
+    figure, axes = plt.subplots(
+        len(rows), len(columns), figsize=(2.1 * len(columns), 2.3 * len(rows)), squeeze=False
+    )
+    for j, column in enumerate(columns):
+        title, cmap = FIG5_COLUMNS.get(column, (column.replace("partialr2_", "partial R² "), "hot"))
+        values = {g: _shown(column, group_maps[g][column]) for g in rows if column in group_maps[g]}
+        vmax = max((float(np.nanmax(np.abs(v))) for v in values.values()), default=1.0) or 1.0
+        for i, group in enumerate(rows):
+            axis = axes[i, j]
+            axis.axis("off")
+            if i == 0:
+                axis.set_title(title, fontsize=9)
+            if j == 0:
+                axis.text(-0.08, 0.5, group, transform=axis.transAxes, rotation=90,
+                          va="center", ha="right", fontsize=10, fontweight="bold")  # fmt: skip
+            if group not in values:
+                axis.text(0.5, 0.5, "too few\nsubjects", ha="center", va="center", fontsize=8)
+                continue
+            image = nib.Nifti1Image(np.nan_to_num(values[group]).astype(np.float32), affine)
+            common = {"axes": axis, "display_mode": "z", "cut_coords": cut, "annotate": False}
+            if column == "T1w":
+                plotting.plot_anat(image, draw_cross=False, vmax=vmax, **common)
+            else:
+                plotting.plot_stat_map(
+                    image, bg_img=bg, cmap=cmap, vmax=vmax, colorbar=False,
+                    draw_cross=False, black_bg=False, **common,
+                )  # fmt: skip
+    return figure
+
+
+def _shown(column: str, values: np.ndarray) -> np.ndarray:
+    """Return the map as Fig. 5 shows it: the Jacobian as expansion (> 0), compression (< 0)."""
+    return values - 1.0 if column == "jacobian" else values
+
+
 def relevance_map_figure(
     relevance: nib.Nifti1Image, background: nib.Nifti1Image, title: str
 ) -> plt.Figure:
@@ -186,6 +264,18 @@ def render_attention(result: AttentionResult) -> ReportPart:
         groups = (
             "<p>Each prediction group's class-average map binarised at its 95th percentile, "
             "and its voxels per region (Coll 2023 Fig. 4a and 4c):</p>" + groups
+        )
+    if result.group_maps:
+        groups += (
+            "<p>Mean maps per prediction group (Coll 2023 Fig. 5): T1w, lesions and Jacobian "
+            "determinant where those maps exist, the class-average relevance and, for groups "
+            "regressed, the R² and partial R² of the voxel-wise regression:</p>"
+            + part.figure(
+                group_maps_figure(result.group_maps, result.mean_crop, result.affine),
+                "mean maps per prediction group (Coll 2023 Fig. 5)",
+                "figure_deep_group_maps",
+                network=name,
+            )
         )
     html = (
         "<p>Out-of-fold relevance (each subject explained by the fold model that did not "

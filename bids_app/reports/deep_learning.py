@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 
 from bids_app.group.attention import AttentionResult
-from bids_app.group.deep_learning import DeepOutcome
+from bids_app.group.deep_learning import DeepOutcome, DeepRun
 from bids_app.group.network_validation import NetworkValidation
 from bids_app.models.crossval import summarise
 from bids_app.reports.attention import render_attention
@@ -34,9 +34,9 @@ def render_deep_learning(
     """
     run = outcome.run
     assert run is not None
-    shown = mean_sd_table(summarise(outcome.folds), ["classifier", "n_folds"]).rename(
-        columns={"classifier": "network"}
-    )
+    shown = mean_sd_table(
+        summarise(outcome.folds, run.metrics), ["classifier", "n_folds"], run.metrics
+    ).rename(columns={"classifier": "network"})
     text = (
         f"<p>{', '.join(run.networks)} trained on {run.feature_set} of {len(outcome.rows)} "
         f"sessions with the classifiers' {run.cv_folds} participant-grouped folds "
@@ -44,15 +44,21 @@ def render_deep_learning(
         + (", a validation fold held out of each training set" if run.validation else "")
         + f"; crops of the {run.cnn_space} registration). Input channels: "
         + "; ".join(f"{contrast} ({html.escape(norm)})" for contrast, norm in run.channels)
-        + ". Out-of-fold attention maps use LRP "
-        f"({run.lrp_rule} rules) started from "
-        + (
-            "each subject's predicted class"
-            if run.lrp_target == "predicted"
-            else "the positive class"
-        )
+        + f". Out-of-fold attention maps use LRP ({run.lrp_rule} rules) started from "
+        + _explained(run)
         + ".</p>"
     )
+    if run.classes:
+        text += (
+            f"<p>Multi-class target ({', '.join(run.classes)}"
+            + (
+                ", ordered: <code>mae</code> is the mean absolute error in classes, "
+                "<code>qwk</code> the quadratic-weighted Cohen's kappa"
+                if run.ordinal
+                else ""
+            )
+            + "): the metrics are macro-averaged over the classes, as the classifiers'.</p>"
+        )
     part = ReportPart(
         [
             (
@@ -61,6 +67,13 @@ def render_deep_learning(
             )
         ]
     )
+    for name, confusion in outcome.confusion.items():
+        part.sections.append(
+            (
+                f"Deep learning: confusion matrix of {name} (out of fold, rows true)",
+                table_html(confusion.drop(columns=["feature_set", "classifier"])),
+            )
+        )
     if len(outcome.left_out):
         part.sections.append(("Deep learning: sessions left out", table_html(outcome.left_out)))
     for result in attention:
@@ -70,6 +83,15 @@ def render_deep_learning(
             ("Deep learning: sessions without crops", table_html(outcome.missing_crops))
         )
     return part
+
+
+def _explained(run: DeepRun) -> str:
+    """Say which class the attention maps explain."""
+    if run.lrp_class is not None:
+        return f"the class {run.lrp_class}"
+    return (
+        "each subject's predicted class" if run.lrp_target == "predicted" else "the positive class"
+    )
 
 
 def render_network_validation(result: NetworkValidation) -> ReportPart:
