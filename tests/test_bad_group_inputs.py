@@ -298,6 +298,19 @@ def test_unseen_site_with_reference_applies_with_a_warning(copy, capsys) -> None
             },
             "has a file 'fold-0' without its 'path' and 'sha256'",
         ),
+        (
+            {
+                "card_version": 1,
+                "networks": {
+                    "cnn8": {
+                        "files": {"fold-0": {"path": "a.pt", "sha256": "0" * 64}},
+                        "contrasts": ["T1w"],
+                    }
+                },
+                "classes": ["1", "2", "3"],
+            },
+            "its networks predict 3 classes",
+        ),
     ],
 )
 def test_a_broken_model_card_is_refused_naming_it(tmp_path: Path, card, message: str) -> None:

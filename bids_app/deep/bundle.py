@@ -199,8 +199,9 @@ def read_card(path: Path) -> tuple[dict[str, Any], str]:
     Raises
     ------
     BundleError
-        If the card is missing, unreadable, of another version, or lacks what the networks
-        need (their contrasts and files).
+        If the card is missing, unreadable, of another version, lacks what the networks need
+        (their contrasts and files), or its networks predict more than two classes (applying
+        them is for binary targets only).
     """
     fix = "give the group/deep_models folder of an earlier group run with --dl-models"
     card = read_versioned_json(path, "card_version", CARD_VERSION, BundleError, fix)
@@ -213,6 +214,13 @@ def read_card(path: Path) -> tuple[dict[str, Any], str]:
         BundleError,
         f"{fix}, as that run wrote it",
     )
+    classes = card.get("classes") or []
+    if len(classes) > 2:
+        raise BundleError(
+            f"{path}: its networks predict {len(classes)} classes {classes}; networks are "
+            "applied to new data for binary targets only: give the group/deep_models folder "
+            "of a run with --positive-label or --threshold"
+        )
     return card, file_digest(path)
 
 
