@@ -38,6 +38,7 @@ from bids_app.config.options import (
     InputOptions,
     ParticipantOptions,
     ResourceOptions,
+    SchedulerOptions,
 )
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "InputOptions",
     "ParticipantOptions",
     "ResourceOptions",
+    "SchedulerOptions",
     "build_config",
     "read_config_file",
     "strip_prefix",
