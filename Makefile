@@ -37,7 +37,7 @@ $(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt requi
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m "not long"
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m "not long and not slurm"
 
 # The longest runs (the demo, planted-effect cohorts, network training, determinism, FreeSurfer
 # accuracy: several minutes each); .ci/run runs them after `make test`.
@@ -45,10 +45,16 @@ test: $(STAMP)
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m long
 
+# The submission to a real SLURM (tests/test_slurm.py, marked slurm): start a one-node cluster
+# first with `bash .ci/slurm-local.sh start` (and stop it with `... stop`), as .ci/run does.
+.PHONY: test-slurm
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -m slurm --durations=5 tests/test_slurm.py
+
 # The development lane: the tests not marked slow (the long ones stay in `make test`).
 .PHONY: test-fast
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile -m "not slow and not slurm"
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps -r requirements-bench.txt

@@ -33,3 +33,7 @@ class DataError(NeuroStratError, ValueError):
 
 class OutputError(NeuroStratError, OSError):
     """The output folder or a file in it cannot be created."""
+
+
+class SchedulerError(NeuroStratError, RuntimeError):
+    """The cluster's scheduler cannot be reached or refused a job (``sbatch`` missing, failing)."""

@@ -14,6 +14,7 @@ from bids_app.errors import (
     NoInputError,
     NoMatchError,
     OutputError,
+    SchedulerError,
     UsageError,
 )
 
@@ -29,6 +30,7 @@ class ExitCode(IntEnum):
     USAGE = 64
     DATA = 65
     NO_INPUT = 66
+    UNAVAILABLE = 69
     CANT_CREATE = 73
 
 
@@ -45,6 +47,7 @@ EXIT_CODES: dict[type[Exception], ExitCode] = {
     NoMatchError: ExitCode.NO_MATCH,
     DataError: ExitCode.DATA,
     OutputError: ExitCode.CANT_CREATE,
+    SchedulerError: ExitCode.UNAVAILABLE,
 }
 
 

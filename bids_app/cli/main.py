@@ -68,6 +68,10 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     if config_file:
         options["config_file"] = Path(config_file).resolve()
     config = build_config(options, file_options)
+    if config.resources.dask_scheduler is not None:
+        from bids_app.models.parallel import require_dask
+
+        require_dask()
     if not printing:
         _check_locations(config)
     return config
@@ -163,6 +167,8 @@ def run(config: Config, run_id: str) -> int:
 
     # every check comes first: a run refused up front leaves nothing behind
     check_dataset_root(config.input.bids_dir)
+    if config.scheduler.status:  # reads the output folder, writes nothing
+        return _print_status(config)
     if config.resources.device.startswith("cuda"):  # no GPU: stop before anything is written
         from bids_app.deep.devices import resolve_device
 
@@ -226,6 +232,16 @@ def run(config: Config, run_id: str) -> int:
         logger.info("%s: not applicable (no anatomical images), skipped", item.key)
     applicable = [item for item in inventory if item.anatomical]
 
+    if config.scheduler.submit == "slurm":
+        from bids_app.cli.status import incomplete_subjects
+        from bids_app.cli.submit import submit_slurm
+
+        labels = incomplete_subjects(applicable, writer)
+        for line in submit_slurm(config, labels, writer, run_id):
+            logger.info("%s", line)
+            print(line)
+        return int(ExitCode.OK)
+
     if config.analysis_level == "participant":
         from bids_app.participant.run import SessionOutcome, run_participant_level
 
@@ -245,22 +261,41 @@ def run(config: Config, run_id: str) -> int:
 
             ages = pd.to_numeric(participants.get("age", pd.Series(dtype=float)), errors="coerce")
             outcomes += run_inference(ready, ages, config, writer)
+        from bids_app.cli.status import summary_lines
+
         failed = [outcome for outcome in outcomes if outcome.status == "failed"]
         statuses = ("done", "skipped", "failed", "not applicable")
         counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
-        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
-        lines = [f"participant level: {summary}"] + [
-            f"  FAILED {o.key}: {o.reason}" for o in failed
-        ]
+        lines = summary_lines(counts, [(o.key, o.reason) for o in failed])
         writer.write_text(writer.log_file(run_id, "summary"), "\n".join(lines) + "\n")
         (logger.error if failed else logger.info)("\n".join(lines))
         logger.info("log: %s", log_file)
         return int(ExitCode.SUBJECTS_FAILED) if failed else int(ExitCode.OK)
 
     from bids_app.group.workflow import run_group_level
+    from bids_app.models.parallel import dask_backend
 
-    report = run_group_level(applicable, participants, config, writer)
+    with dask_backend(config.resources.dask_scheduler):
+        report = run_group_level(applicable, participants, config, writer)
     print(f"Group report: {report}")
+    return int(ExitCode.OK)
+
+
+def _print_status(config: Config) -> int:
+    """Print each subject's state in the output folder (``--status``); exit 0."""
+    from bids_app.cli.status import status_text, subject_states
+    from bids_app.derivatives.writer import DerivativesWriter
+    from bids_app.inputs.inventory import build_inventory
+    from bids_app.inputs.layout import load_layout
+
+    layout = load_layout(config.input.bids_dir)
+    inventory = build_inventory(layout, config.input.participant_label, config.input.session_label)
+    writer = DerivativesWriter(
+        output_dir=config.output_dir,
+        bids_dir=config.input.bids_dir,
+        settings_hash=config.processing_hash(),
+    )
+    print(status_text(subject_states(inventory, writer)))
     return int(ExitCode.OK)
 
 

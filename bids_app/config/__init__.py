@@ -37,6 +37,7 @@ from bids_app.config.options import (
     InputOptions,
     ParticipantOptions,
     ResourceOptions,
+    SchedulerOptions,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "InputOptions",
     "ParticipantOptions",
     "ResourceOptions",
+    "SchedulerOptions",
     "build_config",
     "read_config_file",
     "strip_prefix",

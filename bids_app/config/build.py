@@ -146,6 +146,39 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return options
 
 
+def read_plugin_file(path: Path) -> tuple[str, dict[str, Any]]:
+    """Read a ``--use-plugin`` file: nipype's execution plugin and its arguments (as fMRIPrep).
+
+    Parameters
+    ----------
+    path : Path
+        A YAML (or JSON) file with ``plugin:`` (e.g. ``MultiProc``, ``Linear``) and optional
+        ``plugin_args:`` (e.g. ``{n_procs: 4, memory_gb: 8}``).
+
+    Returns
+    -------
+    tuple of (str, dict)
+        The plugin's name and its arguments.
+
+    Raises
+    ------
+    UsageError
+        If the file is missing, unparsable, or has no ``plugin`` name.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"--use-plugin {path}: cannot be read ({exc}); give a YAML file") from exc
+    plugin = data.get("plugin") if isinstance(data, dict) else None
+    args = data.get("plugin_args", {}) if isinstance(data, dict) else None
+    if not isinstance(plugin, str) or not isinstance(args, dict):
+        raise UsageError(
+            f"--use-plugin {path}: write 'plugin: NAME' (e.g. MultiProc) and optionally "
+            "'plugin_args: {n_procs: 4}'"
+        )
+    return plugin, args
+
+
 def _check_labels(path: Path, declaration: Declaration, value: Any) -> None:
     """Refuse numbers as labels: YAML reads ``002`` as 2, so the label cannot be recovered."""
     if declaration.option.label_prefix is None:
@@ -324,6 +357,9 @@ def build_config(cli_options: dict[str, Any], file_options: dict[str, Any]) -> C
     if values.get("ordinal") and not values.get("target_classes"):
         raise UsageError("--ordinal needs --target-classes, listing the classes in their order")
     _check_lrp_target(values)
+    _check_scheduler(values)
+    if values.get("use_plugin") is not None:
+        read_plugin_file(values["use_plugin"])  # a bad file stops the run before it starts
     sections: dict[str, dict[str, Any]] = {section: {} for section in (*SECTIONS, "run")}
     for name, value in values.items():
         sections[known[name].section][name] = value
@@ -392,6 +428,26 @@ def _check_lrp_target(values: dict[str, Any]) -> None:
         raise UsageError(f"--lrp-class {named!r} is not one of --target-classes {list(classes)}")
 
 
+def _check_scheduler(values: dict[str, Any]) -> None:
+    """Refuse the options of a submission without ``--submit slurm``."""
+    if values.get("submit", "none") != "none" or values.get("status"):
+        if values.get("submit", "none") != "none" and values.get("status"):
+            raise UsageError("give --submit or --status, not both")
+        return
+    given = [
+        flag
+        for name, flag in (
+            ("array_throttle", "--array-throttle"),
+            ("sbatch_args", "--sbatch-args"),
+            ("container_image", "--container"),
+            ("submit_group", "--submit-group"),
+        )
+        if values.get(name)
+    ]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply with --submit slurm; add it")
+
+
 def _recipe_values(name: Any, known: dict[str, Declaration]) -> dict[str, Any]:
     """Return a recipe's options (none for None), converted to their types."""
     if name is None:
@@ -403,13 +459,16 @@ def _recipe_values(name: Any, known: dict[str, Declaration]) -> dict[str, Any]:
     return {key: _convert(known[key], value) for key, value in recipe.options.items()}
 
 
-def config_text(config: Config) -> str:
+def config_text(config: Config, omit_unset: bool = False) -> str:
     """Write a Config's settings as a YAML configuration file that ``--config`` reads back.
 
     Parameters
     ----------
     config : Config
         The configuration.
+    omit_unset : bool
+        Leave out the options whose value is None, so that the run reading the file derives
+        them as it would without it (e.g. ``models_dir`` from the container it runs in).
 
     Returns
     -------
@@ -427,7 +486,7 @@ def config_text(config: Config) -> str:
     in_file = {d.name for d in declarations() if d.option.in_file}
     values = {}
     for name, _, value in iter_values(config):
-        if name not in in_file:
+        if name not in in_file or (omit_unset and value is None):
             continue
         if isinstance(value, Path):
             value = str(value)

@@ -95,6 +95,9 @@ LRP_RULES = ("composite", "alpha1beta0", "epsilon")
 #: ``--lrp-target`` choices: the class whose output the attention maps explain.
 LRP_TARGETS = ("predicted", "positive")
 
+#: ``--submit`` choices: run here, or submit one job per subject to SLURM.
+SCHEDULERS = ("none", "slurm")
+
 #: Largest ``--seed``: the seeds of numpy, ITK and torch are unsigned 32-bit integers.
 SEED_MAX = 2**32 - 1
 
@@ -105,6 +108,7 @@ SECTION_TITLES = {
     "group": "Group level: statistics, classification and clustering",
     "deep": "Deep learning",
     "resources": "Resources",
+    "scheduler": "Running on a cluster: one job per subject, then the group job",
     "run": "Other options",
 }
 
@@ -797,6 +801,96 @@ class ResourceOptions:
             "(the MeshNet parcellation stays float32 unless mixed is asked for)",
         ),
     )
+    use_plugin: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--use-plugin", "--use_plugin"),
+            metavar="FILE",
+            help="YAML or JSON file with nipype's 'plugin' and 'plugin_args' for the participant "
+            "workflows, as fMRIPrep's --use-plugin",
+            default_text="MultiProc with --nprocs, Linear with one process",
+        ),
+    )
+    dask_scheduler: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--dask-scheduler",),
+            metavar="ADDRESS",
+            help="group level: run the classifier grid and the deep folds on this dask.distributed "
+            "scheduler (needs dask.distributed installed) instead of --nprocs local processes",
+            default_text="local processes",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SchedulerOptions:
+    """Submission to a cluster's scheduler instead of a run on this machine."""
+
+    submit: str = field(
+        default="none",
+        metadata=declare(
+            flags=("--submit",),
+            choices=SCHEDULERS,
+            in_file=False,
+            help="slurm: write a SLURM job array (one task per subject whose outputs are "
+            "incomplete) into output_dir/logs/slurm, submit it with sbatch and print the job ids; "
+            "none: run here",
+        ),
+    )
+    array_throttle: int | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--array-throttle",),
+            metavar="K",
+            minimum=1,
+            in_file=False,
+            help="with --submit slurm: at most K subjects run at a time (--array=1-N%K)",
+            default_text="no limit",
+        ),
+    )
+    sbatch_args: str | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--sbatch-args",),
+            metavar="ARGS",
+            in_file=False,
+            help="with --submit slurm: options added to every job's #SBATCH header, e.g. "
+            "'--partition=long --time=2:00:00 --mem=8G'",
+            default_text="none",
+        ),
+    )
+    container_image: Path | None = field(
+        default=None,
+        metadata=declare(
+            flags=("--container",),
+            metavar="IMAGE.sif",
+            in_file=False,
+            help="with --submit slurm: the jobs run the app in this Singularity/Apptainer image "
+            "(singularity run) instead of this Python",
+            default_text="this Python",
+        ),
+    )
+    submit_group: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--submit-group",),
+            action="store_true",
+            in_file=False,
+            help="with --submit slurm at the participant level: also submit the group level, "
+            "as a job that starts when the array has ended (--dependency=afterany)",
+        ),
+    )
+    status: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--status",),
+            action="store_true",
+            in_file=False,
+            help="print each subject's state in output_dir (done, failed with its cause and log, "
+            "pending) and exit",
+        ),
+    )
 
 
 #: Section name to its dataclass, in the order of the help.
@@ -806,6 +900,7 @@ SECTIONS: dict[str, type] = {
     "group": GroupOptions,
     "deep": DeepOptions,
     "resources": ResourceOptions,
+    "scheduler": SchedulerOptions,
 }
 
 
@@ -833,6 +928,8 @@ class Config:
         The deep-learning options.
     resources : ResourceOptions
         Processes, threads, memory and device.
+    scheduler : SchedulerOptions
+        Submission to a cluster's scheduler (SLURM) and the status of the subjects.
     work_dir : Path
         Folder for intermediate results (nipype's cache); the CLI's default is ``./work``.
     seed : int
@@ -871,6 +968,7 @@ class Config:
     group: GroupOptions = field(default_factory=GroupOptions)
     deep: DeepOptions = field(default_factory=DeepOptions)
     resources: ResourceOptions = field(default_factory=ResourceOptions)
+    scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     work_dir: Path = field(
         default=Path("work"),
         metadata=declare(

@@ -38,6 +38,7 @@ from bids_app.deep.training import (
 from bids_app.deep.volumes import VolumeDataset
 from bids_app.models.crossval import Split
 from bids_app.models.metrics import binary_metrics, class_metrics
+from bids_app.models.parallel import parallel_map
 
 LOGGER = logging.getLogger("bids_app.deep")
 
@@ -159,6 +160,96 @@ def _dataset(
     )
 
 
+def _train_fold(
+    split: Split,
+    volumes: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    spec: NetworkSpec,
+    device: torch.device,
+    ages: np.ndarray | None,
+    sample_values: np.ndarray | None,
+    seed: int,
+    classes: tuple[str, ...] = (),
+    ordinal: bool = False,
+) -> tuple[dict, pd.DataFrame, pd.DataFrame, np.ndarray | None, dict | None]:
+    """Train and test one outer split: its metrics, predictions, history, embeddings, weights.
+
+    The embeddings and the weights are kept for the first repeat only (None otherwise).
+    """
+    fold_seed = seed + 1000 * split.repeat + split.fold
+    with torch.random.fork_rng(devices=[]):  # the fold's initial weights, stream restored
+        torch.manual_seed(fold_seed)
+        net = build_network(spec.name, volumes.shape[1], **dict(spec.options))
+    if spec.validation:
+        fit, validation = validation_rows(y, groups, split.train, n_folds, fold_seed)
+    else:
+        fit, validation = split.train, np.array([], dtype=int)
+    flips = None
+    if spec.flip_rates:
+        index, flips = flip_expansion(y[fit], spec.flip_rates, fold_seed)
+        fit = fit[index]
+    training = _dataset(
+        volumes,
+        y,
+        fit,
+        ages,
+        sample_values,
+        augmentation=spec.augmentation,
+        flips=flips,
+        seed=fold_seed,
+    )
+    held_out = _dataset(volumes, y, validation, ages, sample_values) if len(validation) else None
+    config = dataclasses.replace(spec.training, seed=fold_seed)
+    result = train_with_oom_fallback(net, training, held_out, config, device)
+    test = _dataset(volumes, y, split.test, ages, None)
+    if classes:
+        probabilities = predict_proba(result.model, test, device, config.batch_size)
+        y_pred = probabilities.argmax(axis=1)
+        metrics = class_metrics(y[split.test], y_pred, probabilities, classes, ordinal)
+        scores = {f"score_{c}": probabilities[:, k] for k, c in enumerate(classes)}
+    else:
+        score = predict(result.model, test, device, config.batch_size)
+        y_pred = (score >= 0.5).astype(int)
+        metrics = binary_metrics(y[split.test], y_pred, score)
+        scores = {"score": score}
+    LOGGER.info(
+        "%s, repeat %d fold %d: best epoch %d of %d",
+        spec.name,
+        split.repeat,
+        split.fold,
+        result.best_epoch,
+        len(result.history),
+    )
+    row = {
+        "repeat": split.repeat,
+        "fold": split.fold,
+        "n_train": len(np.unique(fit)),
+        "n_validation": len(validation),
+        "n_test": len(split.test),
+        **metrics,
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+    }
+    prediction = pd.DataFrame(
+        {
+            "row": split.test,
+            "repeat": split.repeat,
+            "fold": split.fold,
+            "y_true": y[split.test],
+            **scores,
+            "y_pred": y_pred,
+        }
+    )
+    history = result.history.assign(repeat=split.repeat, fold=split.fold)
+    if split.repeat != 0:
+        return row, prediction, history, None, None
+    features = embed(result.model, test, device, config.batch_size)
+    state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    return row, prediction, history, features, state
+
+
 def deep_cross_validate(
     volumes: np.ndarray,
     y: np.ndarray,
@@ -172,6 +263,7 @@ def deep_cross_validate(
     seed: int = 42,
     classes: tuple[str, ...] = (),
     ordinal: bool = False,
+    n_jobs: int = 1,
 ) -> DeepCVResult:
     """Train and test one network on every outer split.
 
@@ -200,6 +292,9 @@ def deep_cross_validate(
         give the network ``n_classes=len(classes)``.
     ordinal : bool
         The classes are ordered: the fold metrics add the ordinal ones.
+    n_jobs : int
+        Folds trained at once (:func:`~bids_app.models.parallel.parallel_map`); each fold has
+        its own seed, so the results do not depend on it.
 
     Returns
     -------
@@ -210,85 +305,19 @@ def deep_cross_validate(
     embeddings: np.ndarray | None = None
     test_fold = np.full(len(y), -1)
     rows, predictions, histories, states = [], [], [], []
-    for split in splits:
-        fold_seed = seed + 1000 * split.repeat + split.fold
-        with torch.random.fork_rng(devices=[]):  # the fold's initial weights, stream restored
-            torch.manual_seed(fold_seed)
-            net = build_network(spec.name, volumes.shape[1], **dict(spec.options))
-        if spec.validation:
-            fit, validation = validation_rows(y, groups, split.train, n_folds, fold_seed)
-        else:
-            fit, validation = split.train, np.array([], dtype=int)
-        flips = None
-        if spec.flip_rates:
-            index, flips = flip_expansion(y[fit], spec.flip_rates, fold_seed)
-            fit = fit[index]
-        training = _dataset(
-            volumes,
-            y,
-            fit,
-            ages,
-            sample_values,
-            augmentation=spec.augmentation,
-            flips=flips,
-            seed=fold_seed,
-        )
-        held_out = (
-            _dataset(volumes, y, validation, ages, sample_values) if len(validation) else None
-        )
-        config = dataclasses.replace(spec.training, seed=fold_seed)
-        result = train_with_oom_fallback(net, training, held_out, config, device)
-        test = _dataset(volumes, y, split.test, ages, None)
-        if classes:
-            probabilities = predict_proba(result.model, test, device, config.batch_size)
-            y_pred = probabilities.argmax(axis=1)
-            metrics = class_metrics(y[split.test], y_pred, probabilities, classes, ordinal)
-            scores = {f"score_{c}": probabilities[:, k] for k, c in enumerate(classes)}
-        else:
-            score = predict(result.model, test, device, config.batch_size)
-            y_pred = (score >= 0.5).astype(int)
-            metrics = binary_metrics(y[split.test], y_pred, score)
-            scores = {"score": score}
-        LOGGER.info(
-            "%s, repeat %d fold %d: best epoch %d of %d",
-            spec.name,
-            split.repeat,
-            split.fold,
-            result.best_epoch,
-            len(result.history),
-        )
-        rows.append(
-            {
-                "repeat": split.repeat,
-                "fold": split.fold,
-                "n_train": len(np.unique(fit)),
-                "n_validation": len(validation),
-                "n_test": len(split.test),
-                **metrics,
-                "best_epoch": result.best_epoch,
-                "epochs": len(result.history),
-            }
-        )
-        predictions.append(
-            pd.DataFrame(
-                {
-                    "row": split.test,
-                    "repeat": split.repeat,
-                    "fold": split.fold,
-                    "y_true": y[split.test],
-                    **scores,
-                    "y_pred": y_pred,
-                }
-            )
-        )
-        histories.append(result.history.assign(repeat=split.repeat, fold=split.fold))
+    common = (volumes, y, groups, n_folds, spec, device, ages, sample_values, seed)
+    common += (classes, ordinal)
+    folds = parallel_map(_train_fold, [(split, *common) for split in splits], n_jobs)
+    for split, (row, prediction, history, features, state) in zip(splits, folds, strict=True):
+        rows.append(row)
+        predictions.append(prediction)
+        histories.append(history)
         if split.repeat == 0:
-            features = embed(result.model, test, device, config.batch_size)
             if embeddings is None:
                 embeddings = np.full((len(y), features.shape[1]), np.nan, dtype=np.float32)
             embeddings[split.test] = features
             test_fold[split.test] = split.fold
-            states.append({k: v.detach().cpu() for k, v in result.model.state_dict().items()})
+            states.append(state)
     return DeepCVResult(
         network=spec.name,
         folds=pd.DataFrame(rows),

@@ -532,6 +532,17 @@ GROUP: dict[str, GroupOutput] = {
 #: The run's log files under ``logs/`` by kind, with their extension.
 LOGS = {"log": ".txt", "inventory": ".tsv", "summary": ".txt"}
 
+#: What ``--submit slurm`` writes under ``logs/slurm/``: the job scripts and the settings they
+#: run with (named after the submission's run id), and the jobs' output files (named by SLURM:
+#: ``%A`` the array's job id, ``%a`` the task, ``%j`` the job id).
+SLURM = {
+    "participant_script": "participant_{run_id}.sh",
+    "group_script": "group_{run_id}.sh",
+    "settings": "settings_{run_id}.yaml",
+    "participant_output": "participant_%A_%a.txt",
+    "group_output": "group_%j.txt",
+}
+
 
 def group_path(output: str, /, **fields: str) -> Path:
     """Return the path of a group-level output, relative to the dataset root.
@@ -617,6 +628,59 @@ def log_path(run_id: str, kind: str) -> Path:
     'logs/inventory_20261121-101010_ab12cd34.tsv'
     """
     return Path("logs") / f"{kind}_{run_id}{LOGS[kind]}"
+
+
+def log_run_id(name: str, kind: str) -> str | None:
+    """Return the run id in the name of a run's log file of a kind, None for another file.
+
+    Parameters
+    ----------
+    name : str
+        A file name under ``logs/``.
+    kind : str
+        A key of :data:`LOGS`.
+
+    Returns
+    -------
+    str or None
+        The run id that :func:`log_path` put in the name.
+
+    Examples
+    --------
+    >>> log_run_id(log_path("20261121-101010_ab12cd34", "summary").name, "summary")
+    '20261121-101010_ab12cd34'
+    >>> log_run_id("inventory_20261121-101010_ab12cd34.tsv", "summary") is None
+    True
+    """
+    prefix, suffix = f"{kind}_", LOGS[kind]
+    if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix):
+        return name[len(prefix) : -len(suffix)]
+    return None
+
+
+def slurm_path(output: str, run_id: str = "") -> Path:
+    """Return the path of a file of a SLURM submission, relative to the dataset root.
+
+    Parameters
+    ----------
+    output : str
+        A key of :data:`SLURM`.
+    run_id : str
+        The submission's run id (the scripts and settings are named after it).
+
+    Returns
+    -------
+    Path
+        ``logs/slurm/<name>``.
+
+    Examples
+    --------
+    >>> slurm_path("participant_script", "20261121-101010_ab12cd34").as_posix()
+    'logs/slurm/participant_20261121-101010_ab12cd34.sh'
+    >>> slurm_path("participant_output").as_posix()
+    'logs/slurm/participant_%A_%a.txt'
+    """
+    return Path("logs") / "slurm" / SLURM[output].format(run_id=run_id)
 
 
 def bidsignore_lines() -> list[str]:

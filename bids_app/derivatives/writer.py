@@ -36,6 +36,7 @@ from bids_app.derivatives.naming import (
     output_path,
     report_path,
     sidecar_path,
+    slurm_path,
 )
 from bids_app.errors import OutputError
 from bids_app.utils.atomic import atomic_path, write_text_atomic
@@ -589,6 +590,23 @@ class DerivativesWriter:
             The path under ``output_dir/logs``.
         """
         return self.output_dir / log_path(run_id, kind)
+
+    def slurm_file(self, output: str, run_id: str = "") -> Path:
+        """Return the absolute path of a file of a SLURM submission.
+
+        Parameters
+        ----------
+        output : str
+            A key of :data:`bids_app.derivatives.naming.SLURM`.
+        run_id : str
+            The submission's run id.
+
+        Returns
+        -------
+        Path
+            The path under ``output_dir/logs/slurm``.
+        """
+        return self.output_dir / slurm_path(output, run_id)
 
     def write_text(self, path: Path, text: str) -> Path:
         """Write a text file (report, log summary) atomically.

@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
@@ -59,6 +60,7 @@ from bids_app.models.design import (
 )
 from bids_app.models.harmonization import check_sites
 from bids_app.models.metrics import METRICS, metric_names
+from bids_app.models.parallel import parallel_map
 from bids_app.models.persistence import (
     MANIFEST_FIX,
     ModelBundleError,
@@ -340,6 +342,53 @@ def _subject_series(design: GroupDesign, values: pd.Series) -> pd.Series:
     return values.groupby(design.meta["participant_id"]).first()
 
 
+def _evaluate(
+    design: GroupDesign,
+    y: np.ndarray,
+    groups: np.ndarray,
+    splits: list,
+    feature_set: str,
+    name: str,
+    config: Config,
+    harmonize: bool,
+    n_jobs: int,
+) -> tuple[CVResult, float]:
+    """Nested cross-validation of one classifier on one feature set; its result and seconds."""
+    spec = classifier_spec(name, feature_set, config.group.hyperparameters)
+    pipeline = build_pipeline(
+        spec,
+        design.feature_sets[feature_set],
+        config.seed,
+        site_column=SITE if harmonize else None,
+        covariates=design.covariates if harmonize else (),
+        unseen_site=config.group.unseen_site,
+        smote_k=config.group.smote_k or None,
+    )
+    start = time.perf_counter()
+    try:
+        result = nested_cross_validate(
+            design.X(feature_set),
+            y,
+            groups,
+            spec,
+            pipeline,
+            splits,
+            feature_set=feature_set,
+            inner_folds=config.group.cv_folds,
+            seed=config.seed,
+            n_jobs=n_jobs,
+            classes=design.target.classes,
+            ordinal=design.target.ordinal,
+        )
+    except ValueError as exc:
+        # e.g. ComBat on an inner training fold that holds one row of a site
+        raise CrossValidationError(
+            f"{feature_set} / {spec.label}: {exc} (with few participants per site, "
+            "lower --cv-folds or use --harmonization none)"
+        ) from exc
+    return result, time.perf_counter() - start
+
+
 def run_classification(
     design: GroupDesign,
     config: Config,
@@ -400,49 +449,37 @@ def run_classification(
         jobs.append((BASELINE_SET, BASELINE_CLASSIFIER))
     elif baseline:
         LOGGER.warning("no volumes table: no logistic-regression baseline (Coll 2023 §2.4)")
-    for feature_set, name in jobs:
-        features = design.feature_sets[feature_set]
-        X = design.X(feature_set)  # noqa: N806
-        spec = classifier_spec(name, feature_set, config.group.hyperparameters)
-        pipeline = build_pipeline(
-            spec,
-            features,
-            config.seed,
-            site_column=SITE if harmonize else None,
-            covariates=design.covariates if harmonize else (),
-            unseen_site=config.group.unseen_site,
-            smote_k=config.group.smote_k or None,
-        )
-        start = time.perf_counter()
-        try:
-            result = nested_cross_validate(
-                X,
+    # the grid of feature sets x classifiers runs in parallel (each job seeded alike, so the
+    # results do not depend on --nprocs); one job alone parallelises its inner grid search
+    n_jobs = -1 if config.resources.dask_scheduler else config.resources.nprocs
+    outer = n_jobs if len(jobs) > 1 else 1
+    evaluated = parallel_map(
+        _evaluate,
+        [
+            (
+                design,
                 y,
                 groups,
-                spec,
-                pipeline,
                 splits,
-                feature_set=feature_set,
-                inner_folds=config.group.cv_folds,
-                seed=config.seed,
-                n_jobs=config.resources.nprocs,
-                classes=classes,
-                ordinal=design.target.ordinal,
+                feature_set,
+                name,
+                config,
+                harmonize,
+                n_jobs if outer == 1 else 1,
             )
-        except ValueError as exc:
-            # e.g. ComBat on an inner training fold that holds one row of a site
-            raise CrossValidationError(
-                f"{feature_set} / {spec.label}: {exc} (with few participants per site, "
-                "lower --cv-folds or use --harmonization none)"
-            ) from exc
+            for feature_set, name in jobs
+        ],
+        outer,
+    )
+    for (feature_set, name), (result, seconds) in zip(jobs, evaluated, strict=True):
         results[feature_set, name] = result
         LOGGER.info(
             "classification %s / %s: F1 %.3f, AUC %.3f (%.0f s)",
             feature_set,
-            spec.label,
+            CLASSIFIERS[name].label,
             result.folds["f1"].mean(),
             result.folds["auc"].mean(),
-            time.perf_counter() - start,
+            seconds,
         )
     folds = pd.concat([*(r.folds for r in results.values()), extra_folds], ignore_index=True)
     summary = summarise(folds, metrics)

@@ -456,6 +456,9 @@ def run_deep_learning(
     )
     results = outcome.results
     weights = None
+    # the folds train side by side on the CPU (on a GPU one after the other)
+    n_jobs = -1 if config.resources.dask_scheduler else config.resources.nprocs
+    n_jobs = n_jobs if device.type == "cpu" else 1
     for name in config.deep.dl_models:
         spec = network_spec(name, config, n_classes)
         if spec.training.loss == "edss-closeness":
@@ -473,6 +476,7 @@ def run_deep_learning(
             seed=config.seed,
             classes=run.classes,
             ordinal=run.ordinal,
+            n_jobs=n_jobs,
         )
         LOGGER.info(
             "%s on %s: AUC %.3f, F1 %.3f (%.0f s on %s)",

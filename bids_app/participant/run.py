@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bids_app.config import Config
+from bids_app.config.build import read_plugin_file
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.errors import NeuroStratError, OutputError
 from bids_app.inputs.inventory import SessionInputs
@@ -60,7 +61,11 @@ def _node_results(result_graph) -> dict:
 
 
 def _plugin(config: Config, key: str) -> tuple[str, dict]:
-    """Return nipype's plugin and its arguments, with a callback that logs each step."""
+    """Return nipype's plugin and its arguments, with a callback that logs each step.
+
+    A ``--use-plugin`` file decides them; else MultiProc with ``--nprocs`` (and ``--mem-gb``),
+    or Linear with one process.
+    """
 
     def status(node, event: str) -> None:
         if event == "end":
@@ -68,6 +73,9 @@ def _plugin(config: Config, key: str) -> tuple[str, dict]:
         elif event == "start":
             LOGGER.debug("%s: step %s started", key, node.name)
 
+    if config.resources.use_plugin is not None:
+        plugin, args = read_plugin_file(config.resources.use_plugin)
+        return plugin, {**args, "status_callback": status}
     if config.resources.nprocs > 1:
         args = {"n_procs": config.resources.nprocs, "raise_insufficient": False}
         if config.resources.mem_gb:
