@@ -68,6 +68,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.features.atlases import load_atlas
+from bids_app.utils.arrays import largest_component
 
 # FreeSurfer lookup-table codes: segmentBS parts (Iglesias et al. 2015), aseg brain stem, cord.
 MIDBRAIN, PONS, MEDULLA = 173, 174, 175
@@ -84,6 +85,13 @@ MIDLINE_HALF_WIDTH_MM = 2.0
 MIN_NOTCH_DEPTH_MM = 3.0
 # Extent, on each side of a notch, over which its depth is measured.
 NOTCH_SEARCH_MM = 10.0
+# Slab of the ventral profile of a subject's brain stem mapped into MNI152 (``to_template``).
+# Its points are irregular (native voxels moved by the registration) and a real brain stem's
+# basis pontis rises over several mm, unlike the cvs_avg35 average label's one-voxel steps: on
+# the brain stem FreeSurfer segmented in its demo subject (aseg 16; measured with
+# benchmarks/validate_brainstem_meshnet.py), 1 mm slabs put the pontomedullary notch on a
+# 1.7 mm noise step 28 mm below the template's junction, 2 mm slabs within 0.1 mm of it.
+MAPPED_SLAB_MM = 2.0
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,7 @@ def split_brainstem(
     affine: np.ndarray,
     brainstem_label: int = BRAINSTEM,
     to_template: Callable[[np.ndarray], np.ndarray] | None = None,
+    slab_mm: float | None = None,
 ) -> np.ndarray:
     """Replace the whole brain-stem label by midbrain, pons and medulla (and cord below).
 
@@ -266,6 +275,9 @@ def split_brainstem(
         Maps world coordinates ``(n, 3)`` (RAS mm) of ``labels`` into MNI152 ones (e.g. through
         the session's registration); the planes are found, and the voxels classified, at the
         mapped points. None when ``labels`` is already in MNI152 space.
+    slab_mm : float or None
+        Slab thickness (mm) of the ventral profile; None: the grid's largest voxel size, at
+        least 1 mm (:data:`MAPPED_SLAB_MM` for a subject's mapped brain stem).
 
     Returns
     -------
@@ -286,7 +298,10 @@ def split_brainstem(
         world = _world(mask, affine)
         if to_template is not None:
             world = to_template(world)
-        planes = planes_from_points(world, _slab_step(affine))
+        # the planes come from the largest 26-connected part: a segmentation's islands (a
+        # MeshNet brain stem's, ventral to the midbrain) would otherwise top its profile
+        main = largest_component(mask, full_connectivity=True)[mask]
+        planes = planes_from_points(world[main], slab_mm or _slab_step(affine))
         out[mask] = planes.classify(world).astype(out.dtype)
     return out
 

@@ -26,7 +26,14 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bids_app.features.brainstem import MEDULLA, MIDBRAIN, PONS, SPINAL_CORD, split_brainstem
+from bids_app.features.brainstem import (
+    MAPPED_SLAB_MM,
+    MEDULLA,
+    MIDBRAIN,
+    PONS,
+    SPINAL_CORD,
+    split_brainstem,
+)
 from bids_app.features.volumes import column_name, voxel_volume_ml
 
 LOGGER = logging.getLogger("bids_app.features")
@@ -166,8 +173,9 @@ def split_brainstem_class(
     """Split a parcellation's ``Brain-Stem`` class into midbrain, pons and medulla.
 
     The class's voxels are mapped into MNI152 by ``to_template``, where the planes of
-    :func:`~bids_app.features.brainstem.split_brainstem` are found and each voxel is classified
-    (more than 33 mm below the pontomedullary plane: spinal cord).
+    :func:`~bids_app.features.brainstem.split_brainstem` are found (from its largest connected
+    part, on 2 mm slabs: ``MAPPED_SLAB_MM``) and each voxel is classified (more than 33 mm
+    below the pontomedullary plane: spinal cord).
 
     Parameters
     ----------
@@ -198,7 +206,7 @@ def split_brainstem_class(
     data = np.asarray(labels.dataobj)
     if not (data == int(index.iloc[0])).any():
         raise ValueError(f"no voxel of the {BRAINSTEM_CLASS!r} class")
-    split = split_brainstem(data, labels.affine, int(index.iloc[0]), to_template)
+    split = split_brainstem(data, labels.affine, int(index.iloc[0]), to_template, MAPPED_SLAB_MM)
     present = [row for row in PART_ROWS if (split == row["index"]).any()]
     rows = pd.concat([table[table["name"] != BRAINSTEM_CLASS], pd.DataFrame(present)])
     out = nib.Nifti1Image(split, labels.affine, labels.header)
