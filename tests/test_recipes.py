@@ -139,8 +139,10 @@ def test_brainstem_recipe_finds_a_planted_effect(tmp_path):
     assert folds["fold"].nunique() == 5  # the recipe's 5 folds
     assert folds.groupby("classifier")["auc"].mean().max() > 0.8
     assert "Recipe: brainstem-als" in report
-    assert "feature_sets: volumes (recipe: volumes volumes+thickness)" in report
+    recipe_sets = "volumes meshnet volumes+thickness meshnet+thickness"
+    assert f"feature_sets: volumes (recipe: {recipe_sets})" in report
     assert "no participant-level thickness features" in report  # the gap is named
+    assert "no participant-level meshnet features (--segmentation meshnet)" in report
 
 
 def test_brainstem_recipe_stays_at_chance_on_a_null_cohort(tmp_path):

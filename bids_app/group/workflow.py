@@ -430,6 +430,10 @@ def recipe_gaps(config: Config, tables: dict[str, pd.DataFrame]) -> list[str]:
         for family in config.participant.features
         if family not in tables
     ]
+    if "meshnet" in config.participant.segmentation and MESHNET_FAMILY not in tables:
+        gaps.append(
+            f"no participant-level {MESHNET_FAMILY} features (--segmentation meshnet); {rerun}"
+        )
     if "radiomics" in tables and "radiomics" in config.participant.features:
         columns = tables["radiomics"].columns
         gaps += [

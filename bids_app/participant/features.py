@@ -25,7 +25,8 @@ def init_features_wf(
     """Compute the feature families of ``options.families`` from the segmented T1w.
 
     ``volumes`` follows ``--segmentation``: the atlas route's ``volumes`` table and/or the
-    MeshNet parcellation (``meshnet_parcellation`` node) with its ``meshnet`` table.
+    MeshNet parcellation (``meshnet`` node) with its ``meshnet`` table, its ``Brain-Stem``
+    class split into midbrain, pons and medulla through the registration (``inverse``).
 
     Parameters
     ----------
@@ -119,8 +120,13 @@ def init_features_wf(
             name=MESHNET_FAMILY,
             mem_gb=4.0,
         )
-        workflow.connect(inputnode, "t1w", node, "t1w")
-        workflow.connect(inputnode, "brain_mask", node, "brain_mask")
+        workflow.connect([
+            (inputnode, node, [
+                ("t1w", "t1w"),
+                ("brain_mask", "brain_mask"),
+                ("inverse", "inverse"),  # the brain stem's parts are found in MNI152 space
+            ]),
+        ])  # fmt: skip
     if "histogram" in families:
         raw = options.histogram_scale == "raw"  # Turrisi 2024 Figure 3: the scanner's values
         node = pe.Node(Histogram(scale=options.histogram_scale), name="histogram", mem_gb=0.5)

@@ -20,6 +20,7 @@ from pathlib import Path
 import ants
 import nibabel as nib
 import numpy as np
+import pandas as pd
 
 from bids_app.preprocessing.antsio import to_ants, to_nibabel
 from bids_app.preprocessing.templates import Template, with_head
@@ -35,6 +36,9 @@ ROUGH_BRAIN_DEPTH_MM = 12.0
 #: Height (mm) below the top of the head kept by :func:`rough_brain_mask` (the face and neck
 #: lie lower).
 ROUGH_BRAIN_HEIGHT_MM = 110.0
+
+#: ITK's physical space is LPS+, nibabel's RAS+: the signs of x and y differ.
+_RAS_TO_LPS = np.array([-1.0, -1.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -380,6 +384,37 @@ def apply_transform(
         whichtoinvert=invert,
     )
     return to_nibabel(warped)
+
+
+def transform_points(world: np.ndarray, transforms: list[Path]) -> np.ndarray:
+    """Map world points through ANTs transforms, in the direction points go.
+
+    An ANTs transform maps the points of the fixed (reference) space to the moving one: the
+    list that resamples an image of space A onto a grid of space B takes B's points to A's.
+    Mapping points from B to A therefore takes that same list, so the template-to-T1w list
+    (``inverse`` of :func:`register_to_template`, what warps template images onto the T1w)
+    takes T1w points into the template.
+
+    Parameters
+    ----------
+    world : numpy.ndarray
+        Points ``(n, 3)`` in world coordinates (RAS mm, nibabel's convention).
+    transforms : list of Path
+        ANTs transforms in ANTs order (the last is applied to the points first), none inverted.
+
+    Returns
+    -------
+    numpy.ndarray
+        The mapped points ``(n, 3)``, RAS mm (float64).
+    """
+    lps = np.asarray(world, dtype=np.float64) * _RAS_TO_LPS
+    mapped = ants.apply_transforms_to_points(
+        3,
+        pd.DataFrame(lps, columns=["x", "y", "z"]),
+        [str(t) for t in transforms],
+        whichtoinvert=[False] * len(transforms),  # ANTsPy inverts a leading .mat by default
+    )
+    return mapped[["x", "y", "z"]].to_numpy(dtype=np.float64) * _RAS_TO_LPS
 
 
 def log_jacobian(forward: Path, reference: nib.Nifti1Image) -> nib.Nifti1Image:

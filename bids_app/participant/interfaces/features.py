@@ -31,7 +31,7 @@ from bids_app.features import histogram, parcellation, radiomics, thickness, vol
 from bids_app.features.atlases import load_atlas
 from bids_app.features.brainstem import brainstem_atlas
 from bids_app.participant.interfaces.anatomical import _load, _save
-from bids_app.preprocessing.registration import LocalRefinement, warp_labels
+from bids_app.preprocessing.registration import LocalRefinement, transform_points, warp_labels
 from bids_app.preprocessing.templates import load_template
 from bids_app.runtime import map_in_one_itk_thread
 from bids_app.utils.arrays import bounding_box
@@ -337,6 +337,9 @@ class Histogram(SimpleInterface):
 class _MeshNetInputSpec(BaseInterfaceInputSpec):
     t1w = File(exists=True, mandatory=True, desc="T1w (grid of the results)")
     brain_mask = File(exists=True, mandatory=True, desc="brain mask (the crop, and the TIV)")
+    inverse = File(
+        exists=True, mandatory=True, desc="template-to-T1w field (maps T1w points to MNI152)"
+    )
     models_dir = Directory(exists=True, mandatory=True, desc="folder of brainchop's models")
     model = Str("model30chan50cls", usedefault=True, desc="brainchop atlas model")
     device = Str("cpu", usedefault=True, desc="torch device")
@@ -344,7 +347,7 @@ class _MeshNetInputSpec(BaseInterfaceInputSpec):
 
 
 class _MeshNetOutputSpec(_TableOutputSpec):
-    dseg = File(exists=True, desc="MeshNet labels on the T1w grid")
+    dseg = File(exists=True, desc="MeshNet labels on the T1w grid, brain stem split if it could be")
     labels = File(exists=True, desc="the labels' table (BIDS dseg.tsv)")
 
 
@@ -352,7 +355,10 @@ class MeshNetParcellation(SimpleInterface):
     """brainchop's MeshNet parcellation and its volumes (mL), the ``meshnet`` family.
 
     :func:`bids_app.pretrained.meshnet.meshnet_parcellation`, then
-    :func:`bids_app.features.parcellation.parcellation_volumes`.
+    :func:`bids_app.features.parcellation.parcellation_volumes`; the ``Brain-Stem`` class is
+    split into midbrain, pons and medulla in MNI152 space through the registration
+    (:func:`bids_app.features.parcellation.brainstem_parts`). A brain stem that cannot
+    be split leaves the parts' columns n/a (with the reason) and the class whole in the dseg.
     """
 
     input_spec = _MeshNetInputSpec
@@ -370,14 +376,20 @@ class MeshNetParcellation(SimpleInterface):
             device=self.inputs.device,
             precision=self.inputs.precision,
         )
+        values, columns = parcellation.parcellation_volumes(labels, table, mask)
+        to_template = functools.partial(transform_points, transforms=[Path(self.inputs.inverse)])
+        parts = parcellation.brainstem_parts(labels, table, to_template)
+        labels, table = parts.labels, parts.table
+        values.update(parts.values)
+        columns.update(parts.columns)
         self._results["dseg"] = _save(labels, runtime.cwd, "meshnet_dseg.nii.gz")
         path = Path(runtime.cwd) / "meshnet_dseg.tsv"
         table.to_csv(path, sep="\t", index=False)
         self._results["labels"] = str(path)
-        values, columns = parcellation.parcellation_volumes(labels, table, mask)
         self._results["table"] = _save_table(values, runtime.cwd, "meshnet.tsv")
         self._results["sidecar"] = {
             **columns,
             "Method": f"MeshNet {self.inputs.model} (brainchop; Fedorov et al. 2017)",
+            "MissingValues": parts.missing,
         }
         return runtime
