@@ -541,6 +541,30 @@ def log_path(run_id: str, kind: str) -> Path:
     return Path("logs") / f"{kind}_{run_id}{LOGS[kind]}"
 
 
+def profile_path(run_id: str, entities: Mapping[str, str | int]) -> Path:
+    """Return the path of a subject/session's step times (``--profile``), relative to the root.
+
+    Parameters
+    ----------
+    run_id : str
+        The run identifier.
+    entities : mapping
+        The subject/session entities.
+
+    Returns
+    -------
+    Path
+        ``logs/profile_<run_id>_sub-<label>[_ses-<label>].tsv``.
+
+    Examples
+    --------
+    >>> profile_path("20261121-101010_ab12cd34", {"sub": "01", "ses": "2"}).as_posix()
+    'logs/profile_20261121-101010_ab12cd34_sub-01_ses-2.tsv'
+    """
+    session = report_path(entities).name.removesuffix(".html")
+    return Path("logs") / f"profile_{run_id}_{session}.tsv"
+
+
 def bidsignore_lines() -> list[str]:
     """Return the ``.bidsignore`` patterns of the output dataset.
 
