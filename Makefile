@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_brain_extraction.py
 	$(BIN)/python benchmarks/bench_parcellation.py
 	$(BIN)/python benchmarks/bench_demo.py
+	$(BIN)/python benchmarks/bench_vs_ants.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check bids_app tests benchmarks docs container run.py

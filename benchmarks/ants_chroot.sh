@@ -21,7 +21,7 @@ fi
 if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
   debootstrap --variant=minbase sid "$ROOT" "$MIRROR"
 fi
-# The host's resolver and CA bundle (an intercepting proxy may sit between us and the mirror).
+# The host's resolver, for apt inside the chroot.
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 APT=(apt-get -o Acquire::Check-Valid-Until=false)
 chroot "$ROOT" "${APT[@]}" update -qq

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bids_app.participant.profile import PROFILE_COLUMNS, StepProfiler, slowest_steps
 from tests.conftest import write_t1w
@@ -50,6 +51,7 @@ def test_profiler_groups_steps_by_sub_workflow():
     assert slowest_steps(table, 1)["step"].tolist() == ["anat_wf.conform"]
 
 
+@pytest.mark.slow
 def test_profile_of_a_participant_run(tmp_path):
     bids = tmp_path / "bids"
     bids.mkdir()
