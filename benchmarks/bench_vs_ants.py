@@ -46,8 +46,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from bench_preprocessing import DATA, ITK_THREADS, REPO, RESULTS, machine, measure, snapshot_code
 from nibabel.processing import resample_from_to, resample_to_output
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_preprocessing import DATA, ITK_THREADS, REPO, RESULTS, machine, measure, snapshot_code
 
 ANTS_CHROOT = Path(os.environ.get("ANTS_CHROOT", "/work/ants-chroot"))
 #: Where the tools lie inside the chroot.
