@@ -28,7 +28,8 @@ smoke run that fits in minutes. ``--step-timeout`` stops an ANTs step that runs 
 then says so and what depends on it is not reported).
 
 Writes ``benchmarks/results/vs_ants.tsv`` and ``vs_ants_machine.json`` (the machine, the load
-average at the start and end of the run and of each step). Skipped, with the reason printed, when
+average at the start and end of the run and of each step), replacing only the rows of an earlier
+run at the same resolution. Skipped, with the reason printed, when
 the ANTs chroot (``ANTS_CHROOT``, default ``/work/ants-chroot``) or ``../shared/data`` is absent.
 """
 
@@ -370,11 +371,28 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     table = pd.DataFrame(rows)
     table.insert(0, "resolution_mm", args.resolution)
-    RESULTS.mkdir(exist_ok=True)
-    table.to_csv(RESULTS / "vs_ants.tsv", sep="\t", index=False, na_rep="n/a")
-    (RESULTS / "vs_ants_machine.json").write_text(json.dumps(info, indent=2) + "\n")
     print(table.to_string(index=False))
+    save_results(table, info, args.resolution)
     return 0
+
+
+def save_results(table: pd.DataFrame, info: dict, resolution: int) -> None:
+    """Write the run's rows and machine record, replacing those of an earlier run at its resolution.
+
+    A 2 mm smoke run and a 1 mm run thus keep their own rows in ``vs_ants.tsv`` and their own
+    record (``runs``, by resolution) in ``vs_ants_machine.json``.
+    """
+    tsv, machine_json = RESULTS / "vs_ants.tsv", RESULTS / "vs_ants_machine.json"
+    RESULTS.mkdir(exist_ok=True)
+    if tsv.is_file():
+        earlier = pd.read_csv(tsv, sep="\t", na_values="n/a", keep_default_na=False)
+        table = pd.concat([earlier[earlier["resolution_mm"] != resolution], table])
+    runs = json.loads(machine_json.read_text()).get("runs", {}) if machine_json.is_file() else {}
+    runs[f"{resolution}mm"] = info
+    table.sort_values("resolution_mm", kind="stable").to_csv(
+        tsv, sep="\t", index=False, na_rep="n/a"
+    )
+    machine_json.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

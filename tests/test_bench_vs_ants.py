@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 
 from benchmarks import bench_vs_ants
 
@@ -33,3 +36,14 @@ def test_regional_thickness_and_dice():
     assert len(regional) == 68
     assert regional[0] == 2.0 and regional[-1] == 4.0 and np.isnan(regional[1:-1]).all()
     assert bench_vs_ants.dice(labels > 0, labels > 1500) == 2 * 2 / (4 + 2)
+
+
+def test_results_of_each_resolution_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_vs_ants, "RESULTS", tmp_path)
+    for resolution, value in ((2, 0.5), (1, 0.9), (2, 0.7)):
+        table = pd.DataFrame({"resolution_mm": [resolution], "name": ["dice"], "value": [value]})
+        bench_vs_ants.save_results(table, {"load": resolution}, resolution)
+    saved = pd.read_csv(tmp_path / "vs_ants.tsv", sep="\t")
+    assert saved[["resolution_mm", "value"]].values.tolist() == [[1, 0.9], [2, 0.7]]
+    runs = json.loads((tmp_path / "vs_ants_machine.json").read_text())["runs"]
+    assert runs == {"2mm": {"load": 2}, "1mm": {"load": 1}}
