@@ -12,8 +12,9 @@ On Colin27 (``../shared/data/colin27/ch2.nii.gz``, head with skull; reference ma
   (``[45,0,10]``, step 0.025, smoothing 1.5, 10 compositions). antsCorticalThickness' own brain
   extraction needs priors that ship with no Debian package, so the warped template mask is the
   brain mask (as our ``--skull-strip template``). Each tool runs in its own process with
-  ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=2`` (``-n 2`` for the registration); wall, CPU
-  (``wait4``) and peak RSS are recorded per step.
+  ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=2`` (``-n 2`` for the registration); wall and CPU
+  (``wait4``) and the peak summed RSS of the step's processes (sampled every 0.2 s: ``wait4``'s
+  ``ru_maxrss`` counts the benchmark's own memory, forked before the ``exec``) per step.
 * **ours**: the participant level through the CLI with its defaults, ``--features volumes
   thickness``, ``--nprocs 1 --omp-nthreads 2`` and ``--profile`` (per-step wall and CPU seconds
   and peak RSS from its profile table; the whole run from ``wait4``).
@@ -194,7 +195,7 @@ def run_ants(folder: Path, timeout: float, log: Path) -> list[dict]:
         )
         print(f"  {status}: {cost.wall_s:.1f} s wall, {cost.cpu_s:.1f} CPU-s", flush=True)
         rows.append(
-            _step_row("ANTs", name, cost.wall_s, cost.cpu_s, cost.peak_rss_mb, status, cost)
+            _step_row("ANTs", name, cost.wall_s, cost.cpu_s, cost.peak_tree_rss_mb, status, cost)
         )
         if cost.returncode != 0:
             break
@@ -260,7 +261,7 @@ def run_ours(root: Path, scan: Path, code: Path) -> tuple[list[dict], Path | Non
             _step_row("NeuroStrat", f"{r.workflow}.{r.step}", r.wall_s, r.cpu_s, r.peak_rss_mb)
             for r in table.itertuples()
         ]
-    whole = (cost.wall_s, cost.cpu_s, cost.peak_rss_mb, status, cost)
+    whole = (cost.wall_s, cost.cpu_s, cost.peak_tree_rss_mb, status, cost)
     rows.append(_step_row("NeuroStrat", "whole run (CLI)", *whole))
     return rows, (out / "sub-colin27" / "anat") if cost.returncode == 0 else None
 
