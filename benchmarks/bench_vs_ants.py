@@ -3,18 +3,19 @@
 On Colin27 (``../shared/data/colin27/ch2.nii.gz``, head with skull; reference mask
 ``ch2bet > 0``), in the same run on the same machine:
 
-* **ANTs** 2.6.5 (Debian sid, in the chroot built by ``benchmarks/ants_chroot.sh``), the steps of
-  ``antsCorticalThickness.sh`` with its settings, on what NeuroStrat ships: N4 on the head;
+* **ANTs** 2.6.5 (Debian sid, in the chroot built by ``benchmarks/ants_chroot.sh``), the steps
+  of ``antsCorticalThickness.sh`` with its settings, on what NeuroStrat ships: N4 on the head;
   ``antsRegistrationSyNQuick.sh -t s`` of our MNI152NLin2009aSym template (nilearn's copy, with
   the head shells the product paints around it for heads) to the scan; the template's brain mask
   and CSF/GM/WM maps warped to the scan (``antsApplyTransforms``; mask > 0.5); ``Atropos`` with
-  those priors (weight 0.25, Socrates posterior, MRF 0.1, 5 iterations); ``KellyKapowski``
-  (``[45,0,10]``, step 0.025, smoothing 1.5, 10 compositions). antsCorticalThickness' own brain
-  extraction needs priors that ship with no Debian package, so the warped template mask is the
-  brain mask (as our ``--skull-strip template``). Each tool runs in its own process with
-  ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=2`` (``-n 2`` for the registration); wall and CPU
-  (``wait4``) and the peak summed RSS of the step's processes (sampled every 0.2 s: ``wait4``'s
-  ``ru_maxrss`` counts the benchmark's own memory, forked before the ``exec``) per step.
+  those priors (weight 0.25, Socrates posterior, MRF 0.1, 5 iterations, seed ``-r 0``);
+  ``KellyKapowski`` (``[45,0,10]``, step 0.025, smoothing 1.5, 10 compositions).
+  antsCorticalThickness' own brain extraction needs priors that ship with no Debian package, so
+  the warped template mask is the brain mask (as our ``--skull-strip template``). Each tool runs
+  in its own process with ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=2`` (``-n 2`` for the
+  registration); per step: wall and CPU seconds (``wait4``) and the peak summed RSS of its
+  processes (sampled every 0.2 s; ``wait4``'s ``ru_maxrss`` would count the benchmark's own
+  memory, forked before the ``exec``).
 * **ours**: the participant level through the CLI with its defaults, ``--features volumes
   thickness``, ``--nprocs 1 --omp-nthreads 2`` and ``--profile`` (per-step wall and CPU seconds
   and peak RSS from its profile table; the whole run from ``wait4``).
@@ -25,7 +26,7 @@ Desikan-Killiany regions (our ``aparcaseg`` labels, mean thickness of the voxels
 map). Everything is compared on the scan's grid (ours resampled, nearest neighbour).
 
 ``--resolution 2`` resamples the scan (and the reference) to 2 mm and uses the 2 mm template: a
-smoke run that fits in minutes. ``--step-timeout`` stops an ANTs step that runs longer (its row
+smoke run. ``--step-timeout`` stops an ANTs step that runs longer (its row
 then says so and what depends on it is not reported).
 
 Writes ``benchmarks/results/vs_ants.tsv`` and ``vs_ants_machine.json`` (the machine, the load
@@ -145,7 +146,7 @@ def ants_steps(inside: str) -> list[tuple[str, list[str]]]:
     apply = [[*command, *warp, "-n", "Linear"] for command in apply]
     atropos = ["Atropos", "-d", "3", "-a", f("n4.nii.gz"), "-x", f("mask.nii.gz")]
     atropos += ["-i", f"PriorProbabilityImages[3,{f('wprior%d.nii.gz')},0.25]", "-k", "Gaussian"]
-    atropos += ["-c", "[5,0.0]", "-m", "[0.1,1x1x1]", "-p", "Socrates[1]"]
+    atropos += ["-c", "[5,0.0]", "-m", "[0.1,1x1x1]", "-p", "Socrates[1]", "-r", "0"]
     atropos += ["-o", f"[{f('seg.nii.gz')},{f('post%d.nii.gz')}]"]
     kelly = ["KellyKapowski", "-d", "3", "-s", f"[{f('seg.nii.gz')},2,3]"]
     kelly += ["-g", f("post2.nii.gz"), "-w", f("post3.nii.gz"), "-o", f("thickness.nii.gz")]
