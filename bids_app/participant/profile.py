@@ -6,7 +6,9 @@ second (missing short peaks), reports the highest CPU *rate* rather than CPU sec
 time and peak memory around each node. With the ``Linear`` plugin (one step at a time in this
 process: every session when ``--nprocs`` is 1, or when sessions run side by side) that is
 exactly the step's cost; under ``MultiProc`` the steps run in other processes, and only their
-wall time is recorded.
+wall time is recorded. The peak is reset before each step, so the maximum resident set that
+``wait4`` or ``/usr/bin/time`` report for a profiled run is that of its last step: the run's peak
+is the table's largest ``peak_rss_mb``.
 """
 
 from __future__ import annotations
