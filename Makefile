@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_brain_extraction.py
 	$(BIN)/python benchmarks/bench_parcellation.py
 	$(BIN)/python benchmarks/bench_demo.py
+	$(BIN)/python benchmarks/bench_vs_ants.py
 	$(BIN)/python benchmarks/readme_table.py --write
 
 lint: $(DEV_STAMP)

@@ -17,6 +17,7 @@ import ctypes
 import gc
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -282,6 +283,53 @@ def stop_workers() -> None:
         child.kill()
     for child in multiprocessing.active_children():
         child.join(timeout=10)
+
+
+def cpu_seconds() -> float:
+    """Return the CPU time this process and its reaped children have used so far.
+
+    Returns
+    -------
+    float
+        User plus system seconds of every thread of this process and of its waited-for
+        children (a tool run as a subprocess).
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory to its current one (Linux 4.0 and later).
+
+    Returns
+    -------
+    bool
+        Whether the peak was reset (False where ``/proc/self/clear_refs`` cannot be written).
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float | None:
+    """Return this process's peak resident memory since it started or was last reset.
+
+    Returns
+    -------
+    float or None
+        ``VmHWM`` in MiB, None where ``/proc/self/status`` does not give it.
+    """
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 def itk_threads() -> int | None:

@@ -247,7 +247,7 @@ def run(config: Config, run_id: str) -> int:
 
         invalid = [item for item in applicable if item.problem]
         ready = [item for item in applicable if not item.problem]
-        outcomes = list(run_participant_level(ready, config, writer)) if ready else []
+        outcomes = list(run_participant_level(ready, config, writer, run_id)) if ready else []
         outcomes += [SessionOutcome(item.key, "failed", str(item.problem)) for item in invalid]
         outcomes += [
             SessionOutcome(item.key, "not applicable", "no anatomical images") for item in skipped

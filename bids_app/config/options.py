@@ -940,6 +940,8 @@ class Config:
         Recompute outputs that already exist for the same configuration.
     verbosity : int
         Logging verbosity: 0 is INFO, positive is more (DEBUG), negative is less.
+    profile : bool
+        Record the time and memory of each step of the participant level.
     container : str or None
         ``"docker"`` or ``"singularity"`` when the run is in a container (set by the CLI).
     config_file : Path or None
@@ -1005,6 +1007,16 @@ class Config:
             down_flags=("-q", "--quiet"),
             action="count",
             help="more (-v) or fewer (-q) messages; repeatable",
+        ),
+    )
+    profile: bool = field(
+        default=False,
+        metadata=declare(
+            flags=("--profile",),
+            action="store_true",
+            help="participant level: write each session's step times (wall and CPU seconds, "
+            "peak memory) to logs/profile_<run>_<session>.tsv and list the slowest steps in "
+            "its QC report",
         ),
     )
     container: str | None = field(

@@ -683,6 +683,30 @@ def slurm_path(output: str, run_id: str = "") -> Path:
     return Path("logs") / "slurm" / SLURM[output].format(run_id=run_id)
 
 
+def profile_path(run_id: str, entities: Mapping[str, str | int]) -> Path:
+    """Return the path of a subject/session's step times (``--profile``), relative to the root.
+
+    Parameters
+    ----------
+    run_id : str
+        The run identifier.
+    entities : mapping
+        The subject/session entities.
+
+    Returns
+    -------
+    Path
+        ``logs/profile_<run_id>_sub-<label>[_ses-<label>].tsv``.
+
+    Examples
+    --------
+    >>> profile_path("20261121-101010_ab12cd34", {"sub": "01", "ses": "2"}).as_posix()
+    'logs/profile_20261121-101010_ab12cd34_sub-01_ses-2.tsv'
+    """
+    session = report_path(entities).name.removesuffix(".html")
+    return Path("logs") / f"profile_{run_id}_{session}.tsv"
+
+
 def bidsignore_lines() -> list[str]:
     """Return the ``.bidsignore`` patterns of the output dataset.
 

@@ -34,6 +34,7 @@ from bids_app.derivatives.naming import (
     group_path,
     log_path,
     output_path,
+    profile_path,
     report_path,
     sidecar_path,
     slurm_path,
@@ -607,6 +608,23 @@ class DerivativesWriter:
             The path under ``output_dir/logs/slurm``.
         """
         return self.output_dir / slurm_path(output, run_id)
+
+    def profile_file(self, run_id: str, entities: Mapping[str, Any]) -> Path:
+        """Return the absolute path of a subject/session's step times (``--profile``).
+
+        Parameters
+        ----------
+        run_id : str
+            The run identifier.
+        entities : mapping
+            Subject/session entities.
+
+        Returns
+        -------
+        Path
+            The path under ``output_dir/logs``.
+        """
+        return self.output_dir / profile_path(run_id, entities)
 
     def write_text(self, path: Path, text: str) -> Path:
         """Write a text file (report, log summary) atomically.

@@ -12,8 +12,11 @@ from bids_app.derivatives.naming import TEMPLATE_SPACE, contrast_output
 from bids_app.derivatives.writer import DerivativesWriter
 from bids_app.inputs.inventory import SessionInputs
 from bids_app.participant.options import AnatomicalOptions
+from bids_app.participant.profile import slowest_steps
 from bids_app.preprocessing.qmaps import describe_normalisation
 from bids_app.preprocessing.templates import TISSUES
+from bids_app.reports.html import append_section
+from bids_app.reports.participant import profile_html
 
 
 def write_session_outputs(
@@ -23,6 +26,7 @@ def write_session_outputs(
     writer: DerivativesWriter,
     sources: list[Path],
     params: dict,
+    profile: pd.DataFrame | None = None,
 ) -> None:
     """Write a finished workflow's results as derivatives; the QC JSON last (the marker).
 
@@ -40,6 +44,8 @@ def write_session_outputs(
         The input files.
     params : dict
         The parameters recorded in every sidecar.
+    profile : pandas.DataFrame, optional
+        The step times (``--profile``); the QC report then lists the slowest steps.
     """
     entities = inputs.entities
     t1w_source = [inputs.t1w[0]]
@@ -107,7 +113,12 @@ def write_session_outputs(
         copy(contrast_output(contrast, "xfm"), other.transform, source, Format="ANTs affine")
     _write_features(outputs, inputs, options, writer, params)
     qc = outputs["qc"]
-    writer.write_text(writer.report(entities), Path(qc.report).read_text(encoding="utf-8"))
+    report = Path(qc.report).read_text(encoding="utf-8")
+    if profile is not None:
+        cpu = None if profile["cpu_s"].isna().any() else float(profile["cpu_s"].sum())
+        timing = profile_html(slowest_steps(profile), float(profile["wall_s"].sum()), cpu)
+        report = append_section(report, "Processing time", timing)
+    writer.write_text(writer.report(entities), report)
     writer.write_json(
         {
             "Metrics": qc.metrics,

@@ -21,6 +21,7 @@ from bids_app.participant.failures import failure_reason
 from bids_app.participant.locks import SessionLockedError, session_lock
 from bids_app.participant.options import require_hdbet, resolve_options
 from bids_app.participant.outputs import write_session_outputs
+from bids_app.participant.profile import PROFILE_COLUMNS, StepProfiler
 from bids_app.participant.workflow import init_participant_wf
 from bids_app.preprocessing.conform import load_image
 from bids_app.runtime import (
@@ -60,11 +61,12 @@ def _node_results(result_graph) -> dict:
     return {node.name: node.result.outputs for node in result_graph.nodes()}
 
 
-def _plugin(config: Config, key: str) -> tuple[str, dict]:
+def _plugin(config: Config, key: str, profiler: StepProfiler | None) -> tuple[str, dict]:
     """Return nipype's plugin and its arguments, with a callback that logs each step.
 
     A ``--use-plugin`` file decides them; else MultiProc with ``--nprocs`` (and ``--mem-gb``),
-    or Linear with one process.
+    or Linear with one process. The callback also times the steps when a ``profiler`` is given
+    (``--profile``).
     """
 
     def status(node, event: str) -> None:
@@ -72,6 +74,8 @@ def _plugin(config: Config, key: str) -> tuple[str, dict]:
             LOGGER.info("%s: step %s finished", key, node.name)
         elif event == "start":
             LOGGER.debug("%s: step %s started", key, node.name)
+        if profiler is not None:
+            profiler(node, event)
 
     if config.resources.use_plugin is not None:
         plugin, args = read_plugin_file(config.resources.use_plugin)
@@ -90,7 +94,11 @@ def _sources(inputs: SessionInputs) -> list[Path]:
 
 
 def process_session(
-    inputs: SessionInputs, config: Config, writer: DerivativesWriter, work_dir: Path
+    inputs: SessionInputs,
+    config: Config,
+    writer: DerivativesWriter,
+    work_dir: Path,
+    run_id: str = "",
 ) -> SessionOutcome:
     """Run and write one subject/session under its lock; failures are returned, not raised.
 
@@ -104,6 +112,8 @@ def process_session(
         The output dataset.
     work_dir : Path
         The work folder (it holds the sessions' locks).
+    run_id : str
+        The run's identifier; names the step times written with ``--profile``.
 
     Returns
     -------
@@ -124,7 +134,7 @@ def process_session(
     try:
         with session_lock(work_dir, inputs.key):
             writer.remove_stale_parts(inputs.entities)
-            return _process_locked(inputs, config, writer, work_dir)
+            return _process_locked(inputs, config, writer, work_dir, run_id)
     except SessionLockedError as busy:
         reason = f"being processed by another run ({busy.holder}); re-run after it finishes"
         return SessionOutcome(inputs.key, "failed", reason)
@@ -136,7 +146,7 @@ def process_session(
 
 
 def _process_locked(
-    inputs: SessionInputs, config: Config, writer: DerivativesWriter, work_dir: Path
+    inputs: SessionInputs, config: Config, writer: DerivativesWriter, work_dir: Path, run_id: str
 ) -> SessionOutcome:
     """Run and write one subject/session whose lock this process holds."""
     try:
@@ -164,7 +174,8 @@ def _process_locked(
         "%s: brain extraction %s (%s)", inputs.key, options.skull_strip, options.skull_strip_reason
     )
     workflow = init_participant_wf(inputs, options, work_dir)
-    plugin, plugin_args = _plugin(config, inputs.key)
+    profiler = StepProfiler(in_process=config.resources.nprocs == 1) if config.profile else None
+    plugin, plugin_args = _plugin(config, inputs.key, profiler)
     try:
         with frozen_gc():  # nipype's MultiProc collects garbage at every poll
             outputs = _node_results(workflow.run(plugin=plugin, plugin_args=plugin_args))
@@ -177,17 +188,22 @@ def _process_locked(
                 "one with -w, then re-run the same command to resume"
             ) from exc
         return SessionOutcome(inputs.key, "failed", reason)
+    profile = profiler.table() if profiler is not None else None
     writer.start_session(inputs.entities)
     try:
-        write_session_outputs(outputs, inputs, options, writer, sources, params)
+        write_session_outputs(outputs, inputs, options, writer, sources, params, profile)
     except OutputError:
         writer.discard_session(inputs.entities)  # frees the space it took; redone next time
         raise
+    if profile is not None:
+        path = writer.profile_file(run_id, inputs.entities)
+        writer.write_table(profile, path, sources=sources, columns=PROFILE_COLUMNS)
+        LOGGER.info("%s: step times in %s", inputs.key, path)
     return SessionOutcome(inputs.key, "done")
 
 
 def run_participant_level(
-    inventory: Sequence[SessionInputs], config: Config, writer: DerivativesWriter
+    inventory: Sequence[SessionInputs], config: Config, writer: DerivativesWriter, run_id: str = ""
 ) -> list[SessionOutcome]:
     """Process every subject/session of the inventory; one failure does not stop the others.
 
@@ -199,6 +215,8 @@ def run_participant_level(
         The run configuration.
     writer : DerivativesWriter
         The output dataset.
+    run_id : str
+        The run's identifier; names the step times written with ``--profile``.
 
     Returns
     -------
@@ -211,7 +229,8 @@ def run_participant_level(
         require_hdbet(config.participant)
     outcomes = []
     # closed on any exit, so that a stopped run never waits for the session workers
-    with contextlib.closing(_session_outcomes(inventory, config, writer, work_dir)) as sessions:
+    sessions = _session_outcomes(inventory, config, writer, work_dir, run_id)
+    with contextlib.closing(sessions):
         for outcome in track(sessions, "participant", LOGGER, total=len(inventory)):
             log = LOGGER.error if outcome.status == "failed" else LOGGER.info
             log(
@@ -226,7 +245,11 @@ def run_participant_level(
 
 
 def _session_outcomes(
-    inventory: Sequence[SessionInputs], config: Config, writer: DerivativesWriter, work_dir: Path
+    inventory: Sequence[SessionInputs],
+    config: Config,
+    writer: DerivativesWriter,
+    work_dir: Path,
+    run_id: str,
 ) -> Iterator[SessionOutcome]:
     """Process the sessions, ``nprocs`` at a time (each one's steps then run one by one).
 
@@ -235,7 +258,7 @@ def _session_outcomes(
     """
     if config.resources.nprocs == 1 or len(inventory) < 2:
         for inputs in inventory:
-            yield process_session(inputs, config, writer, work_dir)
+            yield process_session(inputs, config, writer, work_dir, run_id)
         return
     session_config = config.replace(nprocs=1)
     context = multiprocessing.get_context("fork")
@@ -244,7 +267,7 @@ def _session_outcomes(
         max_workers=workers, mp_context=context, initializer=start_forked_worker
     ) as pool:
         futures = {
-            pool.submit(process_session, inputs, session_config, writer, work_dir): inputs
+            pool.submit(process_session, inputs, session_config, writer, work_dir, run_id): inputs
             for inputs in inventory
         }
         try:

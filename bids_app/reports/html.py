@@ -215,3 +215,31 @@ def page(title: str, sections: Sequence[tuple[str, str]], footer: str) -> str:
         f"<body><h1>{html.escape(title)}</h1>\n{body}\n"
         f'<p class="note">{html.escape(footer)}</p></body></html>\n'
     )
+
+
+def append_section(document: str, heading: str, content: str) -> str:
+    """Add a section after the last one of a document made by :func:`page`.
+
+    Parameters
+    ----------
+    document : str
+        The HTML document.
+    heading : str
+        Heading of the new section (escaped).
+    content : str
+        Its body (HTML, inserted as is).
+
+    Returns
+    -------
+    str
+        The document with the section.
+
+    Examples
+    --------
+    >>> doc = page("t", [("A", "<p>a</p>")], "f")
+    >>> "<h2>A</h2>" in doc and append_section(doc, "B", "b").index("<h2>B</h2>") > doc.index("A")
+    True
+    """
+    before, end, after = document.rpartition("</section>")
+    section = f"\n<section><h2>{html.escape(heading)}</h2>\n{content}</section>"
+    return before + end + section + after
