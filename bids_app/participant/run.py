@@ -61,7 +61,7 @@ def _node_results(result_graph) -> dict:
     return {node.name: node.result.outputs for node in result_graph.nodes()}
 
 
-def _plugin(config: Config, key: str, profiler: StepProfiler | None) -> tuple[str, dict]:
+def _plugin(config: Config, key: str, profiler: StepProfiler | None = None) -> tuple[str, dict]:
     """Return nipype's plugin and its arguments, with a callback that logs each step.
 
     A ``--use-plugin`` file decides them; else MultiProc with ``--nprocs`` (and ``--mem-gb``),
