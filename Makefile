@@ -39,8 +39,9 @@ $(STAMP): requirements.lock requirements-nodeps.txt requirements-build.txt requi
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m "not long and not slurm"
 
-# The longest runs (the demo, planted-effect cohorts, network training, determinism, FreeSurfer
-# accuracy: several minutes each); .ci/run runs them after `make test`.
+# The longest runs (the demo, the end-to-end cohort, planted-effect cohorts, network training,
+# determinism, FreeSurfer and MeshNet accuracy: several minutes each); .ci/run runs them after
+# `make test`.
 .PHONY: test-long
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -n $(NPROCS) --dist loadfile --durations=15 -m long

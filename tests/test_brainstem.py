@@ -336,6 +336,7 @@ def test_failed_native_split_leaves_the_parcellation_whole(caplog) -> None:
     assert list(parts.table["name"]) == ["Cerebellum", "Midbrain", "Pons", "Medulla"]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (SHARED_DATA / "models" / "brainchop").is_dir(),

@@ -14,7 +14,7 @@ from bids import BIDSLayout
 from bids_app.cli.main import main
 from bids_app.preprocessing.quality import dice
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")
