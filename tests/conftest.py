@@ -276,7 +276,7 @@ def pooled(images: np.ndarray, factor: int = 2) -> np.ndarray:
     return blocks.mean(axis=(3, 5, 7)).astype(np.float32)
 
 
-def cross_validate_crops(n_subjects: int, atrophy: float, seed: int, epochs: int):
+def cross_validate_crops(n_subjects: int, atrophy: float, seed: int, epochs: int, n_jobs: int = 1):
     """Train a narrow ResNet3D out of fold on a synthetic crop cohort pooled to 8 mm.
 
     Parameters
@@ -289,6 +289,8 @@ def cross_validate_crops(n_subjects: int, atrophy: float, seed: int, epochs: int
         Its seed.
     epochs : int
         Training epochs (Coll et al. 2023's preset otherwise, batches of 4, no validation).
+    n_jobs : int, default=1
+        Folds trained at once.
 
     Returns
     -------
@@ -317,7 +319,8 @@ def cross_validate_crops(n_subjects: int, atrophy: float, seed: int, epochs: int
         validation=False,
     )
     splits = outer_splits(y, groups, 3)
-    result = deep_cross_validate(volumes, y, groups, splits, spec, torch.device("cpu"), seed=2)
+    cpu = torch.device("cpu")
+    result = deep_cross_validate(volumes, y, groups, splits, spec, cpu, seed=2, n_jobs=n_jobs)
     return cohort, volumes, y, spec, result
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 
 import pandas as pd
@@ -11,13 +10,8 @@ import torch
 
 from bids_app.cli.errors import ExitCode
 from bids_app.cli.main import main
-from bids_app.deep.crossval import NetworkSpec, deep_cross_validate
-from bids_app.deep.training import PRESETS
-from bids_app.group.deep_learning import network_options
-from bids_app.models.crossval import outer_splits
-from bids_app.synthetic.crops import make_crop_cohort
 from bids_app.synthetic.features import make_feature_cohort
-from tests.conftest import pooled, write_feature_dataset
+from tests.conftest import cross_validate_crops, write_feature_dataset
 
 
 @pytest.mark.slow
@@ -45,21 +39,7 @@ def test_classifier_grid_is_the_same_with_more_processes(tmp_path):
 
 @pytest.mark.slow
 def test_deep_folds_are_the_same_in_parallel(one_torch_thread):
-    cohort = make_crop_cohort(9, atrophy=0.5, seed=3)
-    volumes = pooled(cohort.images, 4)
-    y = (cohort.participants.diagnosis == "ALS").astype(int).to_numpy()
-    groups = cohort.participants.participant_id.to_numpy()
-    spec = NetworkSpec(
-        "resnet3d",
-        network_options("resnet3d", 4),
-        dataclasses.replace(PRESETS["coll2023"], epochs=1, batch_size=4),
-        validation=False,
-    )
-    splits = outer_splits(y, groups, 3)
-    cpu = torch.device("cpu")
-    one, two = (
-        deep_cross_validate(volumes, y, groups, splits, spec, cpu, seed=2, n_jobs=n) for n in (1, 2)
-    )
+    one, two = (cross_validate_crops(9, 0.5, 3, 1, n_jobs=n)[4] for n in (1, 2))
     pd.testing.assert_frame_equal(one.folds, two.folds)
     pd.testing.assert_frame_equal(one.predictions, two.predictions)
     assert (one.test_fold == two.test_fold).all() and len(two.states) == 3
